@@ -1,0 +1,42 @@
+# Two commands on a fresh clone:  `make demo` (the example app, scripted) and `make test`.
+# Both create .venv and install what they need on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo run test lint pytest test-postgres clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: start the example app and send it signed Stripe events.
+demo: $(STAMP)
+	$(BIN)/python examples/demo.py
+
+## The example app alone, on http://127.0.0.1:5000 (point `stripe listen` at it).
+run: $(STAMP)
+	$(BIN)/flask --app examples/simple_app/app.py run
+
+## Lint, types and the whole test suite (SQLite; PostgreSQL too when DATABASE_URL is set).
+test: lint pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict src
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+## The suite against a throw-away local PostgreSQL (Debian's postgresql package).
+test-postgres: $(STAMP)
+	DATABASE_URL=$$(.ci/postgres start) $(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

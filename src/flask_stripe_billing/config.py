@@ -1,0 +1,122 @@
+"""Settings, read once per app from ``app.config`` with the environment as fallback."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_PRO_PLAN = "pro"
+DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, validated configuration of one app; no Flask, so the rules can use it."""
+
+    api_key: str | None = None
+    webhook_secrets: tuple[str, ...] = ()
+    price_pro_monthly: str | None = None
+    price_pro_yearly: str | None = None
+    success_url: str | None = None
+    cancel_url: str | None = None
+    portal_return_url: str | None = None
+    pro_plan_name: str = DEFAULT_PRO_PLAN
+    #: Price ID → plan name, for apps with more than one paid plan.
+    plans: Mapping[str, str] = field(default_factory=dict)
+    #: Whether a ``past_due`` subscription keeps its plan while Stripe retries.
+    past_due_keeps_plan: bool = True
+    max_webhook_bytes: int = DEFAULT_MAX_WEBHOOK_BYTES
+    webhook_tolerance: int = DEFAULT_TOLERANCE_SECONDS
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from ``config``, falling back to ``environ`` key by key."""
+        env = os.environ if environ is None else environ
+
+        def get(name: str) -> Any:
+            value = config.get(name)
+            if value is None or value == "":
+                value = env.get(name)
+            return None if value == "" else value
+
+        return cls(
+            api_key=_text(get("STRIPE_API_KEY")),
+            webhook_secrets=_secrets(get("STRIPE_WEBHOOK_SECRET")),
+            price_pro_monthly=_text(get("STRIPE_PRICE_PRO_MONTHLY")),
+            price_pro_yearly=_text(get("STRIPE_PRICE_PRO_YEARLY")),
+            success_url=_text(get("STRIPE_SUCCESS_URL")),
+            cancel_url=_text(get("STRIPE_CANCEL_URL")),
+            portal_return_url=_text(get("STRIPE_PORTAL_RETURN_URL")),
+            pro_plan_name=_text(get("PRO_PLAN_NAME")) or DEFAULT_PRO_PLAN,
+            plans=_plans(get("STRIPE_BILLING_PLANS")),
+            past_due_keeps_plan=_flag(get("STRIPE_PAST_DUE_KEEPS_PLAN"), default=True),
+            max_webhook_bytes=_positive_int(
+                get("STRIPE_WEBHOOK_MAX_BYTES"), DEFAULT_MAX_WEBHOOK_BYTES
+            ),
+            webhook_tolerance=_positive_int(
+                get("STRIPE_WEBHOOK_TOLERANCE"), DEFAULT_TOLERANCE_SECONDS
+            ),
+        )
+
+    def plan_for_prices(self, price_ids: tuple[str, ...]) -> str:
+        """The paid plan a subscription to these prices grants (default: the pro plan)."""
+        for price_id in price_ids:
+            if price_id in self.plans:
+                return self.plans[price_id]
+        return self.pro_plan_name
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value).strip() or None
+
+
+def _secrets(value: Any) -> tuple[str, ...]:
+    """One secret, a comma-separated string of them, or a list."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(s for s in (str(item).strip() for item in items) if s)
+
+
+def _plans(value: Any) -> dict[str, str]:
+    """A mapping, a JSON object, or ``price_a=plan,price_b=plan`` text."""
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k): str(v) for k, v in value.items()}
+    text = str(value).strip()
+    if text.startswith("{"):
+        loaded = json.loads(text)
+        if not isinstance(loaded, dict):
+            raise ValueError("STRIPE_BILLING_PLANS must be a JSON object")
+        return {str(k): str(v) for k, v in loaded.items()}
+    pairs = (item.split("=", 1) for item in text.split(",") if item.strip())
+    plans = {}
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError("STRIPE_BILLING_PLANS must look like price_id=plan,...")
+        plans[pair[0].strip()] = pair[1].strip()
+    return plans
+
+
+def _flag(value: Any, *, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in {"0", "false", "no", "off"}
+
+
+def _positive_int(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"expected a positive number, got {value!r}")
+    return number

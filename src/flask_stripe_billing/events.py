@@ -1,0 +1,180 @@
+"""Stripe's event payloads, parsed once into the few typed facts the rules use.
+
+This is the only module that knows Stripe's JSON layouts, old and new: before API
+version 2025-03-31 ("basil") a subscription carries ``current_period_end``
+itself; since then the period dates live on each subscription item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+
+class EventParseError(ValueError):
+    """The body is JSON but not a Stripe event we can read."""
+
+
+@dataclass(frozen=True)
+class SubscriptionFacts:
+    """What a subscription object says, whatever the API version."""
+
+    id: str
+    customer_id: str | None
+    status: str
+    price_ids: tuple[str, ...]
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    #: ``metadata.user_id``, set by our own Checkout sessions.
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class CheckoutSessionFacts:
+    """What a Checkout session object says."""
+
+    id: str
+    customer_id: str | None
+    subscription_id: str | None
+    mode: str | None
+    payment_status: str | None
+    #: ``client_reference_id``, else ``metadata.user_id``.
+    user_id: str | None
+    #: ``metadata.price_id``, set by our own Checkout sessions.
+    price_id: str | None
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    """A verified Stripe event: the envelope plus the facts of its object."""
+
+    id: str
+    type: str
+    created: datetime
+    api_version: str | None
+    livemode: bool
+    customer_id: str | None
+    subscription: SubscriptionFacts | None
+    checkout_session: CheckoutSessionFacts | None
+    #: The event as Stripe sent it, for signal receivers that need more.
+    data: Mapping[str, Any]
+
+
+def parse_event(payload: Any) -> StripeEvent:
+    """Read a decoded webhook body; raise :class:`EventParseError` if it is no event."""
+    if not isinstance(payload, dict):
+        raise EventParseError("body is not a JSON object")
+    if payload.get("object") == "v2.core.event":
+        raise EventParseError("thin (v2) events are not supported")
+    if payload.get("object") != "event":
+        raise EventParseError("body is not a Stripe event")
+    event_id = payload.get("id")
+    event_type = payload.get("type")
+    created = payload.get("created")
+    data = payload.get("data")
+    if not isinstance(event_id, str) or not event_id:
+        raise EventParseError("event has no id")
+    if not isinstance(event_type, str) or not event_type:
+        raise EventParseError("event has no type")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise EventParseError("event has no creation time")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise EventParseError("event has no data.object")
+    obj: dict[str, Any] = data["object"]
+    kind = obj.get("object")
+    subscription = _subscription(obj) if kind == "subscription" else None
+    checkout = _checkout_session(obj) if kind == "checkout.session" else None
+    api_version = payload.get("api_version")
+    return StripeEvent(
+        id=event_id,
+        type=event_type,
+        created=timestamp(created),
+        api_version=api_version if isinstance(api_version, str) else None,
+        livemode=bool(payload.get("livemode")),
+        customer_id=obj.get("id") if kind == "customer" else _id(obj.get("customer")),
+        subscription=subscription,
+        checkout_session=checkout,
+        data=payload,
+    )
+
+
+def timestamp(seconds: int) -> datetime:
+    """A Unix time from Stripe as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
+    items = _list_data(obj.get("items"))
+    return SubscriptionFacts(
+        id=_required_id(obj),
+        customer_id=_id(obj.get("customer")),
+        status=str(obj.get("status") or ""),
+        price_ids=tuple(p for p in (_item_price_id(item) for item in items) if p),
+        current_period_end=_period_end(obj, items),
+        cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
+        user_id=_metadata_user_id(obj),
+    )
+
+
+def _checkout_session(obj: Mapping[str, Any]) -> CheckoutSessionFacts:
+    metadata = obj.get("metadata")
+    price_id = metadata.get("price_id") if isinstance(metadata, Mapping) else None
+    reference = obj.get("client_reference_id")
+    return CheckoutSessionFacts(
+        id=_required_id(obj),
+        customer_id=_id(obj.get("customer")),
+        subscription_id=_id(obj.get("subscription")),
+        mode=_str_or_none(obj.get("mode")),
+        payment_status=_str_or_none(obj.get("payment_status")),
+        user_id=str(reference) if reference else _metadata_user_id(obj),
+        price_id=str(price_id) if price_id else None,
+    )
+
+
+def _period_end(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> datetime | None:
+    """Top-level ``current_period_end`` (old layout), else the items' latest one."""
+    top = obj.get("current_period_end")
+    if isinstance(top, int):
+        return timestamp(top)
+    ends = [i["current_period_end"] for i in items if isinstance(i.get("current_period_end"), int)]
+    return timestamp(max(ends)) if ends else None
+
+
+def _item_price_id(item: Mapping[str, Any]) -> str | None:
+    """The price of a subscription item (``plan`` on very old API versions)."""
+    return _id(item.get("price")) or _id(item.get("plan"))
+
+
+def _list_data(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, Mapping) and isinstance(value.get("data"), list):
+        return [item for item in value["data"] if isinstance(item, Mapping)]
+    return []
+
+
+def _metadata_user_id(obj: Mapping[str, Any]) -> str | None:
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping) and metadata.get("user_id"):
+        return str(metadata["user_id"])
+    return None
+
+
+def _id(value: Any) -> str | None:
+    """An id whether Stripe sent it bare or expanded into an object."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return value["id"] or None
+    return None
+
+
+def _required_id(obj: Mapping[str, Any]) -> str:
+    object_id = _id(obj.get("id"))
+    if object_id is None:
+        raise EventParseError(f"{obj.get('object')} object has no id")
+    return object_id
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,53 @@
+"""Blinker signals the host app subscribes to. The sender is always the Flask app.
+
+Every signal is sent after the database commit, and only for what really happened:
+a duplicate delivery sends nothing but ``webhook_received``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from blinker import NamedSignal, Namespace
+
+_signals = Namespace()
+logger = logging.getLogger("flask_stripe_billing")
+
+#: A verified event was recorded. Keyword arguments: ``event`` (StripeEvent),
+#: ``status`` (how it was processed: processed, duplicate, ignored, stale,
+#: unmatched, failed).
+webhook_received = _signals.signal("webhook-received")
+
+#: A user's plan changed. Keyword arguments: ``user_id``, ``old_plan``,
+#: ``new_plan``, ``account`` (the new BillingAccount), ``event``.
+plan_changed = _signals.signal("plan-changed")
+
+#: A user's subscription status changed. Keyword arguments: ``user_id``,
+#: ``old_status``, ``new_status``, ``account``, ``event``.
+subscription_status_changed = _signals.signal("subscription-status-changed")
+
+#: An event named a Stripe customer no user is linked to; it is kept for replay.
+#: Keyword arguments: ``customer_id``, ``event``.
+customer_not_found = _signals.signal("customer-not-found")
+
+#: Processing an event raised; the account was left untouched and the event is
+#: recorded as failed. Keyword arguments: ``event``, ``error`` (the exception).
+webhook_failed = _signals.signal("webhook-failed")
+
+#: A Checkout session was created for a user. Keyword arguments: ``user_id``,
+#: ``session_id``, ``price_id``.
+checkout_session_created = _signals.signal("checkout-session-created")
+
+
+def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
+    """Send to each receiver in turn; one that raises is logged, the rest still run."""
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            logger.exception(
+                "Receiver of signal %r raised",
+                signal.name,
+                extra={"signal": signal.name},
+            )

@@ -1,0 +1,92 @@
+"""The storage contracts: ``UserStore`` for accounts, ``EventLog`` for received events."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ..account import AccountChanges, BillingAccount
+from ..events import StripeEvent
+
+
+class StoreUnavailableError(Exception):
+    """The store cannot be reached (database down, connection lost); try again later."""
+
+
+@runtime_checkable
+class UserStore(Protocol):
+    """Where the host keeps each user's billing state. Small on purpose.
+
+    ``lock=True`` asks a store backed by a database to row-lock the account for
+    the current transaction, so concurrent events for one customer serialise.
+    """
+
+    def get(self, user_id: str, *, lock: bool = False) -> BillingAccount | None:
+        """The account of this user, or None."""
+
+    def get_by_customer_id(self, customer_id: str, *, lock: bool = False) -> BillingAccount | None:
+        """The account linked to this Stripe customer, or None."""
+
+    def set_customer_id(self, user_id: str, customer_id: str) -> BillingAccount:
+        """Link the user to a Stripe customer and return the account."""
+
+    def apply(self, user_id: str, changes: AccountChanges) -> BillingAccount:
+        """Write ``changes`` to the user's account and return the new state."""
+
+
+class EventStatus:
+    """Where a recorded event stands."""
+
+    RECEIVED = "received"  # stored, not processed yet
+    PROCESSED = "processed"  # the rules ran (whether or not they changed anything)
+    IGNORED = "ignored"  # a type this package does not handle
+    STALE = "stale"  # older than the last event applied to the account
+    UNMATCHED = "unmatched"  # no account for its customer; kept for replay
+    FAILED = "failed"  # processing raised; the account was left untouched
+
+
+#: Statuses whose event is processed again when it is delivered or replayed again.
+RETRYABLE_STATUSES = frozenset({EventStatus.RECEIVED, EventStatus.UNMATCHED, EventStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One row of the event log."""
+
+    id: str
+    type: str
+    created: datetime
+    customer_id: str | None
+    user_id: str | None
+    status: str
+    error: str | None
+    payload: str
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """The durable log of received events, sharing the account store's transaction."""
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Commit on success, roll back on error; raise StoreUnavailableError if down."""
+
+    def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
+        """Store the event if new, lock its row, and return it as stored."""
+
+    def finish_event(
+        self,
+        event_id: str,
+        status: str,
+        *,
+        user_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Mark how processing ended."""
+
+    def get_event(self, event_id: str) -> EventRecord | None:
+        """The stored event, or None."""

@@ -1,0 +1,111 @@
+"""An in-process store for tests and demos: accounts and event log in dictionaries."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from ..account import AccountChanges, BillingAccount
+from ..clock import utcnow
+from ..events import StripeEvent
+from .base import EventRecord, EventStatus
+
+
+class InMemoryUserStore:
+    """A ``UserStore`` and ``EventLog`` held in memory; one lock serialises transactions."""
+
+    def __init__(self, accounts: Iterable[BillingAccount] = ()) -> None:
+        self._accounts: dict[str, BillingAccount] = {}
+        self._events: dict[str, EventRecord] = {}
+        self._lock = threading.RLock()
+        for account in accounts:
+            self.add(account)
+
+    def add(self, account: BillingAccount) -> None:
+        """Add (or replace) an account."""
+        with self._lock:
+            self._accounts[account.user_id] = account
+
+    @property
+    def events(self) -> list[EventRecord]:
+        """The event log, oldest first."""
+        with self._lock:
+            return list(self._events.values())
+
+    # UserStore
+
+    def get(self, user_id: str, *, lock: bool = False) -> BillingAccount | None:
+        return self._accounts.get(user_id)
+
+    def get_by_customer_id(self, customer_id: str, *, lock: bool = False) -> BillingAccount | None:
+        with self._lock:
+            for account in self._accounts.values():
+                if account.stripe_customer_id == customer_id:
+                    return account
+        return None
+
+    def set_customer_id(self, user_id: str, customer_id: str) -> BillingAccount:
+        return self.apply(user_id, {"stripe_customer_id": customer_id})
+
+    def apply(self, user_id: str, changes: AccountChanges) -> BillingAccount:
+        with self._lock:
+            account = self._accounts[user_id].with_changes(changes)
+            self._accounts[user_id] = account
+            return account
+
+    # EventLog
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self._lock:
+            saved = (copy.copy(self._accounts), copy.copy(self._events))
+            try:
+                yield
+            except BaseException:
+                self._accounts, self._events = saved
+                raise
+
+    def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
+        with self._lock:
+            stored = self._events.get(event.id)
+            if stored is None:
+                stored = EventRecord(
+                    id=event.id,
+                    type=event.type,
+                    created=event.created,
+                    customer_id=event.customer_id,
+                    user_id=None,
+                    status=EventStatus.RECEIVED,
+                    error=None,
+                    payload=payload,
+                    attempts=1,
+                    received_at=utcnow(),
+                    processed_at=None,
+                )
+            else:
+                stored = replace(stored, attempts=stored.attempts + 1)
+            self._events[event.id] = stored
+            return stored
+
+    def finish_event(
+        self,
+        event_id: str,
+        status: str,
+        *,
+        user_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        with self._lock:
+            self._events[event_id] = replace(
+                self._events[event_id],
+                status=status,
+                user_id=user_id,
+                error=error,
+                processed_at=utcnow(),
+            )
+
+    def get_event(self, event_id: str) -> EventRecord | None:
+        return self._events.get(event_id)

@@ -1,0 +1,198 @@
+"""The webhook pipeline: verify → parse → record → decide → apply → signal.
+
+Nothing here knows Flask's request object; the view hands it the raw body.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+from . import rules, signals
+from .account import AccountChanges, BillingAccount
+from .clock import utcnow
+from .config import Settings
+from .errors import EventNotRecordedError, ValidationError
+from .events import EventParseError, StripeEvent, parse_event
+from .redact import describe_error
+from .stores.base import (
+    RETRYABLE_STATUSES,
+    EventLog,
+    EventStatus,
+    StoreUnavailableError,
+    UserStore,
+)
+
+logger = logging.getLogger("flask_stripe_billing")
+
+#: Status reported for an event seen before (its stored status is left as it was).
+DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing one event did."""
+
+    event: StripeEvent
+    status: str
+    before: BillingAccount | None = None
+    after: BillingAccount | None = None
+    error: Exception | None = None
+
+
+def verify_signature(
+    body: bytes, header: str | None, secrets: tuple[str, ...], tolerance: int
+) -> None:
+    """Check the ``Stripe-Signature`` header against each secret with stripe-python."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError("Invalid webhook signature: body is not UTF-8") from None
+    if not header:
+        raise ValidationError("Invalid webhook signature: no Stripe-Signature header")
+    failure: stripe.SignatureVerificationError | None = None
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
+            return
+        except stripe.SignatureVerificationError as error:
+            failure = error
+    reason = failure.user_message if failure is not None else "no secret"
+    raise ValidationError(f"Invalid webhook signature: {reason}")
+
+
+def read_event(body: bytes) -> StripeEvent:
+    """Decode a verified body into a :class:`StripeEvent`."""
+    try:
+        payload: Any = json.loads(body)
+    except ValueError as error:
+        raise ValidationError(f"Webhook error: body is not valid JSON ({error})") from None
+    try:
+        return parse_event(payload)
+    except EventParseError as error:
+        raise ValidationError(f"Webhook error: {error}") from None
+
+
+def process_event(
+    event: StripeEvent,
+    payload: str,
+    store: UserStore,
+    log: EventLog,
+    settings: Settings,
+) -> Outcome:
+    """Record and apply ``event`` in one transaction; a failure is recorded instead.
+
+    Raises :class:`EventNotRecordedError` only when the event could not be stored,
+    so that Stripe delivers it again.
+    """
+    try:
+        with log.transaction():
+            return _apply(event, payload, store, log, settings)
+    except StoreUnavailableError:
+        raise EventNotRecordedError() from None
+    except Exception as error:
+        logger.exception(
+            "Stripe webhook processing failed",
+            extra={"event_id": event.id, "event_type": event.type},
+        )
+        return _record_failure(event, payload, log, error)
+
+
+def announce(app: Any, outcome: Outcome) -> None:
+    """Send the signals for what happened; call only after the commit."""
+    event = outcome.event
+    signals.send_safely(signals.webhook_received, app, event=event, status=outcome.status)
+    if outcome.status == EventStatus.UNMATCHED:
+        signals.send_safely(
+            signals.customer_not_found, app, customer_id=event.customer_id, event=event
+        )
+    elif outcome.status == EventStatus.FAILED:
+        signals.send_safely(signals.webhook_failed, app, event=event, error=outcome.error)
+    before, after = outcome.before, outcome.after
+    if before is None or after is None:
+        return
+    if before.plan != after.plan:
+        signals.send_safely(
+            signals.plan_changed,
+            app,
+            user_id=after.user_id,
+            old_plan=before.plan,
+            new_plan=after.plan,
+            account=after,
+            event=event,
+        )
+    if before.subscription_status != after.subscription_status:
+        signals.send_safely(
+            signals.subscription_status_changed,
+            app,
+            user_id=after.user_id,
+            old_status=before.subscription_status,
+            new_status=after.subscription_status,
+            account=after,
+            event=event,
+        )
+
+
+def _apply(
+    event: StripeEvent,
+    payload: str,
+    store: UserStore,
+    log: EventLog,
+    settings: Settings,
+) -> Outcome:
+    record = log.record_event(event, payload)
+    if record.status not in RETRYABLE_STATUSES:
+        return Outcome(event, DUPLICATE)
+    if not rules.is_handled(event.type):
+        log.finish_event(event.id, EventStatus.IGNORED)
+        return Outcome(event, EventStatus.IGNORED)
+    account, found_by_customer = _find_account(event, store)
+    if account is None:
+        log.finish_event(event.id, EventStatus.UNMATCHED)
+        return Outcome(event, EventStatus.UNMATCHED)
+    if rules.is_stale(event, account):
+        log.finish_event(event.id, EventStatus.STALE, user_id=account.user_id)
+        return Outcome(event, EventStatus.STALE, before=account, after=account)
+    changes = rules.decide(event, account, settings)
+    after = account
+    if changes is not None or rules.is_about_current_subscription(event, account):
+        writes: AccountChanges = {"last_event_at": event.created}
+        if changes is not None:
+            writes.update(changes)
+            writes["updated_at"] = utcnow()
+            if not found_by_customer and event.customer_id:
+                writes["stripe_customer_id"] = event.customer_id
+        after = store.apply(account.user_id, writes)
+    log.finish_event(event.id, EventStatus.PROCESSED, user_id=account.user_id)
+    return Outcome(event, EventStatus.PROCESSED, before=account, after=after)
+
+
+def _find_account(event: StripeEvent, store: UserStore) -> tuple[BillingAccount | None, bool]:
+    """The account by customer id, else by the user the event names; row-locked.
+
+    The flag says whether the customer id matched (else the customer is to be linked).
+    """
+    if event.customer_id:
+        account = store.get_by_customer_id(event.customer_id, lock=True)
+        if account is not None:
+            return account, True
+    user_id = rules.user_id_hint(event)
+    if user_id:
+        return store.get(user_id, lock=True), False
+    return None, False
+
+
+def _record_failure(event: StripeEvent, payload: str, log: EventLog, error: Exception) -> Outcome:
+    """Store the event as failed, untouched account, so it can be replayed."""
+    try:
+        with log.transaction():
+            log.record_event(event, payload)
+            log.finish_event(event.id, EventStatus.FAILED, error=describe_error(error))
+    except Exception:
+        logger.exception("Stripe webhook could not be recorded", extra={"event_id": event.id})
+        raise EventNotRecordedError() from None
+    return Outcome(event, EventStatus.FAILED, error=error)

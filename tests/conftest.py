@@ -1,0 +1,130 @@
+"""Host apps built the way a user builds them: public API only."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import Mapped, mapped_column
+from support import SECRET
+
+from flask_stripe_billing import BillingMixin, SQLAlchemyUserStore, StripeBilling, signals
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite://")
+
+
+@dataclass
+class Host:
+    """A test host app: the Flask app, its db, its User model and the extension."""
+
+    app: Flask
+    db: SQLAlchemy
+    User: Any
+    billing: StripeBilling
+
+    @property
+    def client(self) -> Any:
+        return self.app.test_client()
+
+    def add_user(self, user_id: int, **fields: Any) -> None:
+        with self.app.app_context():
+            fields.setdefault("email", f"user{user_id}@example.com")
+            self.db.session.add(self.User(id=user_id, **fields))
+            self.db.session.commit()
+
+    def user(self, user_id: int) -> Any:
+        """The user's row as stored now (detached, fresh from the database)."""
+        with self.app.app_context():
+            row = self.db.session.get(self.User, user_id)
+            if row is not None:
+                self.db.session.expunge(row)
+            return row
+
+    def events(self) -> list[dict[str, Any]]:
+        """The event-log rows, oldest first."""
+        with self.app.app_context():
+            table = self.db.metadata.tables["stripe_billing_events"]
+            rows = self.db.session.execute(sa.select(table).order_by(table.c.received_at))
+            return [dict(row._mapping) for row in rows]
+
+
+def build_host(config: dict[str, Any] | None = None, **billing_options: Any) -> Host:
+    """A Flask app with a User model using BillingMixin, set up with StripeBilling."""
+    db = SQLAlchemy()
+
+    class User(BillingMixin, db.Model):  # type: ignore[name-defined, misc]
+        __tablename__ = "users"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        email: Mapped[str | None] = mapped_column(sa.String(255))
+
+    app = Flask(__name__)
+    app.config.update(
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI=DATABASE_URL,
+        STRIPE_WEBHOOK_SECRET=SECRET,
+    )
+    app.config.update(config or {})
+    db.init_app(app)
+    billing = StripeBilling(user_store=SQLAlchemyUserStore(db, User), **billing_options)
+    billing.init_app(app)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+    return Host(app=app, db=db, User=User, billing=billing)
+
+
+@pytest.fixture
+def make_host() -> Iterator[Callable[..., Host]]:
+    """Build hosts with extra config; their tables are dropped afterwards."""
+    hosts: list[Host] = []
+
+    def make(config: dict[str, Any] | None = None, **options: Any) -> Host:
+        host = build_host(config, **options)
+        hosts.append(host)
+        return host
+
+    yield make
+    for host in hosts:
+        with host.app.app_context():
+            host.db.session.remove()
+            host.db.drop_all()
+            host.db.engine.dispose()
+
+
+@pytest.fixture
+def host(make_host: Callable[..., Host]) -> Host:
+    """A host app with user 1 linked to customer ``cus_test``."""
+    made = make_host()
+    made.add_user(1, stripe_customer_id="cus_test")
+    return made
+
+
+@pytest.fixture
+def received() -> Iterator[dict[str, list[dict[str, Any]]]]:
+    """Every signal sent during the test, by name, with its keyword arguments."""
+    calls: dict[str, list[dict[str, Any]]] = {}
+    receivers = []
+    for name in (
+        "webhook_received",
+        "plan_changed",
+        "subscription_status_changed",
+        "customer_not_found",
+        "webhook_failed",
+        "checkout_session_created",
+    ):
+        signal = getattr(signals, name)
+
+        def receiver(sender: Any, _name: str = name, **kwargs: Any) -> None:
+            calls.setdefault(_name, []).append({"sender": sender, **kwargs})
+
+        signal.connect(receiver)
+        receivers.append((signal, receiver))
+    yield calls
+    for signal, receiver in receivers:
+        signal.disconnect(receiver)

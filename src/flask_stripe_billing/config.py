@@ -31,6 +31,8 @@ class Settings:
     past_due_keeps_plan: bool = True
     max_webhook_bytes: int = DEFAULT_MAX_WEBHOOK_BYTES
     webhook_tolerance: int = DEFAULT_TOLERANCE_SECONDS
+    #: Whether Checkout lets customers enter promotion codes.
+    allow_promotion_codes: bool = False
 
     @classmethod
     def from_config(
@@ -62,7 +64,14 @@ class Settings:
             webhook_tolerance=_positive_int(
                 get("STRIPE_WEBHOOK_TOLERANCE"), DEFAULT_TOLERANCE_SECONDS
             ),
+            allow_promotion_codes=_flag(get("STRIPE_ALLOW_PROMOTION_CODES"), default=False),
         )
+
+    @property
+    def configured_prices(self) -> frozenset[str]:
+        """Every price a Checkout session may be created for."""
+        prices = {self.price_pro_monthly, self.price_pro_yearly, *self.plans}
+        return frozenset(p for p in prices if p)
 
     def plan_for_prices(self, price_ids: tuple[str, ...]) -> str:
         """The paid plan a subscription to these prices grants (default: the pro plan)."""

@@ -10,8 +10,18 @@ from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
 from .config import Settings
+from .errors import NotConfiguredError
+from .events import parse_event
 from .stores.base import EventLog, UserStore
-from .webhook import Outcome, announce, process_event, read_event
+from .stripe_api import StripeGateway, make_client
+from .webhook import (
+    Outcome,
+    announce,
+    announce_changes,
+    apply_snapshot,
+    process_event,
+    read_event,
+)
 
 EXTENSION_KEY = "stripe_billing"
 
@@ -26,6 +36,14 @@ class BillingState:
     user_store: UserStore
     event_log: EventLog
     current_user_id: CurrentUserId
+    #: Stripe's API, when STRIPE_API_KEY is set (checkout, portal, sync).
+    stripe: StripeGateway | None
+
+    def require_stripe(self) -> StripeGateway:
+        """The Stripe gateway, or a 503 naming the missing key."""
+        if self.stripe is None:
+            raise NotConfiguredError(["STRIPE_API_KEY"])
+        return self.stripe
 
 
 class StripeBilling:
@@ -84,6 +102,28 @@ class StripeBilling:
         announce(current_app._get_current_object(), outcome)  # type: ignore[attr-defined]
         return outcome
 
+    def sync_checkout_session(self, session_id: str) -> Outcome:
+        """Apply a completed Checkout session at once, from Stripe's API.
+
+        For the success page, when the user comes back before the webhook does.
+        Idempotent with the ``checkout.session.completed`` webhook that follows.
+        Needs an app context.
+        """
+        state = get_state()
+        session = state.require_stripe().retrieve_checkout_session(session_id)
+        event = parse_event(
+            {
+                "id": f"sync_{session_id}",
+                "object": "event",
+                "type": "checkout.session.completed",
+                "created": session.get("created"),
+                "data": {"object": session},
+            }
+        )
+        outcome = apply_snapshot(event, state.user_store, state.event_log, state.settings)
+        announce_changes(current_app._get_current_object(), outcome)  # type: ignore[attr-defined]
+        return outcome
+
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
         if EXTENSION_KEY not in setup.app.extensions:
             self._set_up(setup.app, None, None, None)  # type: ignore[arg-type]
@@ -101,11 +141,13 @@ class StripeBilling:
         log = event_log or self.event_log or (store if isinstance(store, EventLog) else None)
         if log is None:
             raise TypeError(f"{type(store).__name__} keeps no event log; pass event_log=...")
+        settings = Settings.from_config(app.config)
         app.extensions[EXTENSION_KEY] = BillingState(
-            settings=Settings.from_config(app.config),
+            settings=settings,
             user_store=store,
             event_log=log,
             current_user_id=current_user_id or self.current_user_id or flask_login_user_id,
+            stripe=StripeGateway(make_client(settings.api_key)) if settings.api_key else None,
         )
 
 
@@ -125,6 +167,8 @@ def flask_login_user_id() -> str | None:
         from flask_login import current_user  # type: ignore[import-untyped]
     except ImportError:
         return None
+    if getattr(current_app, "login_manager", None) is None:
+        return None  # installed, but this app does not use it
     if current_user and current_user.is_authenticated:
         user_id: Any = current_user.get_id()
         return None if user_id is None else str(user_id)

@@ -54,6 +54,16 @@ def is_about_current_subscription(event: StripeEvent, account: BillingAccount) -
     return subscription is not None and account.stripe_subscription_id == subscription.id
 
 
+def moves_watermark(event: StripeEvent) -> bool:
+    """Whether applying the event moves the account's ordering watermark.
+
+    Only a subscription's own events carry its whole state. A Checkout session
+    says "paid", not where the subscription stands, so the subscription events
+    sent around it (often a second earlier) must still apply after it.
+    """
+    return event.subscription is not None
+
+
 def user_id_hint(event: StripeEvent) -> str | None:
     """The user an event names itself, for linking a customer not yet known."""
     if event.checkout_session is not None:
@@ -72,6 +82,15 @@ def checkout_completed(
         return None
     if session.payment_status not in SETTLED_PAYMENT_STATUSES:
         return None  # async payment pending: async_payment_succeeded applies it
+    if (
+        session.subscription_id is not None
+        and account.stripe_subscription_id == session.subscription_id
+        and account.subscription_status in PAID_STATUSES
+    ):
+        # The subscription's own event (created just before) already granted the
+        # plan from its real price and status; the session knows less (a trial is
+        # not "active", a Payment Link carries no price metadata).
+        return None
     prices = (session.price_id,) if session.price_id else ()
     changes: AccountChanges = {
         "plan": settings.plan_for_prices(prices),

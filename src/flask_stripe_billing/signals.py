@@ -11,6 +11,8 @@ from typing import Any
 
 from blinker import NamedSignal, Namespace
 
+from .redact import describe_traceback
+
 _signals = Namespace()
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -45,9 +47,10 @@ def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     for receiver in signal.receivers_for(sender):
         try:
             receiver(sender, **kwargs)
-        except Exception:
-            logger.exception(
-                "Receiver of signal %r raised",
+        except Exception as error:
+            logger.error(
+                "Receiver of signal %r raised\n%s",
                 signal.name,
+                describe_traceback(error),
                 extra={"signal": signal.name},
             )

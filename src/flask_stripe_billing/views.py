@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import time
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .errors import BillingError, NotConfiguredError, PayloadTooLargeError
-from .extension import get_state
+from . import checkout, signals
+from .account import BillingAccount
+from .errors import (
+    AuthenticationError,
+    BillingError,
+    NotConfiguredError,
+    NotFoundError,
+    PayloadTooLargeError,
+    ValidationError,
+)
+from .extension import BillingState, get_state
+from .stripe_api import StripeGateway
 from .webhook import announce, process_event, read_event, verify_signature
 
 logger = logging.getLogger("flask_stripe_billing")
@@ -18,6 +31,13 @@ def create_blueprint() -> Blueprint:
     """A new blueprint with the billing routes (one per extension object)."""
     blueprint = Blueprint("stripe_billing", __name__)
     blueprint.add_url_rule("/stripe/webhook", view_func=webhook, methods=["POST"])
+    blueprint.add_url_rule(
+        "/billing/checkout-session", view_func=checkout_session, methods=["POST"]
+    )
+    blueprint.add_url_rule("/billing/portal", view_func=portal, methods=["GET"])
+    # Flask-WTF's CSRFProtect, set up before us (now) or after us (first request).
+    blueprint.record_once(lambda setup: exempt_webhook_from_csrf(setup.app))
+    blueprint.before_app_request(lambda: exempt_webhook_from_csrf(current_app))
     blueprint.register_error_handler(BillingError, error_response)
     return blueprint
 
@@ -52,16 +72,94 @@ def webhook() -> Response:
     return jsonify(received=True)
 
 
+def checkout_session() -> Response:
+    """Create a Checkout session for the current user and a configured price."""
+    state = get_state()
+    account = current_account(state)
+    gateway = state.require_stripe()
+    price_id = checkout.choose_price(read_json_body(), state.settings)
+    checkout.redirect_urls(state.settings)
+    checkout.ensure_can_subscribe(account)
+    customer_id = ensure_customer(state, gateway, account)
+    session_id, url = gateway.create_checkout_session(
+        checkout.session_params(account, customer_id, price_id, state.settings),
+        checkout.session_idempotency_key(account, price_id, time.time()),
+    )
+    signals.send_safely(
+        signals.checkout_session_created,
+        current_app._get_current_object(),  # type: ignore[attr-defined]
+        user_id=account.user_id,
+        session_id=session_id,
+        price_id=price_id,
+    )
+    return jsonify(id=session_id, url=url)
+
+
+def portal() -> Response:
+    """A Billing-portal session for the current user's Stripe customer."""
+    state = get_state()
+    account = current_account(state)
+    gateway = state.require_stripe()
+    return_url = checkout.portal_return_url(state.settings)
+    if account.stripe_customer_id is None:
+        raise NotFoundError("No Stripe customer for this user yet; subscribe first")
+    return jsonify(url=gateway.create_portal_session(account.stripe_customer_id, return_url))
+
+
+def current_account(state: BillingState) -> BillingAccount:
+    """The signed-in user's account; 401 without a user."""
+    user_id = state.current_user_id()
+    if user_id is None:
+        raise AuthenticationError("Sign in to manage billing")
+    account = state.user_store.get(str(user_id))
+    if account is None:
+        raise AuthenticationError("Sign in to manage billing")
+    return account
+
+
+def ensure_customer(state: BillingState, gateway: StripeGateway, account: BillingAccount) -> str:
+    """The user's Stripe customer id, creating and storing the customer on first use."""
+    if account.stripe_customer_id:
+        return account.stripe_customer_id
+    customer_id = gateway.create_customer(
+        checkout.customer_params(account), checkout.customer_idempotency_key(account)
+    )
+    state.user_store.set_customer_id(account.user_id, customer_id)
+    return customer_id
+
+
+def read_json_body() -> Any:
+    """The JSON request body; None when empty, 400 when it is not JSON."""
+    if not request.get_data(cache=True):
+        return None
+    try:
+        return json.loads(request.get_data(cache=True))
+    except ValueError:
+        raise ValidationError("Request body must be JSON") from None
+
+
+def exempt_webhook_from_csrf(app: Any) -> None:
+    """Flask-WTF's CSRFProtect must not guard the webhook (Stripe sends no token)."""
+    csrf = app.extensions.get("csrf")
+    if csrf is not None:
+        csrf.exempt(f"{webhook.__module__}.{webhook.__name__}")
+
+
 def read_body(limit: int) -> bytes:
     """The raw request body (signatures are over the exact bytes), at most ``limit``."""
     too_large = PayloadTooLargeError(f"Webhook body is larger than {limit} bytes", {"limit": limit})
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    request.max_content_length = limit
+    # One byte over the limit: Werkzeug stops a body without Content-Length (chunked)
+    # silently at max_content_length, so only reading past the limit shows it is too large.
+    request.max_content_length = limit + 1
     try:
-        return request.get_data(cache=False)
+        body = request.get_data(cache=False)
     except RequestEntityTooLarge:
         raise too_large from None
+    if len(body) > limit:
+        raise too_large
+    return body
 
 
 def error_response(error: BillingError) -> tuple[Response, int]:

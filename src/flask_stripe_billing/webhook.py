@@ -18,7 +18,7 @@ from .clock import utcnow
 from .config import Settings
 from .errors import EventNotRecordedError, ValidationError
 from .events import EventParseError, StripeEvent, parse_event
-from .redact import describe_error
+from .redact import describe_error, describe_traceback
 from .stores.base import (
     RETRYABLE_STATUSES,
     EventLog,
@@ -61,7 +61,12 @@ def verify_signature(
             return
         except stripe.SignatureVerificationError as error:
             failure = error
+            # stripe-python checks the signature before the timestamp: this secret
+            # matched, the event is stale; report that, not the other secrets' miss.
+            if str(error.user_message).startswith("Timestamp outside"):
+                break
     reason = failure.user_message if failure is not None else "no secret"
+    logger.warning("Stripe webhook signature rejected: %s", reason)
     raise ValidationError(f"Invalid webhook signature: {reason}")
 
 
@@ -93,10 +98,16 @@ def process_event(
         with log.transaction():
             return _apply(event, payload, store, log, settings)
     except StoreUnavailableError:
+        logger.error(
+            "Stripe webhook could not be recorded: database unavailable",
+            extra={"event_id": event.id, "event_type": event.type},
+        )
         raise EventNotRecordedError() from None
     except Exception as error:
-        logger.exception(
-            "Stripe webhook processing failed",
+        # Not logger.exception: the raw traceback may quote a key or signing secret.
+        logger.error(
+            "Stripe webhook processing failed\n%s",
+            describe_traceback(error),
             extra={"event_id": event.id, "event_type": event.type},
         )
         return _record_failure(event, payload, log, error)
@@ -112,6 +123,12 @@ def announce(app: Any, outcome: Outcome) -> None:
         )
     elif outcome.status == EventStatus.FAILED:
         signals.send_safely(signals.webhook_failed, app, event=event, error=outcome.error)
+    announce_changes(app, outcome)
+
+
+def announce_changes(app: Any, outcome: Outcome) -> None:
+    """Send ``plan_changed`` / ``subscription_status_changed`` for a real change."""
+    event = outcome.event
     before, after = outcome.before, outcome.after
     if before is None or after is None:
         return
@@ -150,24 +167,43 @@ def _apply(
     if not rules.is_handled(event.type):
         log.finish_event(event.id, EventStatus.IGNORED)
         return Outcome(event, EventStatus.IGNORED)
+    outcome = _apply_to_account(event, store, settings)
+    user_id = outcome.before.user_id if outcome.before is not None else None
+    log.finish_event(event.id, outcome.status, user_id=user_id)
+    return outcome
+
+
+def apply_snapshot(
+    event: StripeEvent, store: UserStore, log: EventLog, settings: Settings
+) -> Outcome:
+    """Apply an object read from Stripe's API (not a delivered event) in one transaction.
+
+    Nothing is written to the event log; the webhook that follows is a no-op.
+    """
+    with log.transaction():
+        return _apply_to_account(event, store, settings)
+
+
+def _apply_to_account(event: StripeEvent, store: UserStore, settings: Settings) -> Outcome:
+    """Find the account (row-locked), guard the order, decide and write the change."""
     account, found_by_customer = _find_account(event, store)
     if account is None:
-        log.finish_event(event.id, EventStatus.UNMATCHED)
         return Outcome(event, EventStatus.UNMATCHED)
     if rules.is_stale(event, account):
-        log.finish_event(event.id, EventStatus.STALE, user_id=account.user_id)
         return Outcome(event, EventStatus.STALE, before=account, after=account)
     changes = rules.decide(event, account, settings)
     after = account
     if changes is not None or rules.is_about_current_subscription(event, account):
-        writes: AccountChanges = {"last_event_at": event.created}
+        writes: AccountChanges = {}
+        if rules.moves_watermark(event):
+            writes["last_event_at"] = event.created
         if changes is not None:
             writes.update(changes)
             writes["updated_at"] = utcnow()
             if not found_by_customer and event.customer_id:
                 writes["stripe_customer_id"] = event.customer_id
-        after = store.apply(account.user_id, writes)
-    log.finish_event(event.id, EventStatus.PROCESSED, user_id=account.user_id)
+        if writes:
+            after = store.apply(account.user_id, writes)
     return Outcome(event, EventStatus.PROCESSED, before=account, after=after)
 
 
@@ -192,7 +228,11 @@ def _record_failure(event: StripeEvent, payload: str, log: EventLog, error: Exce
         with log.transaction():
             log.record_event(event, payload)
             log.finish_event(event.id, EventStatus.FAILED, error=describe_error(error))
-    except Exception:
-        logger.exception("Stripe webhook could not be recorded", extra={"event_id": event.id})
+    except Exception as failure:
+        logger.error(
+            "Stripe webhook could not be recorded\n%s",
+            describe_traceback(failure),
+            extra={"event_id": event.id, "event_type": event.type},
+        )
         raise EventNotRecordedError() from None
     return Outcome(event, EventStatus.FAILED, error=error)

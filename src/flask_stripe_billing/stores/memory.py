@@ -7,9 +7,11 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
+from typing import cast
 
 from ..account import AccountChanges, BillingAccount
-from ..clock import utcnow
+from ..clock import as_utc, utcnow
 from ..events import StripeEvent
 from .base import EventRecord, EventStatus
 
@@ -51,8 +53,9 @@ class InMemoryUserStore:
         return self.apply(user_id, {"stripe_customer_id": customer_id})
 
     def apply(self, user_id: str, changes: AccountChanges) -> BillingAccount:
+        in_utc = {k: as_utc(v) if isinstance(v, datetime) else v for k, v in changes.items()}
         with self._lock:
-            account = self._accounts[user_id].with_changes(changes)
+            account = self._accounts[user_id].with_changes(cast(AccountChanges, in_utc))
             self._accounts[user_id] = account
             return account
 

@@ -35,7 +35,9 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "last_event_at": "stripe_last_event_at",
 }
 #: Fields the store cannot work without.
-REQUIRED_FIELDS = frozenset({"stripe_customer_id", "plan", "subscription_status", "last_event_at"})
+REQUIRED_FIELDS = frozenset(
+    {"stripe_customer_id", "stripe_subscription_id", "plan", "subscription_status", "last_event_at"}
+)
 
 
 class BillingMixin:
@@ -105,11 +107,7 @@ class SQLAlchemyUserStore:
     # UserStore
 
     def get(self, user_id: str, *, lock: bool = False) -> BillingAccount | None:
-        try:
-            key = self._key_type(user_id)
-        except (TypeError, ValueError):
-            return None
-        user = self._load(getattr(self.model, self._key_attr) == key, lock)
+        user = self._load_user(user_id, lock)
         return None if user is None else self._account(user)
 
     def get_by_customer_id(self, customer_id: str, *, lock: bool = False) -> BillingAccount | None:
@@ -123,13 +121,14 @@ class SQLAlchemyUserStore:
         return account
 
     def apply(self, user_id: str, changes: AccountChanges) -> BillingAccount:
-        user = self.db.session.get(self.model, self._key_type(user_id))
+        user = self._load_user(user_id, lock=False)
         if user is None:
             raise LookupError(f"no user {user_id!r}")
         for field, value in changes.items():
             attribute = self.columns.get(field)
             if attribute is not None:
-                setattr(user, attribute, value)
+                # In UTC: SQLite would keep the wall time and drop the offset.
+                setattr(user, attribute, as_utc(value) if isinstance(value, datetime) else value)
         self.db.session.flush()
         return self._account(user)
 
@@ -193,6 +192,22 @@ class SQLAlchemyUserStore:
 
     # helpers
 
+    def _load_user(self, user_id: str, lock: bool) -> Any:
+        """The model instance whose ``user_id`` column matches, or None."""
+        try:
+            key = self._key_type(user_id)
+        except (TypeError, ValueError):
+            return None
+        column = getattr(self.model, self._key_attr)
+        if isinstance(key, int):
+            # An id from a webhook (client_reference_id can come from a Payment Link
+            # URL) may not fit the column: it names no user, and must not make the
+            # database raise. Compare as 64-bit (int4 columns overflow otherwise).
+            if not -(2**63) <= key < 2**63:
+                return None
+            return self._load(column == sa.literal(key, sa.BigInteger), lock)
+        return self._load(column == key, lock)
+
     def _load(self, condition: sa.ColumnElement[bool], lock: bool) -> Any:
         statement = sa.select(self.model).where(condition)
         if lock:
@@ -206,14 +221,18 @@ class SQLAlchemyUserStore:
         wait for the first to commit, then skip, so one of them processes it.
         """
         session = self.db.session
-        dialect = session.get_bind().dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        dialect = session.get_bind().dialect
+        if dialect.name in ("postgresql", "sqlite"):
+            insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
             statement = (
                 insert(self.events_table)
                 .values(**values)
                 .on_conflict_do_nothing(index_elements=["id"])
             )
+            if dialect.insert_returning:
+                # rowcount is -1 here with psycopg 3 under SQLAlchemy 2.1; RETURNING is exact.
+                inserted = statement.returning(self.events_table.c.id)
+                return session.execute(inserted).first() is not None
             return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
         try:
             with session.begin_nested():

@@ -1,0 +1,235 @@
+"""The scripted demo (``make demo``): the example app receives signed Stripe events.
+
+Starts examples/simple_app on 127.0.0.1 (a free port, a fresh database in a
+temporary folder), sends it events built from the real Stripe payloads in
+tests/fixtures/ (API versions 2020-08-27, 2025-03-31 "basil" and 2026-03-25
+"dahlia") over HTTP, signed as Stripe signs them, and after each prints what
+the extension did and what alice's and bob's accounts look like.
+Exits non-zero when any step does not end as expected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask.logging import default_handler
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "tests")]
+
+from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402
+from support import checkout_event, sign, subscription_event  # noqa: E402
+
+from flask_stripe_billing import signals  # noqa: E402
+
+#: Creation times of the events: an hour ago, then a minute apart.
+T0 = int(time.time()) - 3600
+MINUTE = 60
+
+LEGEND = """
+outcome: what the extension reported (signal webhook_received) -
+  processed  the rules ran          duplicate  event id seen before: nothing done
+  stale      older than the last applied event: nothing done
+  unmatched  no user has that customer: acknowledged, kept for billing.process_event()
+"""
+
+#: 127.0.0.1 only: never through an HTTP proxy from the environment.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass
+class Step:
+    """One delivery and how it must end."""
+
+    title: str
+    event: dict[str, Any]
+    http: int
+    outcome: str  # the status webhook_received reports ("-": rejected before that)
+    alice: str  # expected "plan/status" of alice and of bob
+    bob: str
+    secret: str = DEMO_WEBHOOK_SECRET
+
+
+def alice_subscription(kind: str, status: str, minute: int, layout: str, **kw: Any) -> Any:
+    """A subscription event for alice, created ``minute`` minutes after T0."""
+    return subscription_event(
+        f"customer.subscription.{kind}",
+        status=status,
+        customer="cus_demo_alice",
+        subscription="sub_demo_alice",
+        layout=layout,
+        created=T0 + minute * MINUTE,
+        **kw,
+    )
+
+
+def steps() -> list[Step]:
+    """The deliveries, in the order they are sent (not the order they were created)."""
+    created = alice_subscription("created", "active", 0, "basil", event_id="evt_demo_created")
+    late = alice_subscription("updated", "canceled", 1, "dahlia", event_id="evt_demo_late")
+    past_due = alice_subscription("updated", "past_due", 2, "2020", event_id="evt_demo_past_due")
+    checkout = checkout_event(
+        customer="cus_demo_bob",
+        subscription="sub_demo_bob",
+        client_reference_id="2",
+        event_id="evt_demo_checkout",
+        created=T0 + 3 * MINUTE,
+    )
+    deleted = alice_subscription("deleted", "canceled", 4, "2020", event_id="evt_demo_deleted")
+    unknown = subscription_event(
+        "customer.subscription.created",
+        customer="cus_demo_unknown",
+        subscription="sub_demo_unknown",
+        event_id="evt_demo_unknown",
+        created=T0 + 5 * MINUTE,
+    )
+    forged = alice_subscription("updated", "active", 6, "2020", event_id="evt_demo_forged")
+    return [
+        Step("alice subscribes: subscription.created, active", created,
+             200, "processed", "pro/active", "free/-"),
+        Step("Stripe delivers that same event again", created,
+             200, "duplicate", "pro/active", "free/-"),
+        Step("a renewal fails: subscription.updated, past_due", past_due,
+             200, "processed", "pro/past_due", "free/-"),
+        Step("an older event arrives late: updated, canceled", late,
+             200, "stale", "pro/past_due", "free/-"),
+        Step("bob pays in Checkout: checkout.session.completed", checkout,
+             200, "processed", "pro/past_due", "pro/active"),
+        Step("alice's subscription ends: subscription.deleted", deleted,
+             200, "processed", "free/canceled", "pro/active"),
+        Step("subscription.created for a customer no user has", unknown,
+             200, "unmatched", "free/canceled", "pro/active"),
+        Step("a forged event: wrong signing secret", forged,
+             400, "-", "free/canceled", "pro/active", secret="whsec_forged"),
+    ]  # fmt: skip
+
+
+@dataclass
+class DemoApp:
+    """The example app served in a background thread, with what it reported."""
+
+    base_url: str
+    outcomes: list[str] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)
+
+    def post_event(self, event: dict[str, Any], secret: str) -> tuple[int, dict[str, Any]]:
+        body = json.dumps(event).encode()
+        headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, secret)}
+        return self.request("POST", "/stripe/webhook", body, headers)
+
+    def account(self, user_id: int) -> str:
+        _, user = self.request("GET", f"/users/{user_id}")
+        return f"{user['plan']}/{user['subscription_status'] or '-'}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            self.base_url + path, data=body, headers=headers or {}, method=method
+        )
+        try:
+            with OPENER.open(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+
+class _Collect(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@contextmanager
+def serve_example_app(folder: Path) -> Iterator[DemoApp]:
+    """The example app on 127.0.0.1, a free port, its database in ``folder``."""
+    app: Flask = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{folder / 'demo.db'}",
+            "STRIPE_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
+            # The expectations assume the defaults, whatever the environment says.
+            "PRO_PLAN_NAME": "pro",
+            "STRIPE_BILLING_PLANS": {},
+            "STRIPE_PAST_DUE_KEEPS_PLAN": True,
+        }
+    )
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log
+    server = make_server("127.0.0.1", 0, app)
+    demo = DemoApp(f"http://127.0.0.1:{server.server_port}")
+    app.logger.removeHandler(default_handler)
+    app.logger.addHandler(_Collect(demo.log_lines))
+
+    def record(sender: Flask, *, status: str, **extra: Any) -> None:
+        demo.outcomes.append(status)
+
+    signals.webhook_received.connect(record, sender=app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield demo
+    finally:
+        server.shutdown()
+        thread.join()
+        signals.webhook_received.disconnect(record, sender=app)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()  # close the SQLite file before its folder is removed
+
+
+def run(demo: DemoApp) -> bool:
+    """Send every step, print one line each; True when all ended as expected."""
+    print(f"{'':4}{'what is sent':<48} {'HTTP':<4} {'outcome':<10} {'alice':<14} bob")
+    all_ok = True
+    for number, step in enumerate(steps(), start=1):
+        demo.outcomes.clear()
+        demo.log_lines.clear()
+        http, body = demo.post_event(step.event, step.secret)
+        outcome = demo.outcomes[-1] if demo.outcomes else "-"
+        alice, bob = demo.account(1), demo.account(2)
+        ok = (http, outcome, alice, bob) == (step.http, step.outcome, step.alice, step.bob)
+        all_ok = all_ok and ok
+        mark = "ok" if ok else f"FAIL: expected {step.http} {step.outcome} {step.alice} {step.bob}"
+        print(f"{number:>2}. {step.title:<48} {http:<4} {outcome:<10} {alice:<14} {bob:<12} {mark}")
+        for line in demo.log_lines:
+            print(f"{'':8}app log: {line}")
+        if http != 200:
+            print(f"{'':8}answer: {body.get('error')}: {body.get('message')}")
+    return all_ok
+
+
+def main() -> int:
+    with (
+        tempfile.TemporaryDirectory(prefix="stripe-billing-demo-") as folder,
+        serve_example_app(Path(folder)) as demo,
+    ):
+        print(f"Example app on {demo.base_url}, fresh database in {folder}")
+        print("alice (user 1) is Stripe customer cus_demo_alice; bob (user 2) has none yet.")
+        print(LEGEND)
+        ok = run(demo)
+    print("\nAll steps ended as expected." if ok else "\nSOME STEPS DID NOT END AS EXPECTED.")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Checkout and portal requests: which price, which parameters. Pure: no Flask, no HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from .account import BillingAccount
+from .config import Settings
+from .errors import ConflictError, NotConfiguredError, ValidationError
+from .rules import PAID_STATUSES
+
+#: The ``interval`` values a client may ask for, and the setting naming each price.
+INTERVAL_SETTINGS = {
+    "monthly": "STRIPE_PRICE_PRO_MONTHLY",
+    "yearly": "STRIPE_PRICE_PRO_YEARLY",
+}
+#: Double clicks within this many seconds get the same Checkout session back.
+SESSION_DEDUP_SECONDS = 60
+
+
+def choose_price(body: Any, settings: Settings) -> str:
+    """The configured price the request body asks for; never a price the client invents."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise ValidationError("Request body must be a JSON object")
+    if body.get("price_id") is not None:
+        price_id = body["price_id"]
+        if not isinstance(price_id, str) or price_id not in settings.configured_prices:
+            raise ValidationError(
+                "price_id is not one of the configured prices", {"field": "price_id"}
+            )
+        return price_id
+    interval = body.get("interval", "monthly")
+    if interval not in INTERVAL_SETTINGS:
+        raise ValidationError('interval must be "monthly" or "yearly"', {"field": "interval"})
+    price_id = settings.price_pro_monthly if interval == "monthly" else settings.price_pro_yearly
+    if price_id is None:
+        raise NotConfiguredError([INTERVAL_SETTINGS[interval]])
+    return price_id
+
+
+def ensure_can_subscribe(account: BillingAccount) -> None:
+    """Refuse a second subscription to a user who already has a paying one."""
+    if account.stripe_subscription_id and account.subscription_status in PAID_STATUSES:
+        raise ConflictError(
+            "You already have an active subscription; manage it in the billing portal",
+            {"subscription_status": account.subscription_status, "portal": "/billing/portal"},
+        )
+
+
+def redirect_urls(settings: Settings) -> tuple[str, str]:
+    """Checkout's success and cancel URLs; both must be configured."""
+    missing = [
+        name
+        for name, value in (
+            ("STRIPE_SUCCESS_URL", settings.success_url),
+            ("STRIPE_CANCEL_URL", settings.cancel_url),
+        )
+        if not value
+    ]
+    if missing or settings.success_url is None or settings.cancel_url is None:
+        raise NotConfiguredError(missing)
+    return settings.success_url, settings.cancel_url
+
+
+def portal_return_url(settings: Settings) -> str:
+    """STRIPE_PORTAL_RETURN_URL, else the origin of the success URL."""
+    if settings.portal_return_url:
+        return settings.portal_return_url
+    if settings.success_url:
+        parts = urlsplit(settings.success_url)
+        if parts.scheme and parts.netloc:
+            return f"{parts.scheme}://{parts.netloc}/"
+    raise NotConfiguredError(["STRIPE_PORTAL_RETURN_URL"])
+
+
+def customer_params(account: BillingAccount) -> dict[str, Any]:
+    """The Stripe customer for a user: e-mail and ``metadata.user_id``."""
+    params: dict[str, Any] = {"metadata": {"user_id": account.user_id}}
+    if account.email:
+        params["email"] = account.email
+    return params
+
+
+def customer_idempotency_key(account: BillingAccount) -> str:
+    """One key per user and e-mail, so two concurrent clicks make one customer."""
+    return "flask-stripe-billing-customer-" + _digest(account.user_id, account.email or "")
+
+
+def session_params(
+    account: BillingAccount, customer_id: str, price_id: str, settings: Settings
+) -> dict[str, Any]:
+    """The Checkout session: one line of the price, linked to the user three ways."""
+    success_url, cancel_url = redirect_urls(settings)
+    metadata = {"user_id": account.user_id, "price_id": price_id}
+    return {
+        "mode": "subscription",
+        "customer": customer_id,
+        "line_items": [{"price": price_id, "quantity": 1}],
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "client_reference_id": account.user_id,
+        "metadata": metadata,
+        "subscription_data": {"metadata": {"user_id": account.user_id}},
+        "allow_promotion_codes": settings.allow_promotion_codes,
+    }
+
+
+def session_idempotency_key(account: BillingAccount, price_id: str, now: float) -> str:
+    """The same key for the same user and price within a short window (double clicks)."""
+    window = int(now // SESSION_DEDUP_SECONDS)
+    return "flask-stripe-billing-checkout-" + _digest(account.user_id, price_id, str(window))
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]

@@ -1,0 +1,83 @@
+"""Calls to Stripe's API through one ``StripeClient`` per app: the I/O edge for checkout."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import stripe
+
+from .errors import StripeServiceError
+
+#: The Stripe API version every request is pinned to (the one stripe-python 16.1 targets).
+API_VERSION = "2026-10-28.endive"
+#: Retries of failed network requests, with Stripe's idempotency keys making them safe.
+MAX_NETWORK_RETRIES = 2
+
+logger = logging.getLogger("flask_stripe_billing")
+
+
+def make_client(api_key: str) -> stripe.StripeClient:
+    """The app's client: pinned API version, network retries, no global ``stripe.api_key``."""
+    return stripe.StripeClient(
+        api_key, stripe_version=API_VERSION, max_network_retries=MAX_NETWORK_RETRIES
+    )
+
+
+class StripeGateway:
+    """The few Stripe calls this package makes; failures become :class:`StripeServiceError`."""
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+
+    def create_customer(self, params: dict[str, Any], idempotency_key: str) -> str:
+        """Create a customer and return its id."""
+        with _translated_errors("create a customer"):
+            customer = self.client.v1.customers.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        return customer.id
+
+    def create_checkout_session(
+        self, params: dict[str, Any], idempotency_key: str
+    ) -> tuple[str, str]:
+        """Create a Checkout session and return its id and URL."""
+        with _translated_errors("create a Checkout session"):
+            session = self.client.v1.checkout.sessions.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        return session.id, str(session.url)
+
+    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """Create a Billing-portal session and return its URL."""
+        with _translated_errors("create a billing portal session"):
+            session = self.client.v1.billing_portal.sessions.create(
+                {"customer": customer_id, "return_url": return_url}
+            )
+        return session.url
+
+    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+        """A Checkout session as plain data."""
+        with _translated_errors("retrieve a Checkout session"):
+            session = self.client.v1.checkout.sessions.retrieve(session_id)
+        return session.to_dict()
+
+
+@contextmanager
+def _translated_errors(action: str) -> Iterator[None]:
+    """Turn a ``stripe.StripeError`` into a 502 naming Stripe's request id, never a key."""
+    try:
+        yield
+    except stripe.StripeError as error:
+        details: dict[str, Any] = {"service": "Stripe", "request_id": error.request_id}
+        if error.http_status is not None:
+            details["status"] = error.http_status
+        logger.warning(
+            "Stripe API request failed",
+            extra={"action": action, "request_id": error.request_id},
+        )
+        raise StripeServiceError(f"Stripe could not {action}", details) from None

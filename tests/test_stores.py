@@ -1,0 +1,243 @@
+"""InMemoryUserStore and SQLAlchemyUserStore keep the same UserStore/EventLog contract."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from conftest import Host
+from support import NOW, subscription_event
+
+from flask_stripe_billing import (
+    BillingAccount,
+    EventLog,
+    InMemoryUserStore,
+    SQLAlchemyUserStore,
+    StripeEvent,
+    UserStore,
+)
+from flask_stripe_billing.events import parse_event
+
+UTC = timezone.utc
+PERIOD_END = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlalchemy"])
+def store(request: Any, make_host: Callable[..., Host]) -> Iterator[Any]:
+    """A store holding user 1 (customer ``cus_test``) and user 2 (no customer yet)."""
+    if request.param == "memory":
+        yield InMemoryUserStore(
+            [
+                BillingAccount(
+                    user_id="1", email="user1@example.com", stripe_customer_id="cus_test"
+                ),
+                BillingAccount(user_id="2", email="user2@example.com"),
+            ]
+        )
+        return
+    host = make_host()
+    host.add_user(1, stripe_customer_id="cus_test")
+    host.add_user(2)
+    with host.app.app_context():
+        yield host.billing.user_store
+
+
+def stripe_event(event_id: str = "evt_store", **facts: Any) -> tuple[StripeEvent, str]:
+    """A parsed event and its raw payload, as the webhook hands them to the log."""
+    payload = subscription_event(event_id=event_id, created=NOW - 60, **facts)
+    return parse_event(payload), json.dumps(payload)
+
+
+def assert_utc(value: datetime | None) -> None:
+    assert value is not None
+    assert value.utcoffset() == timedelta(0)
+
+
+def test_stores_implement_both_protocols(store: Any) -> None:
+    assert isinstance(store, UserStore)
+    assert isinstance(store, EventLog)
+
+
+def test_sqlalchemy_store_is_a_flask_sqlalchemy_user_store(make_host: Callable[..., Host]) -> None:
+    host = make_host()
+    assert isinstance(host.billing.user_store, SQLAlchemyUserStore)
+    assert "stripe_billing_events" in host.db.metadata.tables
+
+
+@pytest.mark.parametrize("lock", [False, True])
+def test_get_returns_the_account(store: Any, lock: bool) -> None:
+    with store.transaction():
+        account = store.get("1", lock=lock)
+
+    assert account == BillingAccount(
+        user_id="1", email="user1@example.com", stripe_customer_id="cus_test"
+    )
+    assert account.plan == "free"
+
+
+@pytest.mark.parametrize("user_id", ["999", "abc", ""])
+def test_get_of_unknown_or_malformed_user_id_is_none(store: Any, user_id: str) -> None:
+    assert store.get(user_id) is None
+    assert store.get(user_id, lock=True) is None
+
+
+def test_get_by_customer_id(store: Any) -> None:
+    account = store.get_by_customer_id("cus_test")
+    assert account is not None
+    assert (account.user_id, account.email) == ("1", "user1@example.com")
+    assert store.get_by_customer_id("cus_unknown") is None
+
+
+def test_set_customer_id_links_the_user(store: Any) -> None:
+    account = store.set_customer_id("2", "cus_two")
+
+    assert (account.user_id, account.stripe_customer_id) == ("2", "cus_two")
+    assert store.get("2").stripe_customer_id == "cus_two"
+    assert store.get_by_customer_id("cus_two").user_id == "2"
+    assert store.get_by_customer_id("cus_test").user_id == "1"
+
+
+def test_apply_round_trip_returns_aware_utc_datetimes(store: Any) -> None:
+    updated_at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    last_event_at = datetime(2030, 1, 2, 3, 4, 0, tzinfo=UTC)
+    with store.transaction():
+        applied = store.apply(
+            "1",
+            {
+                "plan": "pro",
+                "subscription_status": "active",
+                "stripe_subscription_id": "sub_1",
+                "current_period_end": PERIOD_END,
+                "cancel_at_period_end": True,
+                "updated_at": updated_at,
+                "last_event_at": last_event_at,
+            },
+        )
+
+    expected = BillingAccount(
+        user_id="1",
+        email="user1@example.com",
+        stripe_customer_id="cus_test",
+        stripe_subscription_id="sub_1",
+        plan="pro",
+        subscription_status="active",
+        current_period_end=PERIOD_END,
+        cancel_at_period_end=True,
+        updated_at=updated_at,
+        last_event_at=last_event_at,
+    )
+    assert applied == expected
+    stored = store.get("1")
+    assert stored == expected
+    for account in (applied, stored):
+        assert_utc(account.current_period_end)
+        assert_utc(account.updated_at)
+        assert_utc(account.last_event_at)
+    assert store.get("2").plan == "free"
+
+
+def test_apply_keeps_the_instant_of_a_non_utc_datetime(store: Any) -> None:
+    berlin_summer = timezone(timedelta(hours=2))
+    period_end = datetime(2031, 5, 17, 10, 30, 15, tzinfo=berlin_summer)
+    with store.transaction():
+        applied = store.apply("1", {"current_period_end": period_end})
+
+    stored = store.get("1")
+    for account in (applied, stored):
+        assert account.current_period_end == PERIOD_END  # the same instant
+        assert_utc(account.current_period_end)
+
+
+def test_apply_changes_only_the_given_fields(store: Any) -> None:
+    with store.transaction():
+        store.apply("1", {"plan": "pro", "subscription_status": "active"})
+    with store.transaction():
+        account = store.apply("1", {"subscription_status": "past_due"})
+
+    assert (account.plan, account.subscription_status) == ("pro", "past_due")
+    assert account.stripe_customer_id == "cus_test"
+    assert store.get("1") == account
+
+
+def test_rollback_leaves_accounts_and_events_untouched(store: Any) -> None:
+    event, payload = stripe_event("evt_kept")
+    other, other_payload = stripe_event("evt_rolled_back")
+    with store.transaction():
+        store.record_event(event, payload)
+    before = store.get("1")
+
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.record_event(event, payload)
+        store.finish_event("evt_kept", "processed", user_id="1")
+        store.record_event(other, other_payload)
+        store.apply("1", {"plan": "pro", "subscription_status": "active"})
+        raise RuntimeError("boom")
+
+    assert store.get("1") == before
+    assert store.get_by_customer_id("cus_test") == before
+    kept = store.get_event("evt_kept")
+    assert (kept.status, kept.attempts, kept.user_id, kept.processed_at) == (
+        "received",
+        1,
+        None,
+        None,
+    )
+    assert store.get_event("evt_rolled_back") is None
+
+
+def test_record_event_twice_returns_the_same_row_with_two_attempts(store: Any) -> None:
+    event, payload = stripe_event("evt_twice")
+    with store.transaction():
+        first = store.record_event(event, payload)
+    with store.transaction():
+        second = store.record_event(event, payload)
+
+    assert (first.id, first.type, first.customer_id) == (
+        "evt_twice",
+        "customer.subscription.updated",
+        "cus_test",
+    )
+    assert (first.status, first.user_id, first.error, first.processed_at) == (
+        "received",
+        None,
+        None,
+        None,
+    )
+    assert first.payload == payload
+    assert first.created == event.created
+    assert_utc(first.created)
+    assert_utc(first.received_at)
+    assert first.attempts == 1
+    assert second.attempts == 2
+    assert (second.id, second.status, second.payload) == (first.id, first.status, payload)
+    assert second.received_at == first.received_at
+    assert store.get_event("evt_twice") == second
+
+
+def test_finish_event_sets_status_user_error_and_processed_at(store: Any) -> None:
+    event, payload = stripe_event("evt_finish")
+    with store.transaction():
+        recorded = store.record_event(event, payload)
+        store.finish_event("evt_finish", "failed", user_id="1", error="RuntimeError: bug")
+
+    failed = store.get_event("evt_finish")
+    assert (failed.status, failed.user_id, failed.error) == ("failed", "1", "RuntimeError: bug")
+    assert_utc(failed.processed_at)
+    assert failed.processed_at >= recorded.received_at
+    assert (failed.attempts, failed.payload) == (1, payload)
+
+    with store.transaction():
+        store.record_event(event, payload)
+        store.finish_event("evt_finish", "processed", user_id="1")
+
+    processed = store.get_event("evt_finish")
+    assert (processed.status, processed.user_id, processed.error) == ("processed", "1", None)
+    assert processed.processed_at >= failed.processed_at
+    assert processed.attempts == 2
+
+
+def test_get_event_of_unknown_id_is_none(store: Any) -> None:
+    assert store.get_event("evt_unknown") is None

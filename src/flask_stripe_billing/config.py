@@ -33,6 +33,8 @@ class Settings:
     webhook_tolerance: int = DEFAULT_TOLERANCE_SECONDS
     #: Whether Checkout lets customers enter promotion codes.
     allow_promotion_codes: bool = False
+    #: Re-read a subscription from Stripe's API before deciding (its latest state wins).
+    refetch_subscriptions: bool = False
 
     @classmethod
     def from_config(
@@ -65,6 +67,7 @@ class Settings:
                 get("STRIPE_WEBHOOK_TOLERANCE"), DEFAULT_TOLERANCE_SECONDS
             ),
             allow_promotion_codes=_flag(get("STRIPE_ALLOW_PROMOTION_CODES"), default=False),
+            refetch_subscriptions=_flag(get("STRIPE_REFETCH_SUBSCRIPTIONS"), default=False),
         )
 
     @property

@@ -8,7 +8,7 @@ itself; since then the period dates live on each subscription item.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -97,6 +97,16 @@ def parse_event(payload: Any) -> StripeEvent:
         subscription=subscription,
         checkout_session=checkout,
         data=payload,
+    )
+
+
+def with_subscription(event: StripeEvent, obj: Mapping[str, Any]) -> StripeEvent:
+    """The event with its subscription facts replaced by ``obj`` (as read from the API)."""
+    subscription = _subscription(obj)
+    return replace(
+        event,
+        subscription=subscription,
+        customer_id=subscription.customer_id or event.customer_id,
     )
 
 

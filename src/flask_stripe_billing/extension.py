@@ -11,7 +11,7 @@ from flask.blueprints import BlueprintSetupState
 
 from .config import Settings
 from .errors import NotConfiguredError
-from .events import parse_event
+from .events import StripeEvent, parse_event
 from .stores.base import EventLog, UserStore
 from .stripe_api import StripeGateway, make_client
 from .webhook import (
@@ -21,11 +21,14 @@ from .webhook import (
     apply_snapshot,
     process_event,
     read_event,
+    refresh_subscription,
 )
 
 EXTENSION_KEY = "stripe_billing"
 
 CurrentUserId = Callable[[], "str | None"]
+#: Hands a recorded event's id to the host's queue (dispatch mode).
+Dispatch = Callable[[str], object]
 
 
 @dataclass(frozen=True)
@@ -36,14 +39,22 @@ class BillingState:
     user_store: UserStore
     event_log: EventLog
     current_user_id: CurrentUserId
-    #: Stripe's API, when STRIPE_API_KEY is set (checkout, portal, sync).
+    #: Stripe's API, when STRIPE_API_KEY is set (checkout, portal, sync, re-fetch).
     stripe: StripeGateway | None
+    #: Dispatch mode's hand-off to a queue; None processes events inline.
+    dispatch: Dispatch | None = None
 
     def require_stripe(self) -> StripeGateway:
         """The Stripe gateway, or a 503 naming the missing key."""
         if self.stripe is None:
             raise NotConfiguredError(["STRIPE_API_KEY"])
         return self.stripe
+
+    def handle(self, event: StripeEvent, payload: str) -> Outcome:
+        """Process one verified event (re-reading its subscription first in re-fetch mode)."""
+        if self.settings.refetch_subscriptions:
+            event = refresh_subscription(event, self.require_stripe())
+        return process_event(event, payload, self.user_store, self.event_log, self.settings)
 
 
 class StripeBilling:
@@ -62,12 +73,14 @@ class StripeBilling:
         user_store: UserStore | None = None,
         current_user_id: CurrentUserId | None = None,
         event_log: EventLog | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         from .views import create_blueprint
 
         self.user_store = user_store
         self.current_user_id = current_user_id
         self.event_log = event_log
+        self.dispatch = dispatch
         self.blueprint: Blueprint = create_blueprint()
         self.blueprint.record_once(self._on_blueprint_registered)
         if app is not None:
@@ -80,9 +93,14 @@ class StripeBilling:
         user_store: UserStore | None = None,
         current_user_id: CurrentUserId | None = None,
         event_log: EventLog | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
-        """Set the extension up on ``app`` and register the blueprint at the root."""
-        self._set_up(app, user_store, current_user_id, event_log)
+        """Set the extension up on ``app`` and register the blueprint at the root.
+
+        ``dispatch``: a callable taking an event id. The webhook then only records
+        the event and hands its id over; a worker calls :meth:`process_event`.
+        """
+        self._set_up(app, user_store, current_user_id, event_log, dispatch)
         app.register_blueprint(self.blueprint)
 
     def process_event(self, event_id: str) -> Outcome:
@@ -96,9 +114,7 @@ class StripeBilling:
         if record is None:
             raise LookupError(f"no stored event {event_id!r}")
         event = read_event(record.payload.encode("utf-8"))
-        outcome = process_event(
-            event, record.payload, state.user_store, state.event_log, state.settings
-        )
+        outcome = state.handle(event, record.payload)
         announce(current_app._get_current_object(), outcome)  # type: ignore[attr-defined]
         return outcome
 
@@ -126,7 +142,7 @@ class StripeBilling:
 
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
         if EXTENSION_KEY not in setup.app.extensions:
-            self._set_up(setup.app, None, None, None)  # type: ignore[arg-type]
+            self._set_up(setup.app, None, None, None, None)  # type: ignore[arg-type]
 
     def _set_up(
         self,
@@ -134,6 +150,7 @@ class StripeBilling:
         user_store: UserStore | None,
         current_user_id: CurrentUserId | None,
         event_log: EventLog | None,
+        dispatch: Dispatch | None,
     ) -> None:
         store = user_store or self.user_store
         if store is None:
@@ -148,6 +165,7 @@ class StripeBilling:
             event_log=log,
             current_user_id=current_user_id or self.current_user_id or flask_login_user_id,
             stripe=StripeGateway(make_client(settings.api_key)) if settings.api_key else None,
+            dispatch=dispatch or self.dispatch,
         )
 
 

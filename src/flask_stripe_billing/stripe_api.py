@@ -66,6 +66,12 @@ class StripeGateway:
             session = self.client.v1.checkout.sessions.retrieve(session_id)
         return session.to_dict()
 
+    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+        """A subscription as plain data (Stripe's latest state)."""
+        with _translated_errors("retrieve a subscription"):
+            subscription = self.client.v1.subscriptions.retrieve(subscription_id)
+        return subscription.to_dict()
+
 
 @contextmanager
 def _translated_errors(action: str) -> Iterator[None]:

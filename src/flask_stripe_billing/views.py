@@ -20,9 +20,12 @@ from .errors import (
     PayloadTooLargeError,
     ValidationError,
 )
-from .extension import BillingState, get_state
+from .events import StripeEvent
+from .extension import BillingState, Dispatch, get_state
+from .redact import describe_traceback
+from .stores.base import EventStatus
 from .stripe_api import StripeGateway
-from .webhook import announce, process_event, read_event, verify_signature
+from .webhook import announce, read_event, record_for_dispatch, verify_signature
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -56,9 +59,13 @@ def webhook() -> Response:
         settings.webhook_tolerance,
     )
     event = read_event(body)
-    outcome = process_event(
-        event, body.decode("utf-8"), state.user_store, state.event_log, settings
-    )
+    payload = body.decode("utf-8")
+    if state.dispatch is None:
+        outcome = state.handle(event, payload)
+    else:
+        outcome = record_for_dispatch(event, payload, state.event_log)
+        if outcome.status == EventStatus.RECEIVED:
+            hand_over(state.dispatch, event)
     logger.info(
         "Stripe webhook received",
         extra={
@@ -143,6 +150,22 @@ def exempt_webhook_from_csrf(app: Any) -> None:
     csrf = app.extensions.get("csrf")
     if csrf is not None:
         csrf.exempt(f"{webhook.__module__}.{webhook.__name__}")
+
+
+def hand_over(dispatch: Dispatch, event: StripeEvent) -> None:
+    """Give the event id to the host's queue; if that fails it stays ``received``.
+
+    The event is recorded already, so the answer stays 200; ``flask billing
+    replay`` (or Stripe's next delivery of it) hands it over again.
+    """
+    try:
+        dispatch(event.id)
+    except Exception as error:
+        logger.error(
+            "Stripe webhook could not be dispatched; it stays received for replay\n%s",
+            describe_traceback(error),
+            extra={"event_id": event.id, "event_type": event.type},
+        )
 
 
 def read_body(limit: int) -> bytes:

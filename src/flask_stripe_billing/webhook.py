@@ -17,7 +17,7 @@ from .account import AccountChanges, BillingAccount
 from .clock import utcnow
 from .config import Settings
 from .errors import EventNotRecordedError, ValidationError
-from .events import EventParseError, StripeEvent, parse_event
+from .events import EventParseError, StripeEvent, parse_event, with_subscription
 from .redact import describe_error, describe_traceback
 from .stores.base import (
     RETRYABLE_STATUSES,
@@ -26,6 +26,7 @@ from .stores.base import (
     StoreUnavailableError,
     UserStore,
 )
+from .stripe_api import StripeGateway
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -111,6 +112,30 @@ def process_event(
             extra={"event_id": event.id, "event_type": event.type},
         )
         return _record_failure(event, payload, log, error)
+
+
+def record_for_dispatch(event: StripeEvent, payload: str, log: EventLog) -> Outcome:
+    """Dispatch mode: only store the event for a worker; status ``received`` or duplicate."""
+    try:
+        with log.transaction():
+            record = log.record_event(event, payload)
+    except Exception as error:
+        logger.error(
+            "Stripe webhook could not be recorded\n%s",
+            describe_traceback(error),
+            extra={"event_id": event.id, "event_type": event.type},
+        )
+        raise EventNotRecordedError() from None
+    if record.status in RETRYABLE_STATUSES:
+        return Outcome(event, EventStatus.RECEIVED)
+    return Outcome(event, DUPLICATE)
+
+
+def refresh_subscription(event: StripeEvent, gateway: StripeGateway) -> StripeEvent:
+    """Re-fetch mode: the event with its subscription as Stripe's API has it now."""
+    if event.subscription is None:
+        return event
+    return with_subscription(event, gateway.retrieve_subscription(event.subscription.id))
 
 
 def announce(app: Any, outcome: Outcome) -> None:

@@ -54,7 +54,9 @@ class Host:
             return [dict(row._mapping) for row in rows]
 
 
-def build_host(config: dict[str, Any] | None = None, **billing_options: Any) -> Host:
+def build_host(
+    config: dict[str, Any] | None = None, *, url_prefix: str | None = None, **billing_options: Any
+) -> Host:
     """A Flask app with a User model using BillingMixin, set up with StripeBilling."""
     db = SQLAlchemy()
 
@@ -72,7 +74,10 @@ def build_host(config: dict[str, Any] | None = None, **billing_options: Any) -> 
     app.config.update(config or {})
     db.init_app(app)
     billing = StripeBilling(user_store=SQLAlchemyUserStore(db, User), **billing_options)
-    billing.init_app(app)
+    if url_prefix is None:
+        billing.init_app(app)
+    else:
+        app.register_blueprint(billing.blueprint, url_prefix=url_prefix)
     with app.app_context():
         db.drop_all()
         db.create_all()

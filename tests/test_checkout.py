@@ -11,7 +11,7 @@ import pytest
 import responses
 from conftest import Host
 from flask import request
-from support import checkout_event, load, post_event
+from support import SECRET, checkout_event, load, post_event
 
 from flask_stripe_billing.stripe_api import API_VERSION
 
@@ -440,4 +440,67 @@ def test_csrf_protect_guards_checkout_but_not_the_webhook(
     assert host.user(1).plan == "pro"
     assert checkout.status_code == 400
     assert b"CSRF" in checkout.data
+    assert len(stripe_api.calls) == 0
+
+
+def test_csrf_protect_set_up_before_the_extension_also_exempts_the_webhook(
+    stripe_api: Any,
+) -> None:
+    from flask import Flask
+    from flask_wtf.csrf import CSRFProtect
+
+    from flask_stripe_billing import BillingAccount, InMemoryUserStore, StripeBilling
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", STRIPE_WEBHOOK_SECRET=SECRET)
+    CSRFProtect(app)  # before the extension
+    store = InMemoryUserStore([BillingAccount(user_id="1")])
+    StripeBilling(app, user_store=store, current_user_id=lambda: "1")
+
+    webhook = post_event(app.test_client(), checkout_event(client_reference_id="1"))
+    checkout = app.test_client().post("/billing/checkout-session", json={})
+
+    assert webhook.status_code == 200
+    account = store.get("1")
+    assert account is not None and account.plan == "pro"
+    assert checkout.status_code == 400
+    assert b"CSRF" in checkout.data
+
+
+def test_checkout_needs_a_json_content_type_so_a_cross_site_form_cannot_start_one(
+    shop: Callable[..., Host], stripe_api: Any
+) -> None:
+    host = shop()
+
+    response = host.client.post(
+        "/billing/checkout-session",
+        data={"interval": "monthly"},  # what a plain HTML form on another site sends
+        headers=as_user("1"),
+    )
+
+    assert response.status_code == 400
+    assert response.json["error"] == "validation_error"
+    assert "application/json" in response.json["message"]
+    assert len(stripe_api.calls) == 0
+    assert host.user(1).stripe_customer_id is None
+
+
+def test_conflict_points_to_the_portal_under_the_blueprints_prefix(
+    make_host: Callable[..., Host], stripe_api: Any
+) -> None:
+    host = make_host(
+        CONFIG, url_prefix="/api", current_user_id=lambda: request.headers.get("X-User")
+    )
+    host.add_user(
+        2,
+        plan="pro",
+        stripe_customer_id="cus_paying",
+        stripe_subscription_id="sub_current",
+        stripe_subscription_status="active",
+    )
+
+    response = host.client.post("/api/billing/checkout-session", json={}, headers=as_user("2"))
+
+    assert response.status_code == 409
+    assert response.json["details"]["portal"] == "/api/billing/portal"
     assert len(stripe_api.calls) == 0

@@ -1,5 +1,10 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
+Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
+``/billing/success`` (where Checkout sends the user back) and ``/pro`` (for Pro
+users only). The example has no real login: add ``?as=2`` to any page to act
+as user 2 from then on (remembered in the session), ``?as=`` to act as nobody.
+
 Run it with ``make run`` (or ``flask --app examples/simple_app/app.py run``) and
 point the Stripe CLI at it::
 
@@ -9,23 +14,26 @@ Configuration comes from the environment: the extension reads every
 ``STRIPE_*`` setting there, and ``DATABASE_URL`` replaces the SQLite file in the
 instance folder. Without ``STRIPE_WEBHOOK_SECRET`` the app uses a demo secret so
 that ``examples/demo.py`` can sign events for it; real Stripe events need the
-secret that ``stripe listen`` (or the Dashboard) shows.
+secret that ``stripe listen`` (or the Dashboard) shows. Without
+``STRIPE_API_KEY`` the buttons answer "Stripe billing is not configured".
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, request, session
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_stripe_billing import (
     BillingAccount,
+    BillingError,
     BillingMixin,
     SQLAlchemyUserStore,
     StripeBilling,
@@ -36,6 +44,12 @@ from flask_stripe_billing import (
 #: DEMO ONLY, not a secret: lets the scripted demo sign events for this app.
 #: Set STRIPE_WEBHOOK_SECRET (from `stripe listen` or the Dashboard) for real events.
 DEMO_WEBHOOK_SECRET = "whsec_demo_only_not_secret"
+#: Where ``make run`` serves the app; Checkout sends the user back here.
+BASE_URL = "http://127.0.0.1:5000"
+DEFAULT_URLS = {
+    "STRIPE_SUCCESS_URL": BASE_URL + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
+    "STRIPE_CANCEL_URL": BASE_URL + "/pricing",
+}
 
 db = SQLAlchemy()
 
@@ -48,6 +62,15 @@ class User(BillingMixin, db.Model):  # type: ignore[name-defined, misc]
     email: Mapped[str] = mapped_column(sa.String(255), unique=True)
 
 
+def acting_user_id() -> str | None:
+    """Who is calling, for the extension: the user chosen with ``?as=`` (a real app: its login)."""
+    user_id: str | None = session.get("user_id")
+    return user_id
+
+
+billing = StripeBilling(user_store=SQLAlchemyUserStore(db, User), current_user_id=acting_user_id)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The example app; ``config`` overrides the defaults and the environment."""
     app = Flask(__name__)
@@ -55,32 +78,71 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_DATABASE_URI"] = os.environ.get(
         "DATABASE_URL", "sqlite:///simple_app.db"
     )
+    # Signs the session cookie that remembers whom you act as (random: until restart).
+    app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secrets.token_hex(16)
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config.update(config or {})
     if not (app.config.get("STRIPE_WEBHOOK_SECRET") or os.environ.get("STRIPE_WEBHOOK_SECRET")):
         app.config["STRIPE_WEBHOOK_SECRET"] = DEMO_WEBHOOK_SECRET
         app.logger.warning(
             "STRIPE_WEBHOOK_SECRET is not set: using the DEMO secret; real Stripe events will fail"
         )
+    for name, url in DEFAULT_URLS.items():
+        if not (app.config.get(name) or os.environ.get(name)):
+            app.config[name] = url  # this app's own pages
     app.logger.setLevel(logging.INFO)  # show the plan-change messages below
 
     db.init_app(app)
-    StripeBilling(app, user_store=SQLAlchemyUserStore(db, User))
+    # POST /stripe/webhook, POST /billing/checkout-session and GET /billing/portal:
+    billing.init_app(app)
     with app.app_context():
         db.create_all()  # also creates the extension's stripe_billing_events table
         seed_demo_users()
 
+    app.before_request(act_as)
+    app.context_processor(lambda: {"me": current_user(), "everyone": all_users()})
     app.add_url_rule("/", view_func=index)
     app.add_url_rule("/users/<int:user_id>", view_func=show_user)
+    app.add_url_rule("/pricing", view_func=pricing)
+    app.add_url_rule("/billing/success", view_func=checkout_success)
+    app.add_url_rule("/pro", view_func=pro)
     return app
 
 
 def seed_demo_users() -> None:
-    """alice is already a Stripe customer; bob will become one through Checkout."""
+    """alice is already a Stripe customer; bob will become one through Checkout.
+
+    alice's customer id is made up for ``make demo``: with a real test-mode key,
+    try Checkout as bob.
+    """
     if db.session.get(User, 1) is None:
         db.session.add(User(id=1, email="alice@example.com", stripe_customer_id="cus_demo_alice"))
     if db.session.get(User, 2) is None:
         db.session.add(User(id=2, email="bob@example.com"))
     db.session.commit()
+
+
+def act_as() -> None:
+    """``?as=<id>`` on any page: act as that user from now on; ``?as=`` alone: as nobody."""
+    if "as" not in request.args:
+        return
+    user_id = request.args.get("as", type=int)
+    user = None if user_id is None else db.session.get(User, user_id)
+    if user is None:
+        session.pop("user_id", None)
+    else:
+        session["user_id"] = str(user.id)
+
+
+def current_user() -> User | None:
+    """The user acted as, or None."""
+    user_id = acting_user_id()
+    return None if user_id is None else db.session.get(User, int(user_id))
+
+
+def all_users() -> list[User]:
+    """Every user, for the "act as" links."""
+    return list(db.session.scalars(sa.select(User).order_by(User.id)))
 
 
 @signals.plan_changed.connect
@@ -101,12 +163,24 @@ def on_plan_changed(
         app.logger.info("Welcome to %s, %s! (was %s)", new_plan, account.email, old_plan)
 
 
-PAGE = """<!doctype html>
+HEADER = """<!doctype html>
 <title>Flask-Stripe-Billing example</title>
+<p>
+  <a href="{{ url_for('index') }}">Users</a> |
+  <a href="{{ url_for('pricing') }}">Pricing</a> |
+  <a href="{{ url_for('pro') }}">Pro page</a> |
+  Acting as <b>{{ me.email if me else "nobody" }}</b>{% if me %} ({{ me.plan }}){% endif %};
+  act as
+  {% for user in everyone %}<a href="?as={{ user.id }}">{{ user.email }}</a>, {% endfor %}
+  <a href="?as=">nobody</a>
+</p>
+"""
+
+USERS_PAGE = """
 <h1>Users</h1>
 <table border="1" cellpadding="4">
   <tr><th>id</th><th>email</th><th>plan</th><th>subscription</th><th>customer</th></tr>
-  {% for user in users %}
+  {% for user in everyone %}
   <tr>
     <td><a href="{{ url_for('show_user', user_id=user.id) }}">{{ user.id }}</a></td>
     <td>{{ user.email }}</td>
@@ -119,11 +193,64 @@ PAGE = """<!doctype html>
 <p>Stripe sends its events to <code>POST /stripe/webhook</code>.</p>
 """
 
+PRICING_PAGE = """
+<h1>Pricing</h1>
+<p>Free: the basics. Pro: <a href="{{ url_for('pro') }}">everything</a>.</p>
+<p>
+  <button onclick="checkout('monthly')">Upgrade to Pro — monthly</button>
+  <button onclick="checkout('yearly')">Upgrade to Pro — yearly</button>
+  <button onclick="manageBilling()">Manage billing</button>
+</p>
+<p id="error" role="alert" style="color: #b00"></p>
+<script>
+  // The extension's routes answer {"url": ...} to go to, or an error with a message.
+  async function goToStripe(method, url, body) {
+    const error = document.getElementById("error");
+    error.textContent = "";
+    const response = await fetch(url, {
+      method: method,
+      headers: body ? {"Content-Type": "application/json"} : {},
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const data = await response.json().catch(() => ({message: "HTTP " + response.status}));
+    if (response.ok) {
+      window.location = data.url;
+      return;
+    }
+    const missing = (data.details || {}).missing;
+    error.textContent = data.message + (missing ? " (missing: " + missing.join(", ") + ")" : "");
+  }
+  function checkout(interval) {
+    goToStripe("POST", "{{ url_for('stripe_billing.checkout_session') }}", {interval: interval});
+  }
+  function manageBilling() {
+    goToStripe("GET", "{{ url_for('stripe_billing.portal') }}");
+  }
+</script>
+"""
+
+SUCCESS_PAGE = """
+<h1>Thank you!</h1>
+{% if note %}<p>{{ note }}</p>{% endif %}
+{% if me %}<p>Your plan: <b>{{ me.plan }}</b>.</p>{% endif %}
+<p><a href="{{ url_for('pro') }}">Go to the Pro page</a></p>
+"""
+
+PRO_PAGE = """
+<h1>Pro</h1>
+<p>Welcome, {{ me.email }}: everything here is for {{ me.plan }} users.</p>
+"""
+
+NOT_PRO_PAGE = """
+<h1>Pro users only</h1>
+<p>{% if me %}You are on the free plan.{% else %}Act as a user first.{% endif %}
+<a href="{{ url_for('pricing') }}">See pricing</a>.</p>
+"""
+
 
 def index() -> str:
     """Every user with plan and subscription status."""
-    users = db.session.scalars(sa.select(User).order_by(User.id)).all()
-    return render_template_string(PAGE, users=users)
+    return render_template_string(HEADER + USERS_PAGE)
 
 
 def show_user(user_id: int) -> dict[str, Any]:
@@ -140,6 +267,31 @@ def show_user(user_id: int) -> dict[str, Any]:
         "cancel_at_period_end": user.cancel_at_period_end,
         "updated_at": _iso(user.updated_at),
     }
+
+
+def pricing() -> str:
+    """The Upgrade buttons (to Stripe Checkout) and Manage billing (to the portal)."""
+    return render_template_string(HEADER + PRICING_PAGE)
+
+
+def checkout_success() -> str:
+    """Where Checkout sends the user back: apply the session now, before its webhook."""
+    note = None
+    session_id = request.args.get("session_id")
+    if session_id:
+        try:
+            billing.sync_checkout_session(session_id)
+        except BillingError as error:  # e.g. no STRIPE_API_KEY: the webhook will do it
+            note = f"{error.message}; your plan changes when Stripe's webhook arrives."
+    return render_template_string(HEADER + SUCCESS_PAGE, note=note)
+
+
+def pro() -> str | tuple[str, int]:
+    """A page only users on a paid plan see."""
+    user = current_user()
+    if user is None or user.plan == "free":
+        return render_template_string(HEADER + NOT_PRO_PAGE), 403
+    return render_template_string(HEADER + PRO_PAGE)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -42,12 +42,12 @@ def choose_price(body: Any, settings: Settings) -> str:
     return price_id
 
 
-def ensure_can_subscribe(account: BillingAccount) -> None:
+def ensure_can_subscribe(account: BillingAccount, portal_url: str) -> None:
     """Refuse a second subscription to a user who already has a paying one."""
     if account.stripe_subscription_id and account.subscription_status in PAID_STATUSES:
         raise ConflictError(
             "You already have an active subscription; manage it in the billing portal",
-            {"subscription_status": account.subscription_status, "portal": "/billing/portal"},
+            {"subscription_status": account.subscription_status, "portal": portal_url},
         )
 
 

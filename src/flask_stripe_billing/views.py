@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import checkout, signals
@@ -86,7 +86,7 @@ def checkout_session() -> Response:
     gateway = state.require_stripe()
     price_id = checkout.choose_price(read_json_body(), state.settings)
     checkout.redirect_urls(state.settings)
-    checkout.ensure_can_subscribe(account)
+    checkout.ensure_can_subscribe(account, url_for(".portal"))
     customer_id = ensure_customer(state, gateway, account)
     session_id, url = gateway.create_checkout_session(
         checkout.session_params(account, customer_id, price_id, state.settings),
@@ -136,7 +136,14 @@ def ensure_customer(state: BillingState, gateway: StripeGateway, account: Billin
 
 
 def read_json_body() -> Any:
-    """The JSON request body; None when empty, 400 when it is not JSON."""
+    """The JSON request body; None when empty, 400 when it is not JSON.
+
+    A JSON content type is required even for an empty body: a browser then asks
+    before sending it cross-site, so another site's plain form cannot start a
+    Checkout for the signed-in user.
+    """
+    if not request.is_json:
+        raise ValidationError("Send a JSON body with Content-Type: application/json")
     if not request.get_data(cache=True):
         return None
     try:

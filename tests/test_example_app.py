@@ -1,0 +1,258 @@
+"""The example app (examples/simple_app) as a user clicks through it; Stripe mocked by responses."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import responses
+from flask import Flask
+from support import checkout_event, load, post_event
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
+
+from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402
+
+API = "https://api.stripe.com/v1"
+STRIPE_CONFIG = {
+    "STRIPE_API_KEY": "sk_test_51ExampleAppKey0000000000",
+    "STRIPE_PRICE_PRO_MONTHLY": "price_monthly",
+    "STRIPE_PRICE_PRO_YEARLY": "price_yearly",
+}
+CUSTOMER = load("stripe-openapi/customer.json")
+SESSION = load(
+    "api-objects/pay-rails-vcr__2026-03-25.dahlia__checkout.session.mode_subscription.open.json"
+)
+PORTAL = load("api-objects/pay-rails-vcr__2026-03-25.dahlia__billing_portal.session.json")
+ENVIRONMENT = (
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_PRICE_PRO_MONTHLY",
+    "STRIPE_PRICE_PRO_YEARLY",
+    "STRIPE_SUCCESS_URL",
+    "STRIPE_CANCEL_URL",
+    "STRIPE_PORTAL_RETURN_URL",
+    "STRIPE_BILLING_PLANS",
+    "PRO_PLAN_NAME",
+    "SECRET_KEY",
+)
+ALICE, BOB = 1, 2  # alice is customer cus_demo_alice; bob has no customer yet
+
+
+@pytest.fixture
+def make_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Flask]]:
+    """The example app with a fresh SQLite file in a temporary folder, as demo.py does."""
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    apps: list[Flask] = []
+    numbers = itertools.count(1)
+
+    def make(**config: Any) -> Flask:
+        database = tmp_path / f"example{next(numbers)}.db"
+        app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{database}", **config})
+        app.testing = True
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def user(app: Flask, user_id: int) -> dict[str, Any]:
+    """The user's billing state as the example's own JSON page shows it."""
+    data: dict[str, Any] = app.test_client().get(f"/users/{user_id}").json
+    return data
+
+
+def form(call: Any) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(call.request.body).items()}
+
+
+def test_pricing_page_has_the_upgrade_and_manage_billing_buttons(
+    make_example: Callable[..., Flask],
+) -> None:
+    page = make_example().test_client().get("/pricing")
+
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Upgrade to Pro — monthly" in html
+    assert "Upgrade to Pro — yearly" in html
+    assert "Manage billing" in html
+    assert '"POST", "/billing/checkout-session", {interval: interval}' in html
+    assert '"GET", "/billing/portal"' in html
+
+
+def test_acting_as_a_user_is_remembered_until_changed(make_example: Callable[..., Flask]) -> None:
+    client = make_example().test_client()
+
+    assert "Acting as <b>nobody</b>" in client.get("/pricing").get_data(as_text=True)
+    assert "Acting as <b>bob@example.com</b>" in client.get("/?as=2").get_data(as_text=True)
+    assert "Acting as <b>bob@example.com</b>" in client.get("/pricing").get_data(as_text=True)
+    assert "Acting as <b>nobody</b>" in client.get("/pricing?as=").get_data(as_text=True)
+    assert "Acting as <b>nobody</b>" in client.get("/pricing?as=99").get_data(as_text=True)
+    # The extension sees the same user: nobody is signed in now.
+    answer = client.post("/billing/checkout-session", json={"interval": "monthly"})
+    assert answer.status_code == 401
+    assert answer.json["error"] == "authentication_error"
+
+
+def test_pro_page_is_403_for_free_users_and_200_after_the_checkout_webhook(
+    make_example: Callable[..., Flask],
+) -> None:
+    app = make_example()  # no STRIPE_WEBHOOK_SECRET: the example's demo secret
+    client = app.test_client()
+    assert client.get("/pro").status_code == 403  # nobody
+    assert client.get("/pro?as=2").status_code == 403  # bob, free
+
+    event = checkout_event(customer="cus_bob", subscription="sub_bob", client_reference_id="2")
+    assert post_event(client, event, secret=DEMO_WEBHOOK_SECRET).status_code == 200
+
+    page = client.get("/pro")
+    assert page.status_code == 200
+    assert "Welcome, bob@example.com" in page.get_data(as_text=True)
+    bob = user(app, BOB)
+    assert (bob["plan"], bob["subscription_status"]) == ("pro", "active")
+    assert bob["stripe_customer_id"] == "cus_bob"
+
+
+def test_buttons_answer_503_without_an_api_key_and_the_app_still_works(
+    make_example: Callable[..., Flask],
+) -> None:
+    client = make_example().test_client()
+    client.get("/pricing?as=2")
+
+    for answer in (
+        client.post("/billing/checkout-session", json={"interval": "yearly"}),
+        client.get("/billing/portal"),
+    ):
+        assert answer.status_code == 503
+        assert answer.json["message"] == "Stripe billing is not configured"
+        assert answer.json["details"]["missing"] == ["STRIPE_API_KEY"]
+    assert client.get("/pricing").status_code == 200
+
+
+def test_upgrade_button_gets_a_checkout_url_that_returns_to_the_example(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+    client.get("/pricing?as=2")
+    stripe_api.add(responses.POST, f"{API}/customers", json=CUSTOMER)
+    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
+
+    answer = client.post("/billing/checkout-session", json={"interval": "yearly"})
+
+    assert answer.status_code == 200
+    assert answer.json == {"id": SESSION["id"], "url": SESSION["url"]}
+    assert user(app, BOB)["stripe_customer_id"] == CUSTOMER["id"]
+    session_call = stripe_api.calls[-1]
+    assert form(session_call)["line_items[0][price]"] == "price_yearly"
+    assert form(session_call)["client_reference_id"] == "2"
+    assert form(session_call)["success_url"] == (
+        "http://127.0.0.1:5000/billing/success?session_id={CHECKOUT_SESSION_ID}"
+    )
+    assert form(session_call)["cancel_url"] == "http://127.0.0.1:5000/pricing"
+
+
+def test_configured_urls_win_over_the_examples_defaults(
+    make_example: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRIPE_CANCEL_URL", "https://shop.example.com/plans")
+    app = make_example(STRIPE_SUCCESS_URL="https://shop.example.com/thanks")
+
+    assert app.config["STRIPE_SUCCESS_URL"] == "https://shop.example.com/thanks"
+    assert app.config.get("STRIPE_CANCEL_URL") is None  # the environment's is read instead
+
+
+def test_errors_the_pricing_page_shows_come_with_a_message(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+    client.get("/pricing?as=2")
+
+    no_customer = client.get("/billing/portal")
+    assert no_customer.status_code == 404
+    assert no_customer.json["message"].startswith("No Stripe customer")
+
+    event = checkout_event(customer="cus_bob", subscription="sub_bob", client_reference_id="2")
+    post_event(client, event, secret=DEMO_WEBHOOK_SECRET)
+    subscribed = client.post("/billing/checkout-session", json={"interval": "monthly"})
+    assert subscribed.status_code == 409
+    assert "already have an active subscription" in subscribed.json["message"]
+    assert len(stripe_api.calls) == 0
+
+
+def test_manage_billing_returns_the_portal_url(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    client = make_example(**STRIPE_CONFIG).test_client()
+    client.get("/pricing?as=1")
+    stripe_api.add(responses.POST, f"{API}/billing_portal/sessions", json=PORTAL)
+
+    answer = client.get("/billing/portal")
+
+    assert answer.status_code == 200
+    assert answer.json == {"url": PORTAL["url"]}
+    assert form(stripe_api.calls[0]) == {
+        "customer": "cus_demo_alice",
+        "return_url": "http://127.0.0.1:5000/",
+    }
+
+
+def test_success_page_syncs_the_session_and_the_user_is_pro_at_once(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+    client.get("/pricing?as=2")
+    completed = {
+        **SESSION,
+        "status": "complete",
+        "payment_status": "paid",
+        "client_reference_id": "2",
+        "subscription": "sub_bob",
+    }
+    stripe_api.add(responses.GET, f"{API}/checkout/sessions/{SESSION['id']}", json=completed)
+
+    page = client.get(f"/billing/success?session_id={SESSION['id']}")
+
+    assert page.status_code == 200
+    assert "Your plan: <b>pro</b>" in page.get_data(as_text=True)
+    assert client.get("/pro").status_code == 200
+    bob = user(app, BOB)
+    assert (bob["plan"], bob["subscription_status"]) == ("pro", "active")
+    assert (bob["stripe_customer_id"], bob["stripe_subscription_id"]) == (
+        SESSION["customer"],
+        "sub_bob",
+    )
+
+
+def test_success_page_without_an_api_key_waits_for_the_webhook(
+    make_example: Callable[..., Flask],
+) -> None:
+    client = make_example().test_client()
+    client.get("/pricing?as=2")
+
+    page = client.get("/billing/success?session_id=cs_test_123")
+
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Stripe billing is not configured" in html
+    assert "Your plan: <b>free</b>" in html

@@ -241,3 +241,85 @@ def test_finish_event_sets_status_user_error_and_processed_at(store: Any) -> Non
 
 def test_get_event_of_unknown_id_is_none(store: Any) -> None:
     assert store.get_event("evt_unknown") is None
+
+
+# listing and pruning the log, listing linked accounts (the CLI's needs)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
+    """The stores' current time, set by the test: ``clock[0]``."""
+    now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
+    for module in ("memory", "sqlalchemy"):
+        monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
+    return now
+
+
+def record(store: Any, event_id: str, status: str, created: int, **facts: Any) -> None:
+    """Store one event as received and finished with ``status``."""
+    payload = subscription_event(event_id=event_id, created=created, **facts)
+    with store.transaction():
+        store.record_event(parse_event(payload), json.dumps(payload))
+        store.finish_event(event_id, status)
+
+
+@pytest.fixture
+def logged(store: Any, clock: list[datetime]) -> Any:
+    """Three events, received a minute apart in the order a, b, c; created in order a, c, b."""
+    record(store, "evt_a", "processed", NOW - 300)
+    clock[0] += timedelta(minutes=1)
+    record(store, "evt_b", "unmatched", NOW - 100, customer="cus_other")
+    clock[0] += timedelta(minutes=1)
+    record(store, "evt_c", "failed", NOW - 200, event_type="customer.subscription.created")
+    return store
+
+
+def ids(records: list[Any]) -> list[str]:
+    return [r.id for r in records]
+
+
+def test_list_events_is_newest_received_first(logged: Any) -> None:
+    events = logged.list_events()
+
+    assert ids(events) == ["evt_c", "evt_b", "evt_a"]
+    assert events[0] == logged.get_event("evt_c")
+    assert_utc(events[0].received_at)
+    assert ids(logged.list_events(limit=2)) == ["evt_c", "evt_b"]
+
+
+def test_list_events_oldest_first_is_by_stripes_creation_time(logged: Any) -> None:
+    assert ids(logged.list_events(oldest_first=True)) == ["evt_a", "evt_c", "evt_b"]
+
+
+def test_list_events_filters_by_status_type_and_customer(logged: Any) -> None:
+    assert ids(logged.list_events(statuses={"failed", "unmatched"})) == ["evt_c", "evt_b"]
+    assert ids(logged.list_events(statuses=[])) == []
+    assert ids(logged.list_events(event_type="customer.subscription.created")) == ["evt_c"]
+    assert ids(logged.list_events(customer_id="cus_test")) == ["evt_c", "evt_a"]
+    assert ids(logged.list_events(customer_id="cus_test", statuses=["processed"])) == ["evt_a"]
+
+
+def test_delete_events_deletes_older_events_with_the_given_statuses(
+    logged: Any, clock: list[datetime]
+) -> None:
+    before_c = clock[0]  # evt_a and evt_b were received before this, evt_c at it
+    with logged.transaction():
+        deleted = logged.delete_events(before=before_c, statuses={"processed", "failed"})
+
+    assert deleted == 1
+    assert ids(logged.list_events()) == ["evt_c", "evt_b"]
+    with logged.transaction():
+        assert logged.delete_events(before=before_c, statuses={"processed"}) == 0
+
+
+def test_accounts_with_customer_lists_linked_accounts_by_user_id(store: Any) -> None:
+    assert [a.user_id for a in store.accounts_with_customer()] == ["1"]
+
+    store.set_customer_id("2", "cus_two")
+
+    accounts = store.accounts_with_customer()
+    assert [(a.user_id, a.stripe_customer_id) for a in accounts] == [
+        ("1", "cus_test"),
+        ("2", "cus_two"),
+    ]
+    assert accounts[0] == store.get("1")

@@ -167,6 +167,9 @@ class StripeBilling:
             stripe=StripeGateway(make_client(settings.api_key)) if settings.api_key else None,
             dispatch=dispatch or self.dispatch,
         )
+        from .cli import register_commands  # here: cli.py imports this module
+
+        register_commands(app, self)
 
 
 def get_state(app: Flask | None = None) -> BillingState:

@@ -72,6 +72,14 @@ class StripeGateway:
             subscription = self.client.v1.subscriptions.retrieve(subscription_id)
         return subscription.to_dict()
 
+    def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every subscription of a customer, whatever its status, as plain data."""
+        with _translated_errors("list subscriptions"):
+            page = self.client.v1.subscriptions.list(
+                {"customer": customer_id, "status": "all", "limit": 100}
+            )
+            return [subscription.to_dict() for subscription in page.auto_paging_iter()]
+
 
 @contextmanager
 def _translated_errors(action: str) -> Iterator[None]:

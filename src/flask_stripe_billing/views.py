@@ -163,7 +163,7 @@ def hand_over(dispatch: Dispatch, event: StripeEvent) -> None:
     """Give the event id to the host's queue; if that fails it stays ``received``.
 
     The event is recorded already, so the answer stays 200; ``flask billing
-    replay`` (or Stripe's next delivery of it) hands it over again.
+    replay`` processes it, and Stripe's next delivery of it hands it over again.
     """
     try:
         dispatch(event.id)

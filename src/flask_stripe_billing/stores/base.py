@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,6 +50,8 @@ class EventStatus:
 
 #: Statuses whose event is processed again when it is delivered or replayed again.
 RETRYABLE_STATUSES = frozenset({EventStatus.RECEIVED, EventStatus.UNMATCHED, EventStatus.FAILED})
+#: Statuses of events that are done with: ``flask billing prune`` may delete them.
+FINAL_STATUSES = frozenset({EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.STALE})
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,21 @@ class EventLog(Protocol):
 
     def get_event(self, event_id: str) -> EventRecord | None:
         """The stored event, or None."""
+
+    def list_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[EventRecord]:
+        """Stored events matching every filter given.
+
+        Newest received first; ``oldest_first`` orders by Stripe's creation time
+        instead, oldest first (the order to replay them in).
+        """
+
+    def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
+        """Delete events received before ``before`` with one of ``statuses``; return how many."""

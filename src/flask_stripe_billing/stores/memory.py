@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -59,6 +59,12 @@ class InMemoryUserStore:
             self._accounts[user_id] = account
             return account
 
+    def accounts_with_customer(self) -> list[BillingAccount]:
+        """Every account linked to a Stripe customer, by user id (for ``flask billing sync``)."""
+        with self._lock:
+            linked = [a for a in self._accounts.values() if a.stripe_customer_id]
+        return sorted(linked, key=lambda account: account.user_id)
+
     # EventLog
 
     @contextmanager
@@ -112,3 +118,37 @@ class InMemoryUserStore:
 
     def get_event(self, event_id: str) -> EventRecord | None:
         return self._events.get(event_id)
+
+    def list_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[EventRecord]:
+        with self._lock:
+            events = [
+                e
+                for e in self._events.values()
+                if (statuses is None or e.status in statuses)
+                and (event_type is None or e.type == event_type)
+                and (customer_id is None or e.customer_id == customer_id)
+            ]
+        if oldest_first:
+            events.sort(key=lambda e: (e.created, e.received_at, e.id))
+        else:
+            events.sort(key=lambda e: (e.received_at, e.id), reverse=True)
+        return events if limit is None else events[:limit]
+
+    def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
+        with self._lock:
+            doomed = [
+                e.id
+                for e in self._events.values()
+                if e.received_at < before and e.status in statuses
+            ]
+            for event_id in doomed:
+                del self._events[event_id]
+        return len(doomed)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -132,6 +132,13 @@ class SQLAlchemyUserStore:
         self.db.session.flush()
         return self._account(user)
 
+    def accounts_with_customer(self) -> list[BillingAccount]:
+        """Every account linked to a Stripe customer, by user id (for ``flask billing sync``)."""
+        column = getattr(self.model, self.columns["stripe_customer_id"] or "")
+        key = getattr(self.model, self._key_attr)
+        statement = sa.select(self.model).where(column.is_not(None)).order_by(key)
+        return [self._account(user) for user in self.db.session.scalars(statement)]
+
     # EventLog
 
     @contextmanager
@@ -189,6 +196,41 @@ class SQLAlchemyUserStore:
         table = self.events_table
         row = self.db.session.execute(sa.select(table).where(table.c.id == event_id)).one_or_none()
         return None if row is None else _event_record(dict(row._mapping))
+
+    def list_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[EventRecord]:
+        table = self.events_table
+        statement = sa.select(table)
+        if statuses is not None:
+            statement = statement.where(table.c.status.in_(list(statuses)))
+        if event_type is not None:
+            statement = statement.where(table.c.type == event_type)
+        if customer_id is not None:
+            statement = statement.where(table.c.customer_id == customer_id)
+        if oldest_first:
+            statement = statement.order_by(table.c.created, table.c.received_at, table.c.id)
+        else:
+            statement = statement.order_by(table.c.received_at.desc(), table.c.id.desc())
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = self.db.session.execute(statement)
+        return [_event_record(dict(row._mapping)) for row in rows]
+
+    def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
+        table = self.events_table
+        result = self.db.session.execute(
+            table.delete().where(
+                table.c.received_at < as_utc(before), table.c.status.in_(list(statuses))
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
     # helpers
 

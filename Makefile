@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint pytest test-postgres clean
+.PHONY: install demo run test lint pytest test-postgres stress clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ pytest: $(STAMP)
 ## The suite against a throw-away local PostgreSQL (Debian's postgresql package).
 test-postgres: $(STAMP)
 	DATABASE_URL=$$(.ci/postgres start) $(BIN)/pytest
+
+## Concurrent duplicate deliveries to gunicorn on PostgreSQL: nothing lost, nothing twice.
+stress: $(STAMP)
+	DATABASE_URL=$$(.ci/postgres start) $(BIN)/python tests/stress/webhook_stress.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

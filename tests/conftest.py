@@ -17,6 +17,28 @@ from support import SECRET
 from flask_stripe_billing import BillingMixin, SQLAlchemyUserStore, StripeBilling, signals
 
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite://")
+#: Whether the suite runs on PostgreSQL (``postgresql://`` or ``postgresql+driver://``).
+ON_POSTGRES = DATABASE_URL.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+NEEDS_POSTGRES = "needs PostgreSQL: DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``@pytest.mark.postgres`` tests skip without PostgreSQL, unless REQUIRE_POSTGRES=1."""
+    if ON_POSTGRES or os.environ.get("REQUIRE_POSTGRES") == "1":
+        return
+    for item in items:
+        if item.get_closest_marker("postgres") is not None:
+            item.add_marker(pytest.mark.skip(reason=NEEDS_POSTGRES))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under REQUIRE_POSTGRES=1 a ``postgres`` test that cannot run fails, before its fixtures."""
+    required = os.environ.get("REQUIRE_POSTGRES") == "1"
+    if required and not ON_POSTGRES and item.get_closest_marker("postgres") is not None:
+        message = (
+            f"REQUIRE_POSTGRES=1 but DATABASE_URL is {DATABASE_URL!r}; this test {NEEDS_POSTGRES}"
+        )
+        pytest.fail(message, pytrace=False)
 
 
 @dataclass
@@ -55,9 +77,17 @@ class Host:
 
 
 def build_host(
-    config: dict[str, Any] | None = None, *, url_prefix: str | None = None, **billing_options: Any
+    config: dict[str, Any] | None = None,
+    *,
+    url_prefix: str | None = None,
+    create_tables: bool = True,
+    **billing_options: Any,
 ) -> Host:
-    """A Flask app with a User model using BillingMixin, set up with StripeBilling."""
+    """A Flask app with a User model using BillingMixin, set up with StripeBilling.
+
+    ``create_tables=False`` leaves the database alone: for an app in another
+    process over the tables a test already made.
+    """
     db = SQLAlchemy()
 
     class User(BillingMixin, db.Model):  # type: ignore[name-defined, misc]
@@ -78,9 +108,10 @@ def build_host(
         billing.init_app(app)
     else:
         app.register_blueprint(billing.blueprint, url_prefix=url_prefix)
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
+    if create_tables:
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
     return Host(app=app, db=db, User=User, billing=billing)
 
 

@@ -14,7 +14,7 @@ import pytest
 from support import NOW, checkout_event, envelope, load, load_object, subscription_event
 
 from flask_stripe_billing import BillingAccount, Settings
-from flask_stripe_billing.events import StripeEvent, parse_event
+from flask_stripe_billing.events import StripeEvent, parse_event, timestamp
 from flask_stripe_billing.rules import (
     HANDLED_EVENT_TYPES,
     decide,
@@ -174,6 +174,13 @@ TABLE = [
     ),
     pytest.param(
         sub(status="past_due"),
+        FREE,
+        DEFAULTS,
+        new_subscription("past_due", plan="pro"),
+        id="updated-past-due-before-its-active-event-grants-the-plan",
+    ),
+    pytest.param(
+        sub(status="past_due"),
         SUBSCRIBED,
         Settings(past_due_keeps_plan=False),
         {"plan": "free", "subscription_status": "past_due", "current_period_end": PERIOD_END_AT},
@@ -195,14 +202,24 @@ TABLE = [
         sub("deleted", status="canceled"),
         replace(SUBSCRIBED, cancel_at_period_end=True),
         DEFAULTS,
-        {"plan": "free", "subscription_status": "canceled", "cancel_at_period_end": False},
+        {
+            "plan": "free",
+            "subscription_status": "canceled",
+            "current_period_end": PERIOD_END_AT,
+            "cancel_at_period_end": False,
+        },
         id="deleted-current",
     ),
     pytest.param(
         sub("deleted", status="canceled"),
         replace(FREE, plan="pro", subscription_status="active"),
         DEFAULTS,
-        {"plan": "free", "subscription_status": "canceled", "stripe_subscription_id": "sub_test"},
+        {
+            "plan": "free",
+            "subscription_status": "canceled",
+            "stripe_subscription_id": "sub_test",
+            "current_period_end": PERIOD_END_AT,
+        },
         id="deleted-when-no-subscription-known",
     ),
     # customer.subscription.deleted, another subscription of the same customer
@@ -398,7 +415,11 @@ def test_newer_event_than_the_last_one_is_applied() -> None:
 
     changes = decide(sub("deleted", status="canceled", created=NOW + 1), account, DEFAULTS)
 
-    assert changes == {"plan": "free", "subscription_status": "canceled"}
+    assert changes == {
+        "plan": "free",
+        "subscription_status": "canceled",
+        "current_period_end": PERIOD_END_AT,
+    }
 
 
 def test_handled_event_types_are_the_five_of_the_design() -> None:
@@ -463,3 +484,37 @@ def test_user_id_hint_of_other_objects_is_none() -> None:
     invoice["metadata"] = {"user_id": "1"}
 
     assert user_id_hint(parse_event(envelope("invoice.payment_failed", invoice))) is None
+
+
+def test_an_ended_subscription_never_comes_back_even_in_the_same_second() -> None:
+    account = BillingAccount(
+        user_id="1",
+        stripe_customer_id="cus_test",
+        stripe_subscription_id="sub_test",
+        subscription_status="canceled",
+        last_event_at=timestamp(NOW),
+    )
+    late_active = parse_event(subscription_event(status="active", created=NOW))
+    late_expired = parse_event(subscription_event(status="incomplete_expired", created=NOW))
+    newer_other = parse_event(
+        subscription_event(status="active", subscription="sub_new", created=NOW + 1)
+    )
+
+    assert is_stale(late_active, account)
+    assert not is_stale(late_expired, account)
+    assert not is_stale(newer_other, account)
+
+
+def test_a_created_event_is_stale_beside_a_same_second_event_of_its_subscription() -> None:
+    account = BillingAccount(
+        user_id="1",
+        stripe_customer_id="cus_test",
+        stripe_subscription_id="sub_test",
+        subscription_status="past_due",
+        last_event_at=timestamp(NOW),
+    )
+    created = parse_event(subscription_event("customer.subscription.created", created=NOW))
+    updated = parse_event(subscription_event(status="active", created=NOW))
+
+    assert is_stale(created, account)
+    assert not is_stale(updated, account)

@@ -586,12 +586,12 @@ def test_deleted_event_for_other_subscription_keeps_plan(make_host: MakeHost, la
 
 def test_redelivered_event_is_not_applied_twice(make_host: MakeHost) -> None:
     host = subscribed(make_host)
-    canceled = subscription_event(status="canceled", event_id="evt_canceled", created=NOW)
-    deliver(host, canceled)
+    past_due = subscription_event(status="past_due", event_id="evt_past_due", created=NOW)
+    deliver(host, past_due)
     deliver(host, subscription_event(status="active", event_id="evt_active", created=NOW))
     after_both = host.user(1)
 
-    row = deliver(host, canceled)
+    row = deliver(host, past_due)
 
     user = host.user(1)
     assert user.plan == "pro"

@@ -17,6 +17,8 @@ PAID_STATUSES = frozenset({"active", "trialing"})
 LIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
 #: Statuses that end the paid plan.
 ENDED_STATUSES = frozenset({"canceled", "unpaid", "incomplete_expired", "paused"})
+#: Statuses a subscription never leaves (Stripe makes a new subscription instead).
+TERMINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
 #: Checkout payment states that mean the customer has paid (or owes nothing yet).
 SETTLED_PAYMENT_STATUSES = frozenset({"paid", "no_payment_required"})
 
@@ -40,8 +42,22 @@ def is_handled(event_type: str) -> bool:
 
 
 def is_stale(event: StripeEvent, account: BillingAccount) -> bool:
-    """Whether a newer event was already applied (Stripe does not keep order)."""
-    return account.last_event_at is not None and event.created < account.last_event_at
+    """Whether a newer event was already applied (Stripe does not keep order).
+
+    Stripe's ``created`` has one-second resolution, so two facts of Stripe's
+    subscription lifecycle settle ties: a subscription that ended (``canceled``,
+    ``incomplete_expired``) never comes back, and nothing about a subscription
+    is older than its ``created`` event.
+    """
+    watermark = account.last_event_at
+    if watermark is not None and event.created < watermark:
+        return True
+    subscription = event.subscription
+    if subscription is None or account.stripe_subscription_id != subscription.id:
+        return False
+    if account.subscription_status in TERMINAL_STATUSES:
+        return subscription.status not in TERMINAL_STATUSES
+    return event.type == "customer.subscription.created" and event.created == watermark
 
 
 def is_about_current_subscription(event: StripeEvent, account: BillingAccount) -> bool:
@@ -116,12 +132,17 @@ def subscription_created(
 def subscription_updated(
     event: StripeEvent, account: BillingAccount, settings: Settings
 ) -> AccountChanges | None:
-    """Paid statuses grant the plan, ended ones take it away, past_due is a grace."""
+    """Paid statuses grant the plan, ended ones take it away, past_due is a grace.
+
+    The grace grants the subscription's plan rather than keeping the account's:
+    when a ``past_due`` event arrives before the older ``active`` one (which is
+    then stale), the result must not depend on the order of delivery.
+    """
     changes = _subscription_state(event, account)
     if changes is None or event.subscription is None:
         return None
     status = event.subscription.status
-    if status in PAID_STATUSES:
+    if status in PAID_STATUSES or (status == "past_due" and settings.past_due_keeps_plan):
         changes["plan"] = settings.plan_for_prices(event.subscription.price_ids)
     elif status in ENDED_STATUSES or (status == "past_due" and not settings.past_due_keeps_plan):
         changes["plan"] = FREE_PLAN
@@ -131,7 +152,11 @@ def subscription_updated(
 def subscription_deleted(
     event: StripeEvent, account: BillingAccount, settings: Settings
 ) -> AccountChanges | None:
-    """The current subscription ended: back to free. Another one's end changes nothing."""
+    """The current subscription ended: back to free. Another one's end changes nothing.
+
+    Its last period end is stored too, so that the account ends the same whether
+    or not the older events of the subscription were applied before this one.
+    """
     subscription = event.subscription
     if subscription is None:
         return None
@@ -142,6 +167,7 @@ def subscription_deleted(
         "plan": FREE_PLAN,
         "subscription_status": "canceled",
         "stripe_subscription_id": subscription.id,
+        "current_period_end": subscription.current_period_end,
         "cancel_at_period_end": False,
     }
 

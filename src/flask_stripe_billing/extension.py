@@ -113,7 +113,7 @@ class StripeBilling:
         record = state.event_log.get_event(event_id)
         if record is None:
             raise LookupError(f"no stored event {event_id!r}")
-        event = read_event(record.payload.encode("utf-8"))
+        event = read_event(record.payload)
         outcome = state.handle(event, record.payload)
         announce(current_app._get_current_object(), outcome)  # type: ignore[attr-defined]
         return outcome

@@ -52,14 +52,13 @@ def webhook() -> Response:
     if not settings.webhook_secrets:
         raise NotConfiguredError(["STRIPE_WEBHOOK_SECRET"])
     body = read_body(settings.max_webhook_bytes)
-    verify_signature(
+    payload = verify_signature(
         body,
         request.headers.get("Stripe-Signature"),
         settings.webhook_secrets,
         settings.webhook_tolerance,
     )
-    event = read_event(body)
-    payload = body.decode("utf-8")
+    event = read_event(payload)
     if state.dispatch is None:
         outcome = state.handle(event, payload)
     else:

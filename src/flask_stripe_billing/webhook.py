@@ -47,8 +47,11 @@ class Outcome:
 
 def verify_signature(
     body: bytes, header: str | None, secrets: tuple[str, ...], tolerance: int
-) -> None:
-    """Check the ``Stripe-Signature`` header against each secret with stripe-python."""
+) -> str:
+    """Check the ``Stripe-Signature`` header against each secret with stripe-python.
+
+    Returns the verified body as text (what the event log stores).
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
@@ -59,7 +62,7 @@ def verify_signature(
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
-            return
+            return text
         except stripe.SignatureVerificationError as error:
             failure = error
             # stripe-python checks the signature before the timestamp: this secret
@@ -71,7 +74,7 @@ def verify_signature(
     raise ValidationError(f"Invalid webhook signature: {reason}")
 
 
-def read_event(body: bytes) -> StripeEvent:
+def read_event(body: str | bytes) -> StripeEvent:
     """Decode a verified body into a :class:`StripeEvent`."""
     try:
         payload: Any = json.loads(body)

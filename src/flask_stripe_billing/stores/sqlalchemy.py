@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..account import FREE_PLAN, AccountChanges, BillingAccount
@@ -101,19 +102,50 @@ class SQLAlchemyUserStore:
         self._key_attr: str = resolved.pop("user_id") or ""
         self.columns = resolved
         self.events_table = event_table(db.metadata, event_table_name)
-        key_column = sa.inspect(model).get_property(self._key_attr).columns[0]
+        mapper = sa.inspect(model)
+        key_column = mapper.get_property(self._key_attr).columns[0]
         self._key_type: type[Any] = key_column.type.python_type
+        # The hot path runs Core statements built here once, with bound parameters:
+        # one round trip each, and no statement to build or cache-key per request.
+        self._table: sa.Table = key_column.table
+        #: BillingAccount field → the table column holding it.
+        self._field_columns: dict[str, sa.Column[Any]] = {"user_id": key_column} | {
+            field: mapper.get_property(attribute).columns[0]
+            for field, attribute in self.columns.items()
+            if attribute is not None
+        }
+        self._labelled = [column.label(field) for field, column in self._field_columns.items()]
+        # Integer ids compare as 64-bit (an int4 column would overflow otherwise).
+        key_type = sa.BigInteger() if issubclass(self._key_type, int) else key_column.type
+        self._by_user = key_column == sa.bindparam("user_key", type_=key_type)
+        by_customer = self._field_columns["stripe_customer_id"] == sa.bindparam("customer_id")
+        select = sa.select(*self._labelled)
+        self._select_user = _with_lock_variants(select.where(self._by_user))
+        self._select_customer = _with_lock_variants(select.where(by_customer))
+        self._updates: dict[tuple[frozenset[str], bool], sa.Update] = {}
+        self._upserts: dict[str, sa.Insert] = {}
+        events = self.events_table
+        self._finish = (
+            events.update()
+            .where(events.c.id == sa.bindparam("event_id"))
+            .values(
+                status=sa.bindparam("new_status"),
+                user_id=sa.bindparam("new_user_id"),
+                error=sa.bindparam("new_error"),
+                processed_at=sa.bindparam("new_processed_at"),
+            )
+        )
 
     # UserStore
 
     def get(self, user_id: str, *, lock: bool = False) -> BillingAccount | None:
-        user = self._load_user(user_id, lock)
-        return None if user is None else self._account(user)
+        key = self._user_key(user_id)
+        if key is None:
+            return None
+        return self._fetch(self._select_user[lock], {"user_key": key})
 
     def get_by_customer_id(self, customer_id: str, *, lock: bool = False) -> BillingAccount | None:
-        column = getattr(self.model, self.columns["stripe_customer_id"] or "")
-        user = self._load(column == customer_id, lock)
-        return None if user is None else self._account(user)
+        return self._fetch(self._select_customer[lock], {"customer_id": customer_id})
 
     def set_customer_id(self, user_id: str, customer_id: str) -> BillingAccount:
         account = self.apply(user_id, {"stripe_customer_id": customer_id})
@@ -121,23 +153,37 @@ class SQLAlchemyUserStore:
         return account
 
     def apply(self, user_id: str, changes: AccountChanges) -> BillingAccount:
-        user = self._load_user(user_id, lock=False)
-        if user is None:
+        key = self._user_key(user_id)
+        values = {
+            # In UTC: SQLite would keep the wall time and drop the offset.
+            field: as_utc(value) if isinstance(value, datetime) else value
+            for field, value in changes.items()
+            if field in self._field_columns
+        }
+        account = None
+        if key is not None and values:
+            connection = self.db.session.connection()
+            returning = connection.dialect.update_returning
+            statement = self._update_statement(frozenset(values), returning)
+            params = {"user_key": key} | {f"new_{field}": value for field, value in values.items()}
+            result = connection.execute(statement, params)
+            row = result.first() if returning else None
+            account = None if row is None else _account(row._mapping)
+        if account is None and key is not None:
+            account = self._fetch(self._select_user[False], {"user_key": key})
+        if account is None:
             raise LookupError(f"no user {user_id!r}")
-        for field, value in changes.items():
-            attribute = self.columns.get(field)
-            if attribute is not None:
-                # In UTC: SQLite would keep the wall time and drop the offset.
-                setattr(user, attribute, as_utc(value) if isinstance(value, datetime) else value)
-        self.db.session.flush()
-        return self._account(user)
+        return account
 
     def accounts_with_customer(self) -> list[BillingAccount]:
         """Every account linked to a Stripe customer, by user id (for ``flask billing sync``)."""
-        column = getattr(self.model, self.columns["stripe_customer_id"] or "")
-        key = getattr(self.model, self._key_attr)
-        statement = sa.select(self.model).where(column.is_not(None)).order_by(key)
-        return [self._account(user) for user in self.db.session.scalars(statement)]
+        customer = self._field_columns["stripe_customer_id"]
+        statement = (
+            sa.select(*self._labelled)
+            .where(customer.is_not(None))
+            .order_by(self._field_columns["user_id"])
+        )
+        return [_account(row._mapping) for row in self.db.session.execute(statement)]
 
     # EventLog
 
@@ -156,6 +202,11 @@ class SQLAlchemyUserStore:
             raise
 
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
+        """Insert the event, or count one more attempt: one statement, row locked.
+
+        Two workers recording the same id at once: the database makes the second
+        wait for the first to commit, then it finds the event as the first left it.
+        """
         table = self.events_table
         session = self.db.session
         values = {
@@ -168,14 +219,19 @@ class SQLAlchemyUserStore:
             "attempts": 1,
             "received_at": utcnow(),
         }
-        if not self._insert_if_absent(values):
+        connection = session.connection()
+        upsert = self._upsert_statement(connection.dialect)
+        if upsert is not None:
+            return _event_record(connection.execute(upsert, values).one()._mapping)
+        try:  # other databases: insert, or count the attempt on the existing row
+            with session.begin_nested():
+                session.execute(table.insert().values(**values))
+        except exc.IntegrityError:
             session.execute(
                 table.update().where(table.c.id == event.id).values(attempts=table.c.attempts + 1)
             )
-        row = session.execute(
-            sa.select(table).where(table.c.id == event.id).with_for_update()
-        ).one()
-        return _event_record(dict(row._mapping))
+        row = session.execute(sa.select(table).where(table.c.id == event.id).with_for_update())
+        return _event_record(row.one()._mapping)
 
     def finish_event(
         self,
@@ -185,17 +241,21 @@ class SQLAlchemyUserStore:
         user_id: str | None = None,
         error: str | None = None,
     ) -> None:
-        table = self.events_table
-        self.db.session.execute(
-            table.update()
-            .where(table.c.id == event_id)
-            .values(status=status, user_id=user_id, error=error, processed_at=utcnow())
+        self.db.session.connection().execute(
+            self._finish,
+            {
+                "event_id": event_id,
+                "new_status": status,
+                "new_user_id": user_id,
+                "new_error": error,
+                "new_processed_at": utcnow(),
+            },
         )
 
     def get_event(self, event_id: str) -> EventRecord | None:
         table = self.events_table
         row = self.db.session.execute(sa.select(table).where(table.c.id == event_id)).one_or_none()
-        return None if row is None else _event_record(dict(row._mapping))
+        return None if row is None else _event_record(row._mapping)
 
     def list_events(
         self,
@@ -221,7 +281,7 @@ class SQLAlchemyUserStore:
         if limit is not None:
             statement = statement.limit(limit)
         rows = self.db.session.execute(statement)
-        return [_event_record(dict(row._mapping)) for row in rows]
+        return [_event_record(row._mapping) for row in rows]
 
     def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         table = self.events_table
@@ -234,73 +294,80 @@ class SQLAlchemyUserStore:
 
     # helpers
 
-    def _load_user(self, user_id: str, lock: bool) -> Any:
-        """The model instance whose ``user_id`` column matches, or None."""
+    def _user_key(self, user_id: str) -> Any:
+        """The primary-key value for this user id, or None when it can name no user.
+
+        An id from a webhook (client_reference_id can come from a Payment Link URL)
+        may not fit the column: it names no user, and must not make the database
+        raise.
+        """
         try:
             key = self._key_type(user_id)
         except (TypeError, ValueError):
             return None
-        column = getattr(self.model, self._key_attr)
-        if isinstance(key, int):
-            # An id from a webhook (client_reference_id can come from a Payment Link
-            # URL) may not fit the column: it names no user, and must not make the
-            # database raise. Compare as 64-bit (int4 columns overflow otherwise).
-            if not -(2**63) <= key < 2**63:
-                return None
-            return self._load(column == sa.literal(key, sa.BigInteger), lock)
-        return self._load(column == key, lock)
+        if isinstance(key, int) and not -(2**63) <= key < 2**63:
+            return None
+        return key
 
-    def _load(self, condition: sa.ColumnElement[bool], lock: bool) -> Any:
-        statement = sa.select(self.model).where(condition)
-        if lock:
-            statement = statement.with_for_update().execution_options(populate_existing=True)
-        return self.db.session.execute(statement).scalar_one_or_none()
+    def _fetch(self, statement: sa.Select[Any], params: dict[str, Any]) -> BillingAccount | None:
+        row = self.db.session.connection().execute(statement, params).first()
+        return None if row is None else _account(row._mapping)
 
-    def _insert_if_absent(self, values: dict[str, Any]) -> bool:
-        """Insert the event row unless one with its id exists; True if inserted.
-
-        Two workers inserting the same id at once: the database makes the second
-        wait for the first to commit, then skip, so one of them processes it.
-        """
-        session = self.db.session
-        dialect = session.get_bind().dialect
-        if dialect.name in ("postgresql", "sqlite"):
-            insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+    def _update_statement(self, fields: frozenset[str], returning: bool) -> sa.Update:
+        """``UPDATE users SET <fields> WHERE key = :user_key`` (built once per field set)."""
+        cache_key = (fields, returning)
+        if cache_key not in self._updates:
             statement = (
-                insert(self.events_table)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["id"])
+                sa.update(self._table)
+                .where(self._by_user)
+                .values({self._field_columns[f]: sa.bindparam(f"new_{f}") for f in fields})
             )
-            if dialect.insert_returning:
-                # rowcount is -1 here with psycopg 3 under SQLAlchemy 2.1; RETURNING is exact.
-                inserted = statement.returning(self.events_table.c.id)
-                return session.execute(inserted).first() is not None
-            return session.execute(statement).rowcount == 1  # type: ignore[attr-defined, no-any-return]
-        try:
-            with session.begin_nested():
-                session.execute(self.events_table.insert().values(**values))
-        except exc.IntegrityError:
-            return False
-        return True
+            if returning:
+                statement = statement.returning(*self._labelled)
+            self._updates[cache_key] = statement
+        return self._updates[cache_key]
 
-    def _account(self, user: Any) -> BillingAccount:
-        def value(field: str, default: Any = None) -> Any:
-            attribute = self.columns.get(field)
-            return default if attribute is None else getattr(user, attribute)
+    def _upsert_statement(self, dialect: sa.Dialect) -> sa.Insert | None:
+        """``INSERT … ON CONFLICT (id) DO UPDATE SET attempts + 1 RETURNING *``, if supported.
 
-        email = value("email")
-        return BillingAccount(
-            user_id=str(getattr(user, self._key_attr)),
-            email=None if email is None else str(email),
-            stripe_customer_id=value("stripe_customer_id"),
-            stripe_subscription_id=value("stripe_subscription_id"),
-            plan=value("plan") or FREE_PLAN,
-            subscription_status=value("subscription_status"),
-            current_period_end=as_utc(value("current_period_end")),
-            cancel_at_period_end=bool(value("cancel_at_period_end", False)),
-            updated_at=as_utc(value("updated_at")),
-            last_event_at=as_utc(value("last_event_at")),
-        )
+        The conflicting row is locked by the update, so two workers recording one
+        event serialise: the second sees the event as the first committed it.
+        """
+        if dialect.name not in ("postgresql", "sqlite") or not dialect.insert_returning:
+            return None
+        if dialect.name not in self._upserts:
+            table = self.events_table
+            insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+            self._upserts[dialect.name] = (
+                insert(table)
+                .on_conflict_do_update(
+                    index_elements=["id"], set_={"attempts": table.c.attempts + 1}
+                )
+                .returning(*table.c)
+            )
+        return self._upserts[dialect.name]
+
+
+def _with_lock_variants(statement: sa.Select[Any]) -> dict[bool, sa.Select[Any]]:
+    """The statement as is (False) and ``FOR UPDATE`` (True; ignored by SQLite)."""
+    return {False: statement, True: statement.with_for_update()}
+
+
+def _account(row: RowMapping) -> BillingAccount:
+    """A BillingAccount from a row labelled with its field names (absent: defaults)."""
+    email = row.get("email")
+    return BillingAccount(
+        user_id=str(row["user_id"]),
+        email=None if email is None else str(email),
+        stripe_customer_id=row.get("stripe_customer_id"),
+        stripe_subscription_id=row.get("stripe_subscription_id"),
+        plan=row.get("plan") or FREE_PLAN,
+        subscription_status=row.get("subscription_status"),
+        current_period_end=as_utc(row.get("current_period_end")),
+        cancel_at_period_end=bool(row.get("cancel_at_period_end", False)),
+        updated_at=as_utc(row.get("updated_at")),
+        last_event_at=as_utc(row.get("last_event_at")),
+    )
 
 
 def _resolve_columns(
@@ -329,7 +396,7 @@ def _resolve_columns(
     return resolved
 
 
-def _event_record(row: Mapping[str, Any]) -> EventRecord:
+def _event_record(row: RowMapping) -> EventRecord:
     return EventRecord(
         id=row["id"],
         type=row["type"],

@@ -204,6 +204,9 @@ class SQLAlchemyUserStore:
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
         """Insert the event, or count one more attempt: one statement, row locked.
 
+        The record's ``payload`` is the one given (the same event id carries the
+        same body); the stored one is kept from the first delivery.
+
         Two workers recording the same id at once: the database makes the second
         wait for the first to commit, then it finds the event as the first left it.
         """
@@ -222,7 +225,8 @@ class SQLAlchemyUserStore:
         connection = session.connection()
         upsert = self._upsert_statement(connection.dialect)
         if upsert is not None:
-            return _event_record(connection.execute(upsert, values).one()._mapping)
+            returned = connection.execute(upsert, values).one()._mapping
+            return _event_record({**returned, "payload": payload})
         try:  # other databases: insert, or count the attempt on the existing row
             with session.begin_nested():
                 session.execute(table.insert().values(**values))
@@ -230,8 +234,8 @@ class SQLAlchemyUserStore:
             session.execute(
                 table.update().where(table.c.id == event.id).values(attempts=table.c.attempts + 1)
             )
-        row = session.execute(sa.select(table).where(table.c.id == event.id).with_for_update())
-        return _event_record(row.one()._mapping)
+        stored = session.execute(sa.select(table).where(table.c.id == event.id).with_for_update())
+        return _event_record(stored.one()._mapping)
 
     def finish_event(
         self,
@@ -343,7 +347,8 @@ class SQLAlchemyUserStore:
                 .on_conflict_do_update(
                     index_elements=["id"], set_={"attempts": table.c.attempts + 1}
                 )
-                .returning(*table.c)
+                # Not the payload: it is what we just sent (Stripe resends the same).
+                .returning(*(column for column in table.c if column.name != "payload"))
             )
         return self._upserts[dialect.name]
 
@@ -396,7 +401,7 @@ def _resolve_columns(
     return resolved
 
 
-def _event_record(row: RowMapping) -> EventRecord:
+def _event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
     return EventRecord(
         id=row["id"],
         type=row["type"],

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint pytest test-postgres stress clean
+.PHONY: install demo run test lint pytest test-postgres stress bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test-postgres: $(STAMP)
 ## Concurrent duplicate deliveries to gunicorn on PostgreSQL: nothing lost, nothing twice.
 stress: $(STAMP)
 	DATABASE_URL=$$(.ci/postgres start) $(BIN)/python tests/stress/webhook_stress.py
+
+## Benchmarks: ours vs the guide's bare handler, ratios from the same run (minutes).
+bench: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-$$(.ci/postgres start)} $(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

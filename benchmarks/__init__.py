@@ -1,0 +1,1 @@
+"""Benchmarks: the webhook pipeline against a bare hand-written handler."""

@@ -748,3 +748,42 @@ def test_flask_login_installed_but_not_set_up_means_no_current_user() -> None:
 
     assert response.status_code == 401
     assert response.get_json()["error"] == "authentication_error"
+
+
+def test_a_column_without_time_zone_stores_utc_wall_time_whatever_the_session_zone() -> None:
+    """An existing ``updated_at TIMESTAMP`` (no zone) must not be shifted by PostgreSQL."""
+    db = SQLAlchemy()
+
+    class Legacy(BillingMixin, db.Model):  # type: ignore[name-defined, misc]
+        __tablename__ = "fsb_legacy_users"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        legacy_updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=False))
+
+    options = {}
+    if DATABASE_URL.startswith("postgresql"):  # a server session far from UTC
+        options = {"connect_args": {"options": "-c timezone=Asia/Tokyo"}}
+    app = new_app(SQLALCHEMY_DATABASE_URI=DATABASE_URL, SQLALCHEMY_ENGINE_OPTIONS=options)
+    db.init_app(app)
+    store = SQLAlchemyUserStore(db, Legacy, columns={"updated_at": "legacy_updated_at"})
+    StripeBilling(app, user_store=store)
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        db.session.add(Legacy(id=1, stripe_customer_id="cus_test"))
+        db.session.commit()
+    try:
+        before = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        assert post_event(app.test_client(), subscription_event()).status_code == 200
+        after = datetime.now(timezone.utc).replace(tzinfo=None)
+        with app.app_context():
+            stored = db.session.execute(sa.select(Legacy.legacy_updated_at)).scalar_one()
+            account = store.get("1")
+        assert stored.tzinfo is None
+        assert before <= stored <= after  # UTC wall time, not Tokyo's
+        assert account is not None and account.updated_at is not None
+        assert account.updated_at.tzinfo is not None
+        assert account.updated_at.replace(tzinfo=None) == stored
+    finally:
+        with app.app_context():
+            db.drop_all()
+            db.engine.dispose()

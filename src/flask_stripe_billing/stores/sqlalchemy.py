@@ -155,8 +155,7 @@ class SQLAlchemyUserStore:
     def apply(self, user_id: str, changes: AccountChanges) -> BillingAccount:
         key = self._user_key(user_id)
         values = {
-            # In UTC: SQLite would keep the wall time and drop the offset.
-            field: as_utc(value) if isinstance(value, datetime) else value
+            field: self._storable(field, value)
             for field, value in changes.items()
             if field in self._field_columns
         }
@@ -312,6 +311,19 @@ class SQLAlchemyUserStore:
         if isinstance(key, int) and not -(2**63) <= key < 2**63:
             return None
         return key
+
+    def _storable(self, field: str, value: Any) -> Any:
+        """A value as its column stores it; datetimes in UTC.
+
+        Aware for ``DateTime(timezone=True)``; naive UTC for a column without a
+        zone (an existing ``updated_at``, say), which PostgreSQL would otherwise
+        shift into the session's time zone. SQLite drops the offset either way.
+        """
+        if not isinstance(value, datetime):
+            return value
+        utc = as_utc(value)
+        timezone_aware = getattr(self._field_columns[field].type, "timezone", True)
+        return utc if timezone_aware or utc is None else utc.replace(tzinfo=None)
 
     def _fetch(self, statement: sa.Select[Any], params: dict[str, Any]) -> BillingAccount | None:
         row = self.db.session.connection().execute(statement, params).first()

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint pytest test-postgres stress bench clean
+.PHONY: install demo run test lint pytest test-postgres stress bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,5 +46,9 @@ stress: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-$$(.ci/postgres start)} $(BIN)/python -m benchmarks.run
 
+## The documentation site (Sphinx, furo, MyST) in docs/_build/html; any warning fails it.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info docs/_build

@@ -48,7 +48,7 @@ bench: $(STAMP)
 
 ## The documentation site (Sphinx, furo, MyST) in docs/_build/html; any warning fails it.
 docs: $(STAMP)
-	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info docs/_build

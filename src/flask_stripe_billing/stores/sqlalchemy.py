@@ -52,7 +52,7 @@ class BillingMixin:
     stripe_subscription_status: Mapped[str | None] = mapped_column(sa.String(50))
     current_period_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     cancel_at_period_end: Mapped[bool] = mapped_column(
-        sa.Boolean, default=False, server_default=sa.false(), nullable=False
+        sa.Boolean, default=False, server_default=sa.text("false"), nullable=False
     )
     updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     #: Creation time of the last Stripe event applied (the ordering watermark).

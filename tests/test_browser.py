@@ -1,0 +1,436 @@
+"""The example app in a real browser: Upgrade → Checkout → signed webhook → the Pro page.
+
+Headless Chromium, driven by Selenium through the system's chromedriver
+(Debian: ``apt-get install chromium chromium-driver``); nothing is downloaded.
+examples/simple_app is served on 127.0.0.1 in this process, with Stripe's API
+mocked by responses: the Checkout session it creates points at a fake
+Checkout page served by the same app for this test. The webhook is sent by the
+test, signed, as ``stripe trigger`` would. A screenshot of each step is saved
+under $TEST_ARTIFACTS_DIR (default: the test's tmp_path).
+
+Skipped when Chromium or chromedriver is missing, failed instead under
+REQUIRE_BROWSER=1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import responses
+from flask import Blueprint, Flask, abort, redirect, render_template_string
+from support import checkout_event, load, sign
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Response
+
+from flask_stripe_billing import signals
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+if str(EXAMPLES) not in sys.path:
+    sys.path.insert(0, str(EXAMPLES))
+
+from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402
+
+try:
+    from selenium import webdriver
+    from selenium.common.exceptions import TimeoutException, WebDriverException
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:  # reported by the fixture below: skipped, or failed under REQUIRE_BROWSER=1
+    webdriver = None  # type: ignore[assignment]
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+#: Without these, Chromium in a container without internet stalls on its own connections.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--no-proxy-server",  # 127.0.0.1 directly, whatever the environment's proxy
+    "--window-size=1000,700",
+)
+WAIT = 10  # seconds, for any one step
+
+API = "https://api.stripe.com/v1"
+API_KEY = "sk_test_51BrowserTestKey00000000"
+BOB = 2  # the example's second user: no Stripe customer yet
+CUSTOMER = load("stripe-openapi/customer.json")
+SESSION = load(
+    "api-objects/pay-rails-vcr__2026-03-25.dahlia__checkout.session.mode_subscription.open.json"
+)
+ENVIRONMENT = (
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "STRIPE_PRICE_PRO_MONTHLY",
+    "STRIPE_PRICE_PRO_YEARLY",
+    "STRIPE_SUCCESS_URL",
+    "STRIPE_CANCEL_URL",
+    "STRIPE_PORTAL_RETURN_URL",
+    "STRIPE_BILLING_PLANS",
+    "PRO_PLAN_NAME",
+    "SECRET_KEY",
+    "DATABASE_URL",
+)
+#: 127.0.0.1 only: never through an HTTP proxy from the environment.
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+FAKE_CHECKOUT_PAGE = """<!doctype html>
+<title>Fake Stripe Checkout</title>
+<h1>Fake Stripe Checkout</h1>
+<p>Test only: stands in for checkout.stripe.com.</p>
+<p>Session <code id="session">{{ session.id }}</code>, customer {{ session.customer }}.</p>
+<p>Subscribe to <b id="price">{{ session.metadata.price_id }}</b>
+  for user {{ session.client_reference_id }}.</p>
+<form method="post" action="{{ url_for('fake_checkout.pay', session_id=session.id) }}">
+  <button id="pay">Pay</button>
+</form>
+<p><a href="{{ session.cancel_url }}">Back</a></p>
+"""
+
+
+def browser_missing() -> str | None:
+    """Why this machine cannot run the browser test, or None."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
+    if missing:
+        return (
+            f"needs Chromium and chromedriver: {' and '.join(missing)} not found "
+            "(Debian: apt-get install chromium chromium-driver)"
+        )
+    if webdriver is None:
+        return "needs selenium (pip install -e '.[test]')"
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _require_browser() -> None:
+    """Skip without a browser; fail instead under REQUIRE_BROWSER=1. Runs before the others."""
+    reason = browser_missing()
+    if reason is None:
+        return
+    if os.environ.get("REQUIRE_BROWSER") == "1":
+        pytest.fail(f"REQUIRE_BROWSER=1 but this test {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    """Where the screenshots go: $TEST_ARTIFACTS_DIR/test_browser, else tmp_path."""
+    configured = os.environ.get("TEST_ARTIFACTS_DIR")
+    folder = Path(configured) / "test_browser" if configured else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@dataclass
+class FakeStripe:
+    """Stripe's API (through responses) and its Checkout page, for the app at ``base_url``."""
+
+    base_url: str
+    sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def mock_api(self, mock: responses.RequestsMock) -> None:
+        mock.add(responses.POST, f"{API}/customers", json=CUSTOMER)
+        mock.add_callback(responses.POST, f"{API}/checkout/sessions", callback=self.create)
+        mock.add_callback(
+            responses.GET,
+            re.compile(rf"{re.escape(API)}/checkout/sessions/cs_\w+"),
+            callback=self.retrieve,
+        )
+
+    def create(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """``POST /v1/checkout/sessions``: an open session whose url is the fake page."""
+        sent = {key: values[0] for key, values in parse_qs(request.body).items()}
+        session_id = f"cs_test_browser_{next(self._numbers)}"
+        session = copy.deepcopy(SESSION) | {
+            "id": session_id,
+            "url": f"{self.base_url}/fake-checkout/{session_id}",
+            "customer": sent["customer"],
+            "client_reference_id": sent["client_reference_id"],
+            "metadata": {
+                "user_id": sent["metadata[user_id]"],
+                "price_id": sent["metadata[price_id]"],
+            },
+            "success_url": sent["success_url"],
+            "cancel_url": sent["cancel_url"],
+            "status": "open",
+            "payment_status": "unpaid",
+            "subscription": None,
+        }
+        self.sessions[session_id] = session
+        return 200, {"Request-Id": "req_browser"}, json.dumps(session)
+
+    def retrieve(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """``GET /v1/checkout/sessions/<id>``: the session as it is now."""
+        session = self.sessions.get(request.path_url.rsplit("/", 1)[-1].split("?")[0])
+        if session is None:
+            return 404, {}, json.dumps({"error": {"type": "invalid_request_error"}})
+        return 200, {"Request-Id": "req_browser"}, json.dumps(session)
+
+    def checkout_pages(self) -> Blueprint:
+        """The fake checkout.stripe.com: shows a session; Pay completes it and goes back."""
+        pages = Blueprint("fake_checkout", __name__, url_prefix="/fake-checkout")
+
+        @pages.get("/<session_id>")
+        def show(session_id: str) -> str:
+            session = self.sessions.get(session_id) or abort(404)
+            return render_template_string(FAKE_CHECKOUT_PAGE, session=session)
+
+        @pages.post("/<session_id>/pay")
+        def pay(session_id: str) -> Response:
+            session = self.sessions.get(session_id) or abort(404)
+            session.update(status="complete", payment_status="paid", subscription="sub_bob")
+            return redirect(session["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id))
+
+        return pages
+
+
+@dataclass
+class ServedExample:
+    """examples/simple_app on 127.0.0.1 with a fake Stripe; what it signalled."""
+
+    base_url: str
+    app: Flask
+    stripe: FakeStripe
+    api_calls: responses.RequestsMock
+    plan_changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def post_webhook(self, event: dict[str, Any]) -> tuple[int, Any]:
+        """POST a signed event over HTTP, with the example's webhook secret."""
+        body = json.dumps(event).encode()
+        request = urllib.request.Request(
+            f"{self.base_url}/stripe/webhook",
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": sign(body, DEMO_WEBHOOK_SECRET),
+            },
+            method="POST",
+        )
+        with OPENER.open(request, timeout=WAIT) as answer:
+            return answer.status, json.loads(answer.read())
+
+    def status(self, path: str, cookies: list[dict[str, Any]]) -> int:
+        """The HTTP status of a GET with the browser's cookies (which a page does not show)."""
+        cookie = "; ".join(f"{c['name']}={c['value']}" for c in cookies)
+        request = urllib.request.Request(f"{self.base_url}{path}", headers={"Cookie": cookie})
+        try:
+            with OPENER.open(request, timeout=WAIT) as answer:
+                status: int = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+        return status
+
+    def user(self, user_id: int) -> dict[str, Any]:
+        with OPENER.open(f"{self.base_url}/users/{user_id}", timeout=WAIT) as answer:
+            data: dict[str, Any] = json.loads(answer.read())
+            return data
+
+
+@pytest.fixture
+def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedExample]:
+    """The example app in a werkzeug server thread; Stripe's API mocked in this process."""
+    for name in ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    served: dict[str, Flask] = {}
+    # Bind first: the app's Checkout URLs need the port, and the app reads them at set-up.
+    server = make_server(
+        "127.0.0.1", 0, lambda environ, start: served["app"](environ, start), threaded=True
+    )
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    app = create_app(
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'browser.db'}",
+            "STRIPE_API_KEY": API_KEY,
+            "STRIPE_PRICE_PRO_MONTHLY": "price_monthly",
+            "STRIPE_PRICE_PRO_YEARLY": "price_yearly",
+            "STRIPE_SUCCESS_URL": base_url + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
+            "STRIPE_CANCEL_URL": base_url + "/pricing",
+        }
+    )
+    stripe = FakeStripe(base_url)
+    app.register_blueprint(stripe.checkout_pages())  # for this test only
+    served["app"] = app
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        stripe.mock_api(mock)
+        example = ServedExample(base_url, app, stripe, mock)
+
+        def record(sender: Flask, **kwargs: Any) -> None:
+            example.plan_changes.append(kwargs)
+
+        signals.plan_changed.connect(record, sender=app)
+        thread.start()
+        try:
+            yield example
+        finally:
+            server.shutdown()
+            thread.join(WAIT)
+            server.server_close()
+            signals.plan_changed.disconnect(record, sender=app)
+            with app.app_context():
+                db.engine.dispose()
+
+
+@pytest.fixture
+def driver(artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Headless Chromium through /usr/bin/chromedriver; never anything downloaded."""
+    # Selenium Manager is skipped when the driver's path is given; offline, in case it is not.
+    monkeypatch.setenv("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile.name}"):
+        options.add_argument(flag)
+    service = Service(str(CHROMEDRIVER), log_output=str(artifacts / "chromedriver.log"))
+    chrome = webdriver.Chrome(options=options, service=service)
+    chrome.set_page_load_timeout(WAIT)
+    try:
+        yield chrome
+    finally:
+        chrome.quit()
+        profile.cleanup()
+
+
+@dataclass
+class Screens:
+    """Screenshots of each step, numbered in order, in the artefacts folder."""
+
+    driver: Any
+    folder: Path
+    saved: list[Path] = field(default_factory=list)
+
+    def save(self, name: str) -> None:
+        path = self.folder / f"{len(self.saved) + 1}-{name}.png"
+        assert self.driver.save_screenshot(str(path)), f"no screenshot {path}"
+        self.saved.append(path)
+
+
+def heading(driver: Any) -> str:
+    text: str = driver.find_element(By.TAG_NAME, "h1").text
+    return text
+
+
+#: The loaded page's heading and error message, read in one step (no element
+#: references that a navigation could invalidate in between); null while loading.
+PAGE_STATE = """
+const text = (selector) => (document.querySelector(selector) || {}).textContent || "";
+return document.readyState === "complete" ? [text("h1"), text("#error")] : null;
+"""
+
+
+def wait_for_page(driver: Any, title: str, *, or_error: bool = False) -> None:
+    """Wait until the page headed ``title`` has loaded (or, with ``or_error``, an error shows)."""
+
+    def arrived(driver: Any) -> bool:
+        state = driver.execute_script(PAGE_STATE)
+        return bool(state) and (state[0] == title or (or_error and bool(state[1])))
+
+    # Retried, not failed, while the page is being replaced under the script.
+    wait = WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,))
+    try:
+        wait.until(arrived)
+    except TimeoutException:
+        pytest.fail(f"no page {title!r} after {WAIT} s; on {driver.current_url}", pytrace=False)
+
+
+def test_upgrade_in_the_browser_then_the_webhook_makes_bob_pro(
+    example: ServedExample, driver: Any, artifacts: Path
+) -> None:
+    screens = Screens(driver, artifacts)
+    base = example.base_url
+    try:
+        # Bob, on the free plan, opens the pricing page.
+        driver.get(f"{base}/pricing?as={BOB}")
+        assert heading(driver) == "Pricing"
+        assert "Acting as bob@example.com (free)" in driver.find_element(By.TAG_NAME, "p").text
+        screens.save("pricing")
+
+        # "Upgrade to Pro — monthly": the page POSTs to /billing/checkout-session and goes
+        # to the url it answers: (fake) Checkout.
+        button = driver.find_element(By.XPATH, "//button[text()='Upgrade to Pro — monthly']")
+        button.click()
+        wait_for_page(driver, "Fake Stripe Checkout", or_error=True)
+        assert heading(driver) == "Fake Stripe Checkout", driver.find_element(By.ID, "error").text
+        (session,) = example.stripe.sessions.values()
+        assert driver.current_url == session["url"]
+        assert driver.find_element(By.ID, "session").text == session["id"]
+        assert driver.find_element(By.ID, "price").text == "price_monthly"
+        assert (session["client_reference_id"], session["customer"]) == (str(BOB), CUSTOMER["id"])
+        assert example.user(BOB)["stripe_customer_id"] == CUSTOMER["id"]  # stored before Checkout
+        screens.save("fake-checkout")
+
+        # Before Stripe's webhook, bob is still free: /pro is the 403 page.
+        driver.get(f"{base}/pro")
+        assert heading(driver) == "Pro users only"
+        assert "You are on the free plan." in driver.page_source
+        assert example.status("/pro", driver.get_cookies()) == 403
+        screens.save("pro-before-webhook")
+
+        # Stripe sends checkout.session.completed for bob's session, signed.
+        event = checkout_event(
+            customer=session["customer"],
+            subscription="sub_bob",
+            client_reference_id=str(BOB),
+            metadata=session["metadata"],
+        )
+        event["data"]["object"]["id"] = session["id"]
+        assert example.post_webhook(event) == (200, {"received": True})
+        bob = example.user(BOB)
+        assert (bob["plan"], bob["subscription_status"]) == ("pro", "active")
+
+        driver.get(f"{base}/pro")
+        assert heading(driver) == "Pro"
+        assert "Welcome, bob@example.com: everything here is for pro users." in driver.page_source
+        assert example.status("/pro", driver.get_cookies()) == 200
+        screens.save("pro-after-webhook")
+
+        # Bob finishes on Checkout and comes back: the success page syncs the session from
+        # Stripe's API, which changes nothing more (the webhook was first).
+        driver.get(session["url"])
+        driver.find_element(By.ID, "pay").click()
+        wait_for_page(driver, "Thank you!")
+        assert driver.current_url == f"{base}/billing/success?session_id={session['id']}"
+        assert "Your plan: pro." in driver.find_element(By.TAG_NAME, "body").text
+        screens.save("success")
+        retrieved = [call for call in example.api_calls.calls if call.request.method == "GET"]
+        assert [call.request.path_url.split("?")[0] for call in retrieved] == [
+            f"/v1/checkout/sessions/{session['id']}"
+        ]
+        assert [(c["old_plan"], c["new_plan"]) for c in example.plan_changes] == [("free", "pro")]
+    except BaseException:
+        with contextlib.suppress(Exception):  # the browser may be what failed
+            screens.save("failure")
+            (artifacts / "failure.html").write_text(driver.page_source)
+        raise
+    assert [path.name for path in screens.saved] == [
+        "1-pricing.png",
+        "2-fake-checkout.png",
+        "3-pro-before-webhook.png",
+        "4-pro-after-webhook.png",
+        "5-success.png",
+    ]

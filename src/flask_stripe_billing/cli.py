@@ -1,4 +1,7 @@
-"""The ``flask billing`` commands: list, replay and prune stored events; sync from Stripe."""
+"""The ``flask billing`` commands: list, replay and prune stored events; sync from Stripe.
+
+The developer commands (trigger, check, create-webhook-endpoint) live in ``cli_dev``.
+"""
 
 from __future__ import annotations
 
@@ -64,8 +67,12 @@ def register_commands(app: Flask, billing: StripeBilling) -> None:
 
 def create_cli(billing: StripeBilling) -> AppGroup:
     """The ``billing`` command group; replays go through ``billing.process_event``."""
+    from .cli_dev import add_dev_commands  # here: cli_dev imports this module
+
     group = AppGroup(
-        GROUP_NAME, help="Stripe billing: the webhook event log, replays and sync from Stripe."
+        GROUP_NAME,
+        help="Stripe billing: the webhook event log, replays, sync from Stripe, "
+        "offline test events and a configuration check.",
     )
 
     @group.command("events")
@@ -239,6 +246,7 @@ def create_cli(billing: StripeBilling) -> AppGroup:
             "(failed, unmatched and received events are kept)."
         )
 
+    add_dev_commands(group)
     return group
 
 

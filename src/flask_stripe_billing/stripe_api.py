@@ -80,6 +80,32 @@ class StripeGateway:
             )
             return [subscription.to_dict() for subscription in page.auto_paging_iter()]
 
+    def retrieve_balance(self) -> dict[str, Any]:
+        """The account's balance: the cheapest read that proves the API key works."""
+        with _translated_errors("read the balance"):
+            balance = self.client.v1.balance.retrieve()
+        return balance.to_dict()
+
+    def retrieve_price(self, price_id: str) -> dict[str, Any]:
+        """A price as plain data."""
+        with _translated_errors("retrieve a price"):
+            price = self.client.v1.prices.retrieve(price_id)
+        return price.to_dict()
+
+    def create_webhook_endpoint(
+        self, url: str, enabled_events: list[str], api_version: str
+    ) -> dict[str, Any]:
+        """Create a webhook endpoint; the answer holds its signing ``secret`` (only now)."""
+        with _translated_errors("create a webhook endpoint"):
+            endpoint = self.client.v1.webhook_endpoints.create(
+                {
+                    "url": url,
+                    "enabled_events": enabled_events,  # type: ignore[typeddict-item]
+                    "api_version": api_version,  # type: ignore[typeddict-item]
+                }
+            )
+        return endpoint.to_dict()
+
 
 @contextmanager
 def _translated_errors(action: str) -> Iterator[None]:

@@ -1,0 +1,194 @@
+"""Stripe events built from the templates shipped in ``event_templates/`` (real payloads).
+
+Both payload layouts: ``current`` (API versions since 2025-03-31, periods on the
+subscription items) and ``legacy`` (``current_period_*`` on the subscription).
+Public through :mod:`flask_stripe_billing.testing`.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from datetime import datetime
+from functools import cache
+from importlib import resources
+from typing import Any, Literal
+
+from .rules import HANDLED_EVENT_TYPES
+
+#: ``current``: API versions since 2025-03-31 (periods on the subscription items);
+#: ``legacy``: older ones (``current_period_*`` on the subscription).
+ApiLayout = Literal["current", "legacy"]
+API_LAYOUTS: tuple[str, ...] = ("current", "legacy")
+
+DEFAULT_CUSTOMER = "cus_test"
+DEFAULT_SUBSCRIPTION = "sub_test"
+DEFAULT_PRICE = "price_test"
+
+#: Fields of a Stripe object holding a Unix time; moved together to the event's time.
+_TIMESTAMP_KEYS = frozenset(
+    {
+        "billing_cycle_anchor",
+        "cancel_at",
+        "canceled_at",
+        "created",
+        "current_period_end",
+        "current_period_start",
+        "ended_at",
+        "expires_at",
+        "start_date",
+        "trial_end",
+        "trial_start",
+        "updated_at",
+    }
+)
+_ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+
+
+def build_event(
+    event_type: str,
+    *,
+    customer: str | None = DEFAULT_CUSTOMER,
+    subscription: str | None = DEFAULT_SUBSCRIPTION,
+    status: str | None = None,
+    price: str = DEFAULT_PRICE,
+    user_id: str | int | None = None,
+    client_reference_id: str | int | None = None,
+    payment_status: str | None = None,
+    cancel_at_period_end: bool = False,
+    created: int | datetime | None = None,
+    event_id: str | None = None,
+    api_layout: ApiLayout = "current",
+) -> dict[str, Any]:
+    """A Stripe event of a handled type, as Stripe would deliver it, as a plain dict.
+
+    Subscription events (``customer.subscription.*``): ``status`` defaults to
+    ``active`` (``canceled`` for ``.deleted``); ``user_id`` goes to
+    ``metadata.user_id``, as on subscriptions made by this package's Checkout.
+    Checkout events (``checkout.session.*``, mode ``subscription``):
+    ``payment_status`` defaults to ``paid``; ``user_id`` goes to
+    ``metadata.user_id`` and, unless ``client_reference_id`` is given, to
+    ``client_reference_id``; ``price`` to ``metadata.price_id``.
+
+    ``created`` (default now) is the event's time; the object's own times move
+    with it. ``event_id`` defaults to a new unique id. ``api_layout="legacy"``
+    gives the payload of API versions before 2025-03-31 (``current_period_*``
+    on the subscription instead of its items). Change anything else in the
+    returned dict before posting it.
+    """
+    if event_type not in HANDLED_EVENT_TYPES:
+        raise ValueError(
+            f"no template for {event_type!r}; the handled types are "
+            + ", ".join(HANDLED_EVENT_TYPES)
+        )
+    if api_layout not in API_LAYOUTS:
+        raise ValueError(f"api_layout must be one of {', '.join(API_LAYOUTS)}")
+    event: dict[str, Any] = json.loads(_template(api_layout, event_type))
+    when = _unix_time(created)
+    obj: dict[str, Any] = event["data"]["object"]
+    _shift_times(obj, when - int(event["created"]))
+    event.update(id=event_id or f"evt_test_{secrets.token_hex(12)}", created=when)
+    if event_type.startswith("customer.subscription."):
+        for name, value in (
+            ("payment_status", payment_status),
+            ("client_reference_id", client_reference_id),
+        ):
+            if value is not None:
+                raise ValueError(f"{name} is a Checkout session's; not for {event_type}")
+        if not subscription:
+            raise ValueError(f"{event_type} needs a subscription id")
+        default_status = "canceled" if event_type.endswith(".deleted") else "active"
+        _fill_subscription(
+            obj,
+            subscription_id=subscription,
+            customer=customer,
+            status=status or default_status,
+            price=price,
+            user_id=user_id,
+            cancel_at_period_end=cancel_at_period_end,
+            now=when,
+        )
+    else:
+        if status is not None:
+            raise ValueError(
+                f"status is a subscription's; for {event_type} give payment_status instead"
+            )
+        reference = client_reference_id if client_reference_id is not None else user_id
+        metadata = {"user_id": str(user_id)} if user_id is not None else {}
+        obj.update(
+            customer=customer,
+            subscription=subscription,
+            payment_status=payment_status or "paid",
+            client_reference_id=None if reference is None else str(reference),
+            metadata=metadata | {"price_id": price},
+        )
+    return event
+
+
+@cache
+def _template(layout: str, event_type: str) -> str:
+    """The template's text (parsed afresh for each event, so no call shares objects)."""
+    folder = resources.files("flask_stripe_billing") / "event_templates" / layout
+    return (folder / f"{event_type}.json").read_text(encoding="utf-8")
+
+
+def _unix_time(created: int | datetime | None) -> int:
+    if created is None:
+        return int(time.time())
+    if isinstance(created, datetime):
+        return int(created.timestamp())
+    return int(created)
+
+
+def _shift_times(value: Any, delta: int) -> None:
+    """Move every Unix time in a Stripe object by ``delta`` seconds, in place."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _TIMESTAMP_KEYS and isinstance(item, int) and not isinstance(item, bool):
+                value[key] = item + delta
+            else:
+                _shift_times(item, delta)
+    elif isinstance(value, list):
+        for item in value:
+            _shift_times(item, delta)
+
+
+def _fill_subscription(
+    obj: dict[str, Any],
+    *,
+    subscription_id: str,
+    customer: str | None,
+    status: str,
+    price: str,
+    user_id: str | int | None,
+    cancel_at_period_end: bool,
+    now: int,
+) -> None:
+    """Put the test's facts into a subscription object, keeping its dates consistent."""
+    obj.update(id=subscription_id, customer=customer, status=status)
+    items = obj["items"]["data"]
+    obj["items"]["url"] = f"/v1/subscription_items?subscription={subscription_id}"
+    for item in items:
+        item["subscription"] = subscription_id
+        for key in ("price", "plan"):
+            if isinstance(item.get(key), dict):
+                item[key]["id"] = price
+    if isinstance(obj.get("plan"), dict):
+        obj["plan"]["id"] = price
+    if user_id is not None:
+        obj["metadata"] = {"user_id": str(user_id)}
+    # The period: on the subscription (legacy layout), else on its items.
+    period = obj if "current_period_end" in obj else items[0]
+    if status == "trialing":
+        obj.update(
+            trial_start=period["current_period_start"], trial_end=period["current_period_end"]
+        )
+    if status in _ENDED_STATUSES:
+        obj["canceled_at"] = obj.get("canceled_at") or now
+        obj["ended_at"] = obj.get("ended_at") or now
+    else:
+        obj.update(canceled_at=None, ended_at=None)
+    obj["cancel_at_period_end"] = cancel_at_period_end
+    if cancel_at_period_end:
+        obj.update(cancel_at=period["current_period_end"], canceled_at=now)

@@ -1,0 +1,207 @@
+"""Helpers for a host app's tests: build, sign and post Stripe events; check accounts.
+
+The events come from templates copied from real Stripe payloads (see
+``event_templates/README.md``), so the code under test meets Stripe's real
+shapes. Nothing here calls Stripe.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import stripe
+from blinker import NamedSignal
+from flask import Flask
+
+from . import signals
+from .account import BillingAccount
+from .event_builder import (
+    API_LAYOUTS,
+    DEFAULT_CUSTOMER,
+    DEFAULT_PRICE,
+    DEFAULT_SUBSCRIPTION,
+    ApiLayout,
+    build_event,
+)
+from .extension import get_state
+from .rules import HANDLED_EVENT_TYPES
+from .stores.base import UserStore
+
+if TYPE_CHECKING:
+    from flask.testing import FlaskClient
+    from werkzeug.test import TestResponse
+
+__all__ = [
+    "API_LAYOUTS",
+    "DEFAULT_CUSTOMER",
+    "DEFAULT_PRICE",
+    "DEFAULT_SUBSCRIPTION",
+    "HANDLED_EVENT_TYPES",
+    "ApiLayout",
+    "SignalRecorder",
+    "assert_plan",
+    "assert_subscription_status",
+    "build_event",
+    "get_account",
+    "post_stripe_event",
+    "record_signals",
+    "sign_payload",
+    "webhook_path",
+]
+
+
+def sign_payload(payload: bytes | str, secret: str, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header Stripe would send with ``payload``.
+
+    Signed by stripe-python itself (``WebhookSignature.generate_signature_header``);
+    ``timestamp`` defaults to now.
+    """
+    text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+    header = stripe.WebhookSignature.generate_signature_header(text, secret, timestamp)
+    return str(header)
+
+
+def webhook_path(app: Flask) -> str:
+    """The path of the extension's webhook on ``app`` (``/stripe/webhook`` unless prefixed)."""
+    from .views import webhook
+
+    for endpoint, view in app.view_functions.items():
+        if view is webhook:
+            return next(app.url_map.iter_rules(endpoint)).rule
+    raise RuntimeError("StripeBilling's blueprint is not registered on this app")
+
+
+def post_stripe_event(
+    client: FlaskClient,
+    event: Mapping[str, Any] | bytes | str,
+    *,
+    secret: str | None = None,
+    path: str | None = None,
+    timestamp: int | None = None,
+) -> TestResponse:
+    """POST ``event`` to the app's webhook, signed as Stripe signs it.
+
+    ``secret`` defaults to the app's first ``STRIPE_WEBHOOK_SECRET``, ``path``
+    to the extension's webhook route (also under a ``url_prefix``). A dict is
+    sent as JSON; bytes or text are sent as they are.
+    """
+    app = client.application
+    if secret is None:
+        configured = get_state(app).settings.webhook_secrets
+        if not configured:
+            raise RuntimeError(
+                "STRIPE_WEBHOOK_SECRET is not set on this app: set it in the test "
+                "config, or pass secret=..."
+            )
+        secret = configured[0]
+    if isinstance(event, Mapping):
+        body = json.dumps(event).encode()
+    else:
+        body = event.encode() if isinstance(event, str) else event
+    return client.post(
+        path or webhook_path(app),
+        data=body,
+        headers={"Stripe-Signature": sign_payload(body, secret, timestamp)},
+        content_type="application/json",
+    )
+
+
+def get_account(app_or_store: Flask | UserStore, user_id: str | int) -> BillingAccount | None:
+    """A user's billing account as the extension's store has it now (None: no such user).
+
+    Given the app, it reads through the store the extension was set up with, in
+    an app context and a transaction of its own; given a store, it just asks it.
+    """
+    if not isinstance(app_or_store, Flask):
+        return app_or_store.get(str(user_id))
+    with app_or_store.app_context():
+        state = get_state(app_or_store)
+        with state.event_log.transaction():
+            return state.user_store.get(str(user_id))
+
+
+def assert_plan(app_or_store: Flask | UserStore, user_id: str | int, plan: str) -> BillingAccount:
+    """Fail unless the user's plan is ``plan``; return the account for further checks."""
+    __tracebackhide__ = True
+    account = _existing_account(app_or_store, user_id)
+    if account.plan != plan:
+        raise AssertionError(
+            f"user {user_id} has plan {account.plan!r}, expected {plan!r} ({_summary(account)})"
+        )
+    return account
+
+
+def assert_subscription_status(
+    app_or_store: Flask | UserStore, user_id: str | int, status: str | None
+) -> BillingAccount:
+    """Fail unless the user's subscription status is ``status`` (None: no subscription yet)."""
+    __tracebackhide__ = True
+    account = _existing_account(app_or_store, user_id)
+    if account.subscription_status != status:
+        raise AssertionError(
+            f"user {user_id} has subscription status {account.subscription_status!r}, "
+            f"expected {status!r} ({_summary(account)})"
+        )
+    return account
+
+
+@dataclass
+class SignalRecorder:
+    """The signals sent while recording: ``recorder["plan_changed"]`` lists their kwargs."""
+
+    calls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> list[dict[str, Any]]:
+        if name not in _signal_names():
+            raise KeyError(f"no signal {name!r}; the signals are {', '.join(_signal_names())}")
+        return self.calls.get(name, [])
+
+
+@contextmanager
+def record_signals() -> Iterator[SignalRecorder]:
+    """Record every signal of :mod:`flask_stripe_billing.signals` sent inside the block.
+
+    Each call is stored as its keyword arguments plus ``sender`` (the app).
+    """
+    recorder = SignalRecorder()
+    connected = []
+    for name in _signal_names():
+        signal: NamedSignal = getattr(signals, name)
+
+        def receiver(sender: Any, _name: str = name, **kwargs: Any) -> None:
+            recorder.calls.setdefault(_name, []).append({"sender": sender, **kwargs})
+
+        signal.connect(receiver, weak=False)
+        connected.append((signal, receiver))
+    try:
+        yield recorder
+    finally:
+        for signal, receiver in connected:
+            signal.disconnect(receiver)
+
+
+def _existing_account(app_or_store: Flask | UserStore, user_id: str | int) -> BillingAccount:
+    __tracebackhide__ = True
+    account = get_account(app_or_store, user_id)
+    if account is None:
+        store = get_state(app_or_store).user_store if isinstance(app_or_store, Flask) else None
+        raise AssertionError(f"no user {user_id!r} in {type(store or app_or_store).__name__}")
+    return account
+
+
+def _summary(account: BillingAccount) -> str:
+    return (
+        f"plan {account.plan}, status {account.subscription_status or 'none'}, "
+        f"customer {account.stripe_customer_id or 'none'}, "
+        f"subscription {account.stripe_subscription_id or 'none'}"
+    )
+
+
+@cache
+def _signal_names() -> tuple[str, ...]:
+    return tuple(name for name, value in vars(signals).items() if isinstance(value, NamedSignal))

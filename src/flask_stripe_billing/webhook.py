@@ -102,11 +102,7 @@ def process_event(
         with log.transaction():
             return _apply(event, payload, store, log, settings)
     except StoreUnavailableError:
-        logger.error(
-            "Stripe webhook could not be recorded: database unavailable",
-            extra={"event_id": event.id, "event_type": event.type},
-        )
-        raise EventNotRecordedError() from None
+        raise _not_recorded(event, "database unavailable") from None
     except Exception as error:
         # Not logger.exception: the raw traceback may quote a key or signing secret.
         logger.error(
@@ -123,12 +119,7 @@ def record_for_dispatch(event: StripeEvent, payload: str, log: EventLog) -> Outc
         with log.transaction():
             record = log.record_event(event, payload)
     except Exception as error:
-        logger.error(
-            "Stripe webhook could not be recorded\n%s",
-            describe_traceback(error),
-            extra={"event_id": event.id, "event_type": event.type},
-        )
-        raise EventNotRecordedError() from None
+        raise _not_recorded(event, describe_traceback(error)) from None
     if record.status in RETRYABLE_STATUSES:
         return Outcome(event, EventStatus.RECEIVED)
     return Outcome(event, DUPLICATE)
@@ -257,10 +248,15 @@ def _record_failure(event: StripeEvent, payload: str, log: EventLog, error: Exce
             log.record_event(event, payload)
             log.finish_event(event.id, EventStatus.FAILED, error=describe_error(error))
     except Exception as failure:
-        logger.error(
-            "Stripe webhook could not be recorded\n%s",
-            describe_traceback(failure),
-            extra={"event_id": event.id, "event_type": event.type},
-        )
-        raise EventNotRecordedError() from None
+        raise _not_recorded(event, describe_traceback(failure)) from None
     return Outcome(event, EventStatus.FAILED, error=error)
+
+
+def _not_recorded(event: StripeEvent, reason: str) -> EventNotRecordedError:
+    """Log why the event could not be stored; the error to raise (5xx, Stripe retries)."""
+    logger.error(
+        "Stripe webhook could not be recorded: %s",
+        reason,
+        extra={"event_id": event.id, "event_type": event.type},
+    )
+    return EventNotRecordedError()

@@ -6,6 +6,7 @@ from .config import Settings
 from .errors import BillingError
 from .events import StripeEvent
 from .extension import StripeBilling
+from .pipeline import Outcome
 from .stores import (
     BillingMixin,
     EventLog,
@@ -13,9 +14,10 @@ from .stores import (
     EventStatus,
     InMemoryUserStore,
     SQLAlchemyUserStore,
+    SubscriptionLog,
     UserStore,
 )
-from .webhook import Outcome
+from .subscriptions import SubscriptionRecord
 
 __version__ = "0.1.0"
 
@@ -33,6 +35,8 @@ __all__ = [
     "Settings",
     "StripeBilling",
     "StripeEvent",
+    "SubscriptionLog",
+    "SubscriptionRecord",
     "UserStore",
     "signals",
 ]

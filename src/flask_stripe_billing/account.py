@@ -1,4 +1,4 @@
-"""One user's billing state, and the changes the rules ask a store to make."""
+"""One account's billing state, and the changes a store is asked to make to it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ FREE_PLAN = "free"
 
 @dataclass(frozen=True)
 class BillingAccount:
-    """What the extension knows of one user's billing, as a store returns it."""
+    """What the extension knows of one account's billing, as a store returns it.
+
+    The subscription fields are a projection of the account's subscription
+    records: those of its primary subscription (see :mod:`.projection`).
+    """
 
     user_id: str
     email: str | None = None
@@ -22,9 +26,10 @@ class BillingAccount:
     current_period_end: datetime | None = None
     cancel_at_period_end: bool = False
     updated_at: datetime | None = None
-    #: Creation time of the last Stripe event applied to this account: the
-    #: ordering watermark that keeps a late, older event from undoing a newer one.
-    last_event_at: datetime | None = None
+    #: The primary subscription's trial end (None: no trial).
+    trial_end: datetime | None = None
+    #: The primary subscription's quantity (seats), when Stripe gives one.
+    subscription_quantity: int | None = None
 
     def with_changes(self, changes: AccountChanges) -> BillingAccount:
         """Return a copy with ``changes`` applied (what a store's ``apply`` does)."""
@@ -41,4 +46,5 @@ class AccountChanges(TypedDict, total=False):
     current_period_end: datetime | None
     cancel_at_period_end: bool
     updated_at: datetime | None
-    last_event_at: datetime | None
+    trial_end: datetime | None
+    subscription_quantity: int | None

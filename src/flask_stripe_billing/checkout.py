@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from .account import BillingAccount
 from .config import Settings
 from .errors import ConflictError, NotConfiguredError, ValidationError
-from .rules import PAID_STATUSES
+from .subscriptions import PAID_STATUSES
 
 #: The ``interval`` values a client may ask for, and the setting naming each price.
 INTERVAL_SETTINGS = {

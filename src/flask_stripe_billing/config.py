@@ -76,6 +76,14 @@ class Settings:
         prices = {self.price_pro_monthly, self.price_pro_yearly, *self.plans}
         return frozenset(p for p in prices if p)
 
+    def plan_rank(self, plan: str) -> int:
+        """How high ``plan`` ranks: its place in STRIPE_BILLING_PLANS (later is higher).
+
+        The default paid plan, when the map does not name it, ranks below them all.
+        """
+        ranked = list(dict.fromkeys(self.plans.values()))
+        return ranked.index(plan) if plan in ranked else -1
+
     def plan_for_prices(self, price_ids: tuple[str, ...]) -> str:
         """The paid plan a subscription to these prices grants (default: the pro plan)."""
         for price_id in price_ids:

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from .checkout import portal_return_url
 from .config import DEFAULT_MAX_WEBHOOK_BYTES, DEFAULT_PRO_PLAN, DEFAULT_TOLERANCE_SECONDS, Settings
 from .errors import BillingError, NotConfiguredError, StripeServiceError
-from .extension import BillingState
 from .redact import describe_error
 from .reports import error_text, plural, truncate
+from .state import BillingState
 from .stores.sqlalchemy import SQLAlchemyUserStore
 from .stripe_api import StripeGateway
 

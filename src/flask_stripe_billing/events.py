@@ -29,6 +29,13 @@ class SubscriptionFacts:
     cancel_at_period_end: bool
     #: ``metadata.user_id``, set by our own Checkout sessions.
     user_id: str | None
+    #: Seats: ``quantity`` on old API versions, else the first item's.
+    quantity: int | None = None
+    trial_end: datetime | None = None
+    cancel_at: datetime | None = None
+    ended_at: datetime | None = None
+    #: When the subscription itself was created at Stripe.
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,11 @@ def _subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
         current_period_end=_period_end(obj, items),
         cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
         user_id=_metadata_user_id(obj),
+        quantity=_quantity(obj, items),
+        trial_end=_time_or_none(obj.get("trial_end")),
+        cancel_at=_time_or_none(obj.get("cancel_at")),
+        ended_at=_time_or_none(obj.get("ended_at")),
+        created=_time_or_none(obj.get("created")),
     )
 
 
@@ -150,6 +162,18 @@ def _period_end(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> datet
         return timestamp(top)
     ends = [i["current_period_end"] for i in items if isinstance(i.get("current_period_end"), int)]
     return timestamp(max(ends)) if ends else None
+
+
+def _quantity(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> int | None:
+    """Top-level ``quantity`` (old layout), else the first item's."""
+    for value in (obj.get("quantity"), *(item.get("quantity") for item in items[:1])):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    return timestamp(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _item_price_id(item: Mapping[str, Any]) -> str | None:

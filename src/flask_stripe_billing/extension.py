@@ -1,60 +1,26 @@
-"""The ``StripeBilling`` extension object: per-app set-up, state and the blueprint."""
+"""The ``StripeBilling`` extension object: per-app set-up and the Python API."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
+from . import pipeline, sync
+from .cli import register_commands
 from .config import Settings
-from .errors import NotConfiguredError
-from .events import StripeEvent, parse_event
-from .stores.base import EventLog, UserStore
+from .csrf import exempt_webhook_from_csrf
+from .pipeline import Outcome
+from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
+from .stores.base import EventLog, SubscriptionLog, UserStore
 from .stripe_api import StripeGateway, make_client
-from .webhook import (
-    Outcome,
-    announce,
-    announce_changes,
-    apply_snapshot,
-    process_event,
-    read_event,
-    refresh_subscription,
-)
+from .views import create_blueprint
 
-EXTENSION_KEY = "stripe_billing"
-
-CurrentUserId = Callable[[], "str | None"]
-#: Hands a recorded event's id to the host's queue (dispatch mode).
-Dispatch = Callable[[str], object]
-
-
-@dataclass(frozen=True)
-class BillingState:
-    """What the extension keeps per app, in ``app.extensions["stripe_billing"]``."""
-
-    settings: Settings
-    user_store: UserStore
-    event_log: EventLog
-    current_user_id: CurrentUserId
-    #: Stripe's API, when STRIPE_API_KEY is set (checkout, portal, sync, re-fetch).
-    stripe: StripeGateway | None
-    #: Dispatch mode's hand-off to a queue; None processes events inline.
-    dispatch: Dispatch | None = None
-
-    def require_stripe(self) -> StripeGateway:
-        """The Stripe gateway, or a 503 naming the missing key."""
-        if self.stripe is None:
-            raise NotConfiguredError(["STRIPE_API_KEY"])
-        return self.stripe
-
-    def handle(self, event: StripeEvent, payload: str) -> Outcome:
-        """Process one verified event (re-reading its subscription first in re-fetch mode)."""
-        if self.settings.refetch_subscriptions:
-            event = refresh_subscription(event, self.require_stripe())
-        return process_event(event, payload, self.user_store, self.event_log, self.settings)
+try:  # optional: the default current_user_id when the app uses Flask-Login
+    from flask_login import current_user  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - Flask-Login is not installed
+    current_user = None
 
 
 class StripeBilling:
@@ -73,13 +39,13 @@ class StripeBilling:
         user_store: UserStore | None = None,
         current_user_id: CurrentUserId | None = None,
         event_log: EventLog | None = None,
+        subscription_log: SubscriptionLog | None = None,
         dispatch: Dispatch | None = None,
     ) -> None:
-        from .views import create_blueprint
-
         self.user_store = user_store
         self.current_user_id = current_user_id
         self.event_log = event_log
+        self.subscription_log = subscription_log
         self.dispatch = dispatch
         self.blueprint: Blueprint = create_blueprint()
         self.blueprint.record_once(self._on_blueprint_registered)
@@ -93,6 +59,7 @@ class StripeBilling:
         user_store: UserStore | None = None,
         current_user_id: CurrentUserId | None = None,
         event_log: EventLog | None = None,
+        subscription_log: SubscriptionLog | None = None,
         dispatch: Dispatch | None = None,
     ) -> None:
         """Set the extension up on ``app`` and register the blueprint at the root.
@@ -100,7 +67,14 @@ class StripeBilling:
         ``dispatch``: a callable taking an event id. The webhook then only records
         the event and hands its id over; a worker calls :meth:`process_event`.
         """
-        self._set_up(app, user_store, current_user_id, event_log, dispatch)
+        self._set_up(
+            app,
+            user_store=user_store,
+            current_user_id=current_user_id,
+            event_log=event_log,
+            subscription_log=subscription_log,
+            dispatch=dispatch,
+        )
         app.register_blueprint(self.blueprint)
 
     def process_event(self, event_id: str) -> Outcome:
@@ -109,14 +83,7 @@ class StripeBilling:
         Needs an app context. Idempotent: an event already processed is reported
         as a duplicate and changes nothing.
         """
-        state = get_state()
-        record = state.event_log.get_event(event_id)
-        if record is None:
-            raise LookupError(f"no stored event {event_id!r}")
-        event = read_event(record.payload)
-        outcome = state.handle(event, record.payload)
-        announce(current_app._get_current_object(), outcome)  # type: ignore[attr-defined]
-        return outcome
+        return pipeline.run_stored(get_state(), app_object(), event_id)
 
     def sync_checkout_session(self, session_id: str) -> Outcome:
         """Apply a completed Checkout session at once, from Stripe's API.
@@ -125,32 +92,21 @@ class StripeBilling:
         Idempotent with the ``checkout.session.completed`` webhook that follows.
         Needs an app context.
         """
-        state = get_state()
-        session = state.require_stripe().retrieve_checkout_session(session_id)
-        event = parse_event(
-            {
-                "id": f"sync_{session_id}",
-                "object": "event",
-                "type": "checkout.session.completed",
-                "created": session.get("created"),
-                "data": {"object": session},
-            }
-        )
-        outcome = apply_snapshot(event, state.user_store, state.event_log, state.settings)
-        announce_changes(current_app._get_current_object(), outcome)  # type: ignore[attr-defined]
-        return outcome
+        return sync.sync_checkout_session(get_state(), app_object(), session_id)
 
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
         if EXTENSION_KEY not in setup.app.extensions:
-            self._set_up(setup.app, None, None, None, None)  # type: ignore[arg-type]
+            self._set_up(setup.app)  # type: ignore[arg-type]
 
     def _set_up(
         self,
         app: Flask,
-        user_store: UserStore | None,
-        current_user_id: CurrentUserId | None,
-        event_log: EventLog | None,
-        dispatch: Dispatch | None,
+        *,
+        user_store: UserStore | None = None,
+        current_user_id: CurrentUserId | None = None,
+        event_log: EventLog | None = None,
+        subscription_log: SubscriptionLog | None = None,
+        dispatch: Dispatch | None = None,
     ) -> None:
         store = user_store or self.user_store
         if store is None:
@@ -158,37 +114,33 @@ class StripeBilling:
         log = event_log or self.event_log or (store if isinstance(store, EventLog) else None)
         if log is None:
             raise TypeError(f"{type(store).__name__} keeps no event log; pass event_log=...")
+        subscriptions = subscription_log or self.subscription_log or _own_subscriptions(store, log)
+        if subscriptions is None:
+            raise TypeError(
+                f"{type(store).__name__} keeps no subscription records; pass subscription_log=..."
+            )
         settings = Settings.from_config(app.config)
         app.extensions[EXTENSION_KEY] = BillingState(
             settings=settings,
             user_store=store,
             event_log=log,
+            subscription_log=subscriptions,
             current_user_id=current_user_id or self.current_user_id or flask_login_user_id,
             stripe=StripeGateway(make_client(settings.api_key)) if settings.api_key else None,
             dispatch=dispatch or self.dispatch,
         )
-        from .cli import register_commands  # here: cli.py imports this module
+        exempt_webhook_from_csrf(app)
+        register_commands(app)
 
-        register_commands(app, self)
 
-
-def get_state(app: Flask | None = None) -> BillingState:
-    """The extension's state for ``app`` (default: the current app)."""
-    target = app if app is not None else current_app
-    try:
-        state: BillingState = target.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise RuntimeError("StripeBilling is not set up on this app; call init_app(app)") from None
-    return state
+def _own_subscriptions(*stores: object) -> SubscriptionLog | None:
+    """The first of the stores that also keeps subscription records."""
+    return next((s for s in stores if isinstance(s, SubscriptionLog)), None)
 
 
 def flask_login_user_id() -> str | None:
     """The signed-in user's id from Flask-Login, when it is installed."""
-    try:
-        from flask_login import current_user  # type: ignore[import-untyped]
-    except ImportError:
-        return None
-    if getattr(current_app, "login_manager", None) is None:
+    if current_user is None or getattr(current_app, "login_manager", None) is None:
         return None  # installed, but this app does not use it
     if current_user and current_user.is_authenticated:
         user_id: Any = current_user.get_id()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import BillingError
+from .pipeline import DUPLICATE, Outcome
 from .redact import describe_error, redact
 from .stores.base import EventRecord, EventStatus
-from .webhook import DUPLICATE, Outcome
 
 ERROR_WIDTH = 60
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"

@@ -80,6 +80,18 @@ class StripeGateway:
             )
             return [subscription.to_dict() for subscription in page.auto_paging_iter()]
 
+    def list_subscriptions_page(
+        self, starting_after: str | None, limit: int = 100
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the account's subscriptions, any status, oldest cursor first; and
+        whether more follow."""
+        params: dict[str, Any] = {"status": "all", "limit": limit}
+        if starting_after:
+            params["starting_after"] = starting_after
+        with _translated_errors("list subscriptions"):
+            page = self.client.v1.subscriptions.list(params)  # type: ignore[arg-type]
+            return [subscription.to_dict() for subscription in page.data], bool(page.has_more)
+
     def retrieve_balance(self) -> dict[str, Any]:
         """The account's balance: the cheapest read that proves the API key works."""
         with _translated_errors("read the balance"):

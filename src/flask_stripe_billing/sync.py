@@ -1,71 +1,116 @@
-"""Reconciliation with Stripe's API: a customer's current subscription, applied by the rules."""
+"""Reconciliation with Stripe's API: subscriptions read now, run through the pipeline.
+
+Each subscription read from the API becomes a snapshot event created at the
+moment it was read, so webhooks created earlier that arrive later are stale.
+Snapshots are decided and applied like delivered events but not logged.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from . import pipeline
 from .clock import utcnow
 from .events import StripeEvent, parse_event
-from .extension import BillingState
-from .rules import LIVE_STATUSES
+from .pipeline import Outcome
+from .redact import describe_traceback
+from .state import BillingState
+from .stores.base import EventStatus, StoreUnavailableError
 from .stripe_api import API_VERSION
-from .webhook import Outcome, announce_changes, apply_snapshot
 
-#: The type of the event a snapshot is applied as.
+logger = logging.getLogger("flask_stripe_billing")
+
+#: The type of the event a subscription snapshot is applied as.
 SNAPSHOT_EVENT_TYPE = "customer.subscription.updated"
 
 
-def sync_customer(
-    state: BillingState, app: Any, customer_id: str, current_subscription_id: str | None
-) -> Outcome | None:
-    """Read the customer's subscriptions and apply the current one; None if there is none.
+@dataclass(frozen=True)
+class PageResult:
+    """One page of ``sync --all``: what each subscription did, and where to resume."""
 
-    Applied like a delivered ``customer.subscription.updated`` (the rules decide,
-    signals go out for real changes), created now: the state was read now, so
-    webhooks created earlier that arrive later are stale. Nothing is written to
-    the event log. Raises :class:`~.errors.StripeServiceError` if Stripe fails.
+    outcomes: list[Outcome]
+    #: The last subscription id of the page: resume after it.
+    cursor: str | None
+    has_more: bool
+
+
+def sync_customer(state: BillingState, app: Any, customer_id: str) -> list[Outcome]:
+    """Read every subscription of the customer and apply each (none: an empty list).
+
+    Raises :class:`~.errors.StripeServiceError` if Stripe fails.
     """
     listed = state.require_stripe().list_subscriptions(customer_id)
     subscriptions = [s for s in listed if _customer_of(s) == customer_id]
-    current = choose_subscription(subscriptions, current_subscription_id)
-    if current is None:
-        return None
-    outcome = apply_snapshot(
-        snapshot_event(current), state.user_store, state.event_log, state.settings
-    )
-    announce_changes(app, outcome)
-    return outcome
+    read_at = int(utcnow().timestamp())
+    return [pipeline.run(state, app, snapshot_event(s, read_at), None) for s in subscriptions]
 
 
-def choose_subscription(
-    subscriptions: Sequence[Mapping[str, Any]], current_id: str | None
-) -> Mapping[str, Any] | None:
-    """The customer's current subscription: the newest live one (active, trialing, past_due).
+def sync_all(
+    state: BillingState, app: Any, starting_after: str | None = None
+) -> Iterator[PageResult]:
+    """Every subscription of the Stripe account, a page (100) at a time, each applied.
 
-    With none live: the account's own subscription when Stripe lists it (so its
-    end is applied), else the newest of any status.
+    About one API call per hundred subscriptions; ``starting_after`` resumes
+    after the subscription a previous, interrupted run ended on.
     """
+    gateway = state.require_stripe()
+    cursor = starting_after
+    while True:
+        subscriptions, has_more = gateway.list_subscriptions_page(cursor)
+        read_at = int(utcnow().timestamp())
+        outcomes = [_apply(state, app, snapshot_event(s, read_at)) for s in subscriptions]
+        if subscriptions:
+            cursor = str(subscriptions[-1].get("id"))
+        yield PageResult(outcomes, cursor, has_more and bool(subscriptions))
+        if not has_more or not subscriptions:
+            return
 
-    def created(subscription: Mapping[str, Any]) -> int:
-        value = subscription.get("created")
-        return value if isinstance(value, int) else 0
 
-    live = [s for s in subscriptions if s.get("status") in LIVE_STATUSES]
-    if live:
-        return max(live, key=created)
-    own = [s for s in subscriptions if current_id is not None and s.get("id") == current_id]
-    return max(own or subscriptions, key=created, default=None)
+def _apply(state: BillingState, app: Any, event: StripeEvent) -> Outcome:
+    """Run one snapshot; a failure (but a database outage) is reported, not raised."""
+    try:
+        return pipeline.run(state, app, event, None)
+    except StoreUnavailableError:
+        raise
+    except Exception as error:
+        logger.error(
+            "Stripe subscription sync failed\n%s",
+            describe_traceback(error),
+            extra={"event_id": event.id},
+        )
+        return Outcome(event, EventStatus.FAILED, error=error)
 
 
-def snapshot_event(subscription: Mapping[str, Any]) -> StripeEvent:
-    """A ``customer.subscription.updated`` event (id ``sync_<subscription id>``), created now."""
+def sync_checkout_session(state: BillingState, app: Any, session_id: str) -> Outcome:
+    """A completed Checkout session, read from Stripe's API, applied at once.
+
+    Idempotent with the ``checkout.session.completed`` webhook that follows.
+    """
+    session = state.require_stripe().retrieve_checkout_session(session_id)
+    event = parse_event(
+        {
+            "id": f"sync_{session_id}",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": session.get("created"),
+            "data": {"object": session},
+        }
+    )
+    return pipeline.run(state, app, event, None)
+
+
+def snapshot_event(subscription: Mapping[str, Any], read_at: int) -> StripeEvent:
+    """A ``customer.subscription.updated`` event (id ``sync_<subscription id>``) created
+    when the subscription was read."""
     return parse_event(
         {
             "id": f"sync_{subscription.get('id')}",
             "object": "event",
             "type": SNAPSHOT_EVENT_TYPE,
-            "created": int(utcnow().timestamp()),
+            "created": read_at,
             "api_version": API_VERSION,
             "livemode": bool(subscription.get("livemode")),
             "data": {"object": dict(subscription)},

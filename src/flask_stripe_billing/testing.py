@@ -7,19 +7,18 @@ shapes. Nothing here calls Stripe.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import stripe
 from blinker import NamedSignal
 from flask import Flask
 
 from . import signals
 from .account import BillingAccount
+from .delivery import post_stripe_event, sign_payload, webhook_path
 from .event_builder import (
     API_LAYOUTS,
     DEFAULT_CUSTOMER,
@@ -28,13 +27,9 @@ from .event_builder import (
     ApiLayout,
     build_event,
 )
-from .extension import get_state
 from .rules import HANDLED_EVENT_TYPES
+from .state import get_state
 from .stores.base import UserStore
-
-if TYPE_CHECKING:
-    from flask.testing import FlaskClient
-    from werkzeug.test import TestResponse
 
 __all__ = [
     "API_LAYOUTS",
@@ -53,62 +48,6 @@ __all__ = [
     "sign_payload",
     "webhook_path",
 ]
-
-
-def sign_payload(payload: bytes | str, secret: str, timestamp: int | None = None) -> str:
-    """The ``Stripe-Signature`` header Stripe would send with ``payload``.
-
-    Signed by stripe-python itself (``WebhookSignature.generate_signature_header``);
-    ``timestamp`` defaults to now.
-    """
-    text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
-    header = stripe.WebhookSignature.generate_signature_header(text, secret, timestamp)
-    return str(header)
-
-
-def webhook_path(app: Flask) -> str:
-    """The path of the extension's webhook on ``app`` (``/stripe/webhook`` unless prefixed)."""
-    from .views import webhook
-
-    for endpoint, view in app.view_functions.items():
-        if view is webhook:
-            return next(app.url_map.iter_rules(endpoint)).rule
-    raise RuntimeError("StripeBilling's blueprint is not registered on this app")
-
-
-def post_stripe_event(
-    client: FlaskClient,
-    event: Mapping[str, Any] | bytes | str,
-    *,
-    secret: str | None = None,
-    path: str | None = None,
-    timestamp: int | None = None,
-) -> TestResponse:
-    """POST ``event`` to the app's webhook, signed as Stripe signs it.
-
-    ``secret`` defaults to the app's first ``STRIPE_WEBHOOK_SECRET``, ``path``
-    to the extension's webhook route (also under a ``url_prefix``). A dict is
-    sent as JSON; bytes or text are sent as they are.
-    """
-    app = client.application
-    if secret is None:
-        configured = get_state(app).settings.webhook_secrets
-        if not configured:
-            raise RuntimeError(
-                "STRIPE_WEBHOOK_SECRET is not set on this app: set it in the test "
-                "config, or pass secret=..."
-            )
-        secret = configured[0]
-    if isinstance(event, Mapping):
-        body = json.dumps(event).encode()
-    else:
-        body = event.encode() if isinstance(event, str) else event
-    return client.post(
-        path or webhook_path(app),
-        data=body,
-        headers={"Stripe-Signature": sign_payload(body, secret, timestamp)},
-        content_type="application/json",
-    )
 
 
 def get_account(app_or_store: Flask | UserStore, user_id: str | int) -> BillingAccount | None:

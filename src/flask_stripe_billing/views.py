@@ -7,10 +7,10 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request, url_for
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from . import checkout, signals
+from . import checkout, pipeline, signals
 from .account import BillingAccount
 from .errors import (
     AuthenticationError,
@@ -20,12 +20,8 @@ from .errors import (
     PayloadTooLargeError,
     ValidationError,
 )
-from .events import StripeEvent
-from .extension import BillingState, Dispatch, get_state
-from .redact import describe_traceback
-from .stores.base import EventStatus
+from .state import BillingState, app_object, get_state
 from .stripe_api import StripeGateway
-from .webhook import announce, read_event, record_for_dispatch, verify_signature
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -38,9 +34,6 @@ def create_blueprint() -> Blueprint:
         "/billing/checkout-session", view_func=checkout_session, methods=["POST"]
     )
     blueprint.add_url_rule("/billing/portal", view_func=portal, methods=["GET"])
-    # Flask-WTF's CSRFProtect, set up before us (now) or after us (first request).
-    blueprint.record_once(lambda setup: exempt_webhook_from_csrf(setup.app))
-    blueprint.before_app_request(lambda: exempt_webhook_from_csrf(current_app))
     blueprint.register_error_handler(BillingError, error_response)
     return blueprint
 
@@ -52,19 +45,8 @@ def webhook() -> Response:
     if not settings.webhook_secrets:
         raise NotConfiguredError(["STRIPE_WEBHOOK_SECRET"])
     body = read_body(settings.max_webhook_bytes)
-    payload = verify_signature(
-        body,
-        request.headers.get("Stripe-Signature"),
-        settings.webhook_secrets,
-        settings.webhook_tolerance,
-    )
-    event = read_event(payload)
-    if state.dispatch is None:
-        outcome = state.handle(event, payload)
-    else:
-        outcome = record_for_dispatch(event, payload, state.event_log)
-        if outcome.status == EventStatus.RECEIVED:
-            hand_over(state.dispatch, event)
+    outcome = pipeline.receive(state, app_object(), body, request.headers.get("Stripe-Signature"))
+    event = outcome.event
     logger.info(
         "Stripe webhook received",
         extra={
@@ -74,7 +56,6 @@ def webhook() -> Response:
             "status": outcome.status,
         },
     )
-    announce(current_app._get_current_object(), outcome)  # type: ignore[attr-defined]
     return jsonify(received=True)
 
 
@@ -93,7 +74,7 @@ def checkout_session() -> Response:
     )
     signals.send_safely(
         signals.checkout_session_created,
-        current_app._get_current_object(),  # type: ignore[attr-defined]
+        app_object(),
         user_id=account.user_id,
         session_id=session_id,
         price_id=price_id,
@@ -149,29 +130,6 @@ def read_json_body() -> Any:
         return json.loads(request.get_data(cache=True))
     except ValueError:
         raise ValidationError("Request body must be JSON") from None
-
-
-def exempt_webhook_from_csrf(app: Any) -> None:
-    """Flask-WTF's CSRFProtect must not guard the webhook (Stripe sends no token)."""
-    csrf = app.extensions.get("csrf")
-    if csrf is not None:
-        csrf.exempt(f"{webhook.__module__}.{webhook.__name__}")
-
-
-def hand_over(dispatch: Dispatch, event: StripeEvent) -> None:
-    """Give the event id to the host's queue; if that fails it stays ``received``.
-
-    The event is recorded already, so the answer stays 200; ``flask billing
-    replay`` processes it, and Stripe's next delivery of it hands it over again.
-    """
-    try:
-        dispatch(event.id)
-    except Exception as error:
-        logger.error(
-            "Stripe webhook could not be dispatched; it stays received for replay\n%s",
-            describe_traceback(error),
-            extra={"event_id": event.id, "event_type": event.type},
-        )
 
 
 def read_body(limit: int) -> bytes:

@@ -5,6 +5,7 @@ from .base import (
     EventRecord,
     EventStatus,
     StoreUnavailableError,
+    SubscriptionLog,
     UserStore,
 )
 from .memory import InMemoryUserStore
@@ -18,5 +19,6 @@ __all__ = [
     "InMemoryUserStore",
     "SQLAlchemyUserStore",
     "StoreUnavailableError",
+    "SubscriptionLog",
     "UserStore",
 ]

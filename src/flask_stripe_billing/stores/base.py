@@ -10,6 +10,7 @@ from typing import Protocol, runtime_checkable
 
 from ..account import AccountChanges, BillingAccount
 from ..events import StripeEvent
+from ..subscriptions import SubscriptionRecord
 
 
 class StoreUnavailableError(Exception):
@@ -37,14 +38,29 @@ class UserStore(Protocol):
         """Write ``changes`` to the user's account and return the new state."""
 
 
+@runtime_checkable
+class SubscriptionLog(Protocol):
+    """The library's own table of Stripe subscriptions, one record each.
+
+    It shares the event log's transaction; the pipeline reads an account's
+    records after locking the account, so writes for one account serialise.
+    """
+
+    def subscriptions_of(self, user_id: str) -> list[SubscriptionRecord]:
+        """Every recorded subscription of this account."""
+
+    def save_subscription(self, record: SubscriptionRecord) -> None:
+        """Insert the record, or replace the one with its id."""
+
+
 class EventStatus:
     """Where a recorded event stands."""
 
     RECEIVED = "received"  # stored, not processed yet
     PROCESSED = "processed"  # the rules ran (whether or not they changed anything)
     IGNORED = "ignored"  # a type this package does not handle
-    STALE = "stale"  # older than the last event applied to the account
-    UNMATCHED = "unmatched"  # no account for its customer; kept for replay
+    STALE = "stale"  # older than the last event applied to its subscription
+    UNMATCHED = "unmatched"  # no account it may apply to; kept for replay
     FAILED = "failed"  # processing raised; the account was left untouched
 
 

@@ -1,4 +1,4 @@
-"""An in-process store for tests and demos: accounts and event log in dictionaries."""
+"""An in-process store for tests and demos: accounts, event log and subscriptions in dicts."""
 
 from __future__ import annotations
 
@@ -13,15 +13,18 @@ from typing import cast
 from ..account import AccountChanges, BillingAccount
 from ..clock import as_utc, utcnow
 from ..events import StripeEvent
+from ..subscriptions import SubscriptionRecord
 from .base import EventRecord, EventStatus
 
 
 class InMemoryUserStore:
-    """A ``UserStore`` and ``EventLog`` held in memory; one lock serialises transactions."""
+    """A ``UserStore``, ``EventLog`` and ``SubscriptionLog`` in memory; one lock serialises
+    transactions."""
 
     def __init__(self, accounts: Iterable[BillingAccount] = ()) -> None:
         self._accounts: dict[str, BillingAccount] = {}
         self._events: dict[str, EventRecord] = {}
+        self._subscriptions: dict[str, SubscriptionRecord] = {}
         self._lock = threading.RLock()
         for account in accounts:
             self.add(account)
@@ -36,6 +39,12 @@ class InMemoryUserStore:
         """The event log, oldest first."""
         with self._lock:
             return list(self._events.values())
+
+    @property
+    def subscriptions(self) -> list[SubscriptionRecord]:
+        """Every subscription record, in the order first recorded."""
+        with self._lock:
+            return list(self._subscriptions.values())
 
     # UserStore
 
@@ -65,16 +74,30 @@ class InMemoryUserStore:
             linked = [a for a in self._accounts.values() if a.stripe_customer_id]
         return sorted(linked, key=lambda account: account.user_id)
 
+    # SubscriptionLog
+
+    def subscriptions_of(self, user_id: str) -> list[SubscriptionRecord]:
+        with self._lock:
+            return [r for r in self._subscriptions.values() if r.user_id == user_id]
+
+    def save_subscription(self, record: SubscriptionRecord) -> None:
+        with self._lock:
+            self._subscriptions[record.id] = record
+
     # EventLog
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         with self._lock:
-            saved = (copy.copy(self._accounts), copy.copy(self._events))
+            saved = (
+                copy.copy(self._accounts),
+                copy.copy(self._events),
+                copy.copy(self._subscriptions),
+            )
             try:
                 yield
             except BaseException:
-                self._accounts, self._events = saved
+                self._accounts, self._events, self._subscriptions = saved
                 raise
 
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:

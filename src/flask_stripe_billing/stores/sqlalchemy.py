@@ -1,27 +1,22 @@
-"""A store over the host's Flask-SQLAlchemy user model, plus the event-log table."""
+"""A store over the host's Flask-SQLAlchemy user model, plus the library's own tables."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..account import FREE_PLAN, AccountChanges, BillingAccount
-from ..clock import as_utc, utcnow
-from ..events import StripeEvent
-from .base import EventRecord, EventStatus, StoreUnavailableError
+from ..clock import as_utc
+from .sql_log import SQLBillingLog
+from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
-
-DEFAULT_EVENT_TABLE = "stripe_billing_events"
 
 #: BillingAccount field → model attribute, as BillingMixin names them.
 DEFAULT_COLUMNS: dict[str, str] = {
@@ -33,12 +28,18 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "current_period_end": "current_period_end",
     "cancel_at_period_end": "cancel_at_period_end",
     "updated_at": "updated_at",
-    "last_event_at": "stripe_last_event_at",
+    "trial_end": "trial_end",
+    "subscription_quantity": "subscription_quantity",
 }
 #: Fields the store cannot work without.
 REQUIRED_FIELDS = frozenset(
-    {"stripe_customer_id", "stripe_subscription_id", "plan", "subscription_status", "last_event_at"}
+    {"stripe_customer_id", "stripe_subscription_id", "plan", "subscription_status"}
 )
+#: Fields of version 1 that are gone, with what replaced them.
+REMOVED_FIELDS = {
+    "last_event_at": "each subscription record keeps its own ordering watermark now; "
+    "remove it from columns={...} (the column may stay in the table)",
+}
 
 
 class BillingMixin:
@@ -55,33 +56,12 @@ class BillingMixin:
         sa.Boolean, default=False, server_default=sa.text("false"), nullable=False
     )
     updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    #: Creation time of the last Stripe event applied (the ordering watermark).
-    stripe_last_event_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    trial_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+    subscription_quantity: Mapped[int | None] = mapped_column(sa.Integer)
 
 
-def event_table(metadata: sa.MetaData, name: str = DEFAULT_EVENT_TABLE) -> sa.Table:
-    """The event-log table in ``metadata`` (created there once, then reused)."""
-    if name in metadata.tables:
-        return metadata.tables[name]
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("id", sa.String(255), primary_key=True),
-        sa.Column("type", sa.String(100), nullable=False, index=True),
-        sa.Column("created", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("customer_id", sa.String(255), index=True),
-        sa.Column("user_id", sa.String(255)),
-        sa.Column("status", sa.String(20), nullable=False, index=True),
-        sa.Column("error", sa.Text),
-        sa.Column("payload", sa.Text, nullable=False),
-        sa.Column("attempts", sa.Integer, nullable=False, default=1),
-        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True)),
-    )
-
-
-class SQLAlchemyUserStore:
-    """``UserStore`` and ``EventLog`` over a Flask-SQLAlchemy model and session.
+class SQLAlchemyUserStore(SQLBillingLog):
+    """``UserStore`` over a Flask-SQLAlchemy model, plus the event log and subscriptions.
 
     ``columns`` maps BillingAccount field names to the model's attribute names
     where they differ from :class:`BillingMixin`'s; map a field to ``None`` when
@@ -95,13 +75,17 @@ class SQLAlchemyUserStore:
         *,
         columns: Mapping[str, str | None] | None = None,
         event_table_name: str = DEFAULT_EVENT_TABLE,
+        subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
     ) -> None:
-        self.db = db
+        super().__init__(
+            db,
+            event_table_name=event_table_name,
+            subscription_table_name=subscription_table_name,
+        )
         self.model = model
         resolved = _resolve_columns(model, columns or {})
         self._key_attr: str = resolved.pop("user_id") or ""
         self.columns = resolved
-        self.events_table = event_table(db.metadata, event_table_name)
         mapper = sa.inspect(model)
         key_column = mapper.get_property(self._key_attr).columns[0]
         self._key_type: type[Any] = key_column.type.python_type
@@ -123,18 +107,6 @@ class SQLAlchemyUserStore:
         self._select_user = _with_lock_variants(select.where(self._by_user))
         self._select_customer = _with_lock_variants(select.where(by_customer))
         self._updates: dict[tuple[frozenset[str], bool], sa.Update] = {}
-        self._upserts: dict[str, sa.Insert] = {}
-        events = self.events_table
-        self._finish = (
-            events.update()
-            .where(events.c.id == sa.bindparam("event_id"))
-            .values(
-                status=sa.bindparam("new_status"),
-                user_id=sa.bindparam("new_user_id"),
-                error=sa.bindparam("new_error"),
-                processed_at=sa.bindparam("new_processed_at"),
-            )
-        )
 
     # UserStore
 
@@ -184,117 +156,6 @@ class SQLAlchemyUserStore:
         )
         return [_account(row._mapping) for row in self.db.session.execute(statement)]
 
-    # EventLog
-
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        session = self.db.session
-        try:
-            yield
-            session.commit()
-        except BaseException as error:
-            session.rollback()
-            if isinstance(error, exc.OperationalError | exc.InterfaceError) or (
-                isinstance(error, exc.DBAPIError) and error.connection_invalidated
-            ):
-                raise StoreUnavailableError(str(error.orig)) from error
-            raise
-
-    def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
-        """Insert the event, or count one more attempt: one statement, row locked.
-
-        The record's ``payload`` is the one given (the same event id carries the
-        same body); the stored one is kept from the first delivery.
-
-        Two workers recording the same id at once: the database makes the second
-        wait for the first to commit, then it finds the event as the first left it.
-        """
-        table = self.events_table
-        session = self.db.session
-        values = {
-            "id": event.id,
-            "type": event.type,
-            "created": event.created,
-            "customer_id": event.customer_id,
-            "status": EventStatus.RECEIVED,
-            "payload": payload,
-            "attempts": 1,
-            "received_at": utcnow(),
-        }
-        connection = session.connection()
-        upsert = self._upsert_statement(connection.dialect)
-        if upsert is not None:
-            returned = connection.execute(upsert, values).one()._mapping
-            return _event_record({**returned, "payload": payload})
-        try:  # other databases: insert, or count the attempt on the existing row
-            with session.begin_nested():
-                session.execute(table.insert().values(**values))
-        except exc.IntegrityError:
-            session.execute(
-                table.update().where(table.c.id == event.id).values(attempts=table.c.attempts + 1)
-            )
-        stored = session.execute(sa.select(table).where(table.c.id == event.id).with_for_update())
-        return _event_record(stored.one()._mapping)
-
-    def finish_event(
-        self,
-        event_id: str,
-        status: str,
-        *,
-        user_id: str | None = None,
-        error: str | None = None,
-    ) -> None:
-        self.db.session.connection().execute(
-            self._finish,
-            {
-                "event_id": event_id,
-                "new_status": status,
-                "new_user_id": user_id,
-                "new_error": error,
-                "new_processed_at": utcnow(),
-            },
-        )
-
-    def get_event(self, event_id: str) -> EventRecord | None:
-        table = self.events_table
-        row = self.db.session.execute(sa.select(table).where(table.c.id == event_id)).one_or_none()
-        return None if row is None else _event_record(row._mapping)
-
-    def list_events(
-        self,
-        *,
-        statuses: Collection[str] | None = None,
-        event_type: str | None = None,
-        customer_id: str | None = None,
-        limit: int | None = None,
-        oldest_first: bool = False,
-    ) -> list[EventRecord]:
-        table = self.events_table
-        statement = sa.select(table)
-        if statuses is not None:
-            statement = statement.where(table.c.status.in_(list(statuses)))
-        if event_type is not None:
-            statement = statement.where(table.c.type == event_type)
-        if customer_id is not None:
-            statement = statement.where(table.c.customer_id == customer_id)
-        if oldest_first:
-            statement = statement.order_by(table.c.created, table.c.received_at, table.c.id)
-        else:
-            statement = statement.order_by(table.c.received_at.desc(), table.c.id.desc())
-        if limit is not None:
-            statement = statement.limit(limit)
-        rows = self.db.session.execute(statement)
-        return [_event_record(row._mapping) for row in rows]
-
-    def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
-        table = self.events_table
-        result = self.db.session.execute(
-            table.delete().where(
-                table.c.received_at < as_utc(before), table.c.status.in_(list(statuses))
-            )
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
-
     # helpers
 
     def _user_key(self, user_id: str) -> Any:
@@ -343,27 +204,6 @@ class SQLAlchemyUserStore:
             self._updates[cache_key] = statement
         return self._updates[cache_key]
 
-    def _upsert_statement(self, dialect: sa.Dialect) -> sa.Insert | None:
-        """``INSERT … ON CONFLICT (id) DO UPDATE SET attempts + 1 RETURNING *``, if supported.
-
-        The conflicting row is locked by the update, so two workers recording one
-        event serialise: the second sees the event as the first committed it.
-        """
-        if dialect.name not in ("postgresql", "sqlite") or not dialect.insert_returning:
-            return None
-        if dialect.name not in self._upserts:
-            table = self.events_table
-            insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-            self._upserts[dialect.name] = (
-                insert(table)
-                .on_conflict_do_update(
-                    index_elements=["id"], set_={"attempts": table.c.attempts + 1}
-                )
-                # Not the payload: it is what we just sent (Stripe resends the same).
-                .returning(*(column for column in table.c if column.name != "payload"))
-            )
-        return self._upserts[dialect.name]
-
 
 def _with_lock_variants(statement: sa.Select[Any]) -> dict[bool, sa.Select[Any]]:
     """The statement as is (False) and ``FOR UPDATE`` (True; ignored by SQLite)."""
@@ -383,7 +223,8 @@ def _account(row: RowMapping) -> BillingAccount:
         current_period_end=as_utc(row.get("current_period_end")),
         cancel_at_period_end=bool(row.get("cancel_at_period_end", False)),
         updated_at=as_utc(row.get("updated_at")),
-        last_event_at=as_utc(row.get("last_event_at")),
+        trial_end=as_utc(row.get("trial_end")),
+        subscription_quantity=row.get("subscription_quantity"),
     )
 
 
@@ -391,6 +232,9 @@ def _resolve_columns(
     model: type[Any], overrides: Mapping[str, str | None]
 ) -> dict[str, str | None]:
     """Check the mapping against the model; default names the model lacks become None."""
+    for field, replacement in REMOVED_FIELDS.items():
+        if field in overrides:
+            raise ValueError(f"{field!r} is no longer a BillingAccount field: {replacement}")
     unknown = set(overrides) - set(DEFAULT_COLUMNS) - {"user_id"}
     if unknown:
         raise ValueError(f"unknown BillingAccount fields in columns: {sorted(unknown)}")
@@ -411,19 +255,3 @@ def _resolve_columns(
             raise ValueError(f"{field!r} needs a column on {model.__name__}")
         resolved[field] = attribute
     return resolved
-
-
-def _event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
-    return EventRecord(
-        id=row["id"],
-        type=row["type"],
-        created=as_utc(row["created"]),  # type: ignore[arg-type]
-        customer_id=row["customer_id"],
-        user_id=row["user_id"],
-        status=row["status"],
-        error=row["error"],
-        payload=row["payload"],
-        attempts=row["attempts"],
-        received_at=as_utc(row["received_at"]),  # type: ignore[arg-type]
-        processed_at=as_utc(row["processed_at"]),
-    )

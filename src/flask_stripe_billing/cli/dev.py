@@ -1,0 +1,269 @@
+"""``flask billing trigger / check / create-webhook-endpoint``: the developer commands."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import click
+import requests
+from flask.cli import with_appcontext
+
+from .. import diagnostics
+from ..account import BillingAccount
+from ..config import Settings
+from ..delivery import post_stripe_event, sign_payload, webhook_path
+from ..event_builder import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
+from ..redact import redact
+from ..reports import truncate
+from ..rules import HANDLED_EVENT_TYPES
+from ..state import app_object, get_state
+from ..stripe_api import API_VERSION
+from .common import NotFound, reported_errors
+
+#: Seconds to wait for a running server named by ``trigger --url``.
+DELIVERY_TIMEOUT = 10
+RESPONSE_WIDTH = 200
+
+
+@click.command("trigger", short_help="Send a signed test event to the webhook, offline.")
+@click.argument("event_type", metavar="EVENT_TYPE")
+@click.option("--customer", metavar="CUSTOMER", help="The Stripe customer id in the event.")
+@click.option("--subscription", metavar="SUBSCRIPTION", help="The subscription id.")
+@click.option(
+    "--status",
+    metavar="STATUS",
+    help="The subscription's status (default active; canceled for .deleted).",
+)
+@click.option(
+    "--payment-status",
+    metavar="STATUS",
+    help="A Checkout session's payment_status (default paid; unpaid: still pending).",
+)
+@click.option(
+    "--price",
+    metavar="PRICE",
+    help="The price id (default STRIPE_PRICE_PRO_MONTHLY, else price_test).",
+)
+@click.option("--user", "user_id", metavar="USER_ID", help="The user the event is for.")
+@click.option(
+    "--legacy-layout",
+    is_flag=True,
+    help="The payload of API versions before 2025-03-31 (periods on the subscription).",
+)
+@click.option(
+    "--url",
+    metavar="URL",
+    help="Post to a running server's webhook instead of this app in-process.",
+)
+@with_appcontext
+def trigger_command(
+    event_type: str,
+    customer: str | None,
+    subscription: str | None,
+    status: str | None,
+    payment_status: str | None,
+    price: str | None,
+    user_id: str | None,
+    legacy_layout: bool,
+    url: str | None,
+) -> None:
+    """Send a signed test event to the webhook: `stripe trigger`, offline.
+
+    The event is built from a real Stripe payload of EVENT_TYPE, signed
+    with STRIPE_WEBHOOK_SECRET and posted to this app's own webhook (or to
+    --url). With --user, the customer and subscription default to the
+    user's own; a user not linked yet is linked by the event. Prints the
+    answer and the account before and after. Exit code 1 if the webhook
+    did not answer 2xx.
+    """
+    if event_type not in HANDLED_EVENT_TYPES:
+        raise click.BadParameter(
+            f"{event_type!r} is not a type this package handles; trigger one of: "
+            + ", ".join(HANDLED_EVENT_TYPES),
+            param_hint="EVENT_TYPE",
+        )
+    state = get_state()
+    if not state.settings.webhook_secrets:
+        raise click.ClickException(
+            "STRIPE_WEBHOOK_SECRET is not set: trigger signs events with it, as Stripe does."
+        )
+    secret = state.settings.webhook_secrets[0]
+    store = state.user_store
+    with reported_errors(), state.event_log.transaction():
+        user = None
+        if user_id is not None:
+            user = store.get(user_id)
+            if user is None:
+                raise NotFound(f"No user {user_id}; nothing was sent.")
+        customer = customer or _default(user, "stripe_customer_id", DEFAULT_CUSTOMER)
+        before = user or store.get_by_customer_id(customer)
+    subscription = subscription or _default(user, "stripe_subscription_id", DEFAULT_SUBSCRIPTION)
+    try:
+        event = build_event(
+            event_type,
+            customer=customer,
+            subscription=subscription,
+            status=status,
+            price=price or _default_price(state.settings),
+            user_id=user_id,
+            payment_status=payment_status,
+            api_layout="legacy" if legacy_layout else "current",
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    target, code, answer = _deliver(json.dumps(event).encode(), secret, url)
+    with reported_errors(), state.event_log.transaction():
+        record = state.event_log.get_event(event["id"])
+        after = store.get(user_id) if user_id else store.get_by_customer_id(customer)
+    facts = ", ".join(
+        f"{name} {value}"
+        for name, value in _facts(event["data"]["object"], event_type)
+        if value is not None
+    )
+    click.echo(f"{event_type} {event['id']} ({facts})")
+    click.echo(f"  → {target}: HTTP {code} {truncate(answer, RESPONSE_WIDTH)}")
+    logged = record.status if record else "not in this app's event log"
+    click.echo(f"  event log: {logged}")
+    click.echo(f"  before: {_account_line(before, customer)}")
+    click.echo(f"  after:  {_account_line(after, customer)}")
+    if not 200 <= code < 300:
+        raise click.exceptions.Exit(1)
+
+
+@click.command("check", short_help="Say what is configured and what is missing.")
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also ask Stripe: is the API key accepted, is each price there and recurring?",
+)
+@with_appcontext
+def check_command(online: bool) -> None:
+    """Say what is configured and what is missing; never shows a secret.
+
+    Exit code 1 when something the webhook needs is missing or wrong (the
+    signing secret, the event table), or, with --online, when Stripe
+    refuses the key or a configured price is missing or not recurring.
+    """
+    state = get_state()
+    sections = [
+        ("Settings", diagnostics.check_settings(state.settings)),
+        ("Database", [diagnostics.check_event_log(state)]),
+    ]
+    if online:
+        sections.append(("Stripe", diagnostics.check_online(state.settings, state.stripe)))
+    click.echo(diagnostics.report(sections))
+    if any(finding.problem for _, findings in sections for finding in findings):
+        raise click.exceptions.Exit(1)
+
+
+@click.command(
+    "create-webhook-endpoint",
+    short_help="Create the webhook endpoint in Stripe.",
+)
+@click.option(
+    "--url",
+    required=True,
+    metavar="URL",
+    help="The webhook's public URL, e.g. https://example.com/stripe/webhook.",
+)
+@with_appcontext
+def create_webhook_endpoint_command(url: str) -> None:
+    """Create this app's webhook endpoint in Stripe and print its signing secret once.
+
+    The endpoint gets exactly the event types this package handles and the
+    API version its client is pinned to. Needs STRIPE_API_KEY.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise click.BadParameter("give the full URL, https://...", param_hint="--url")
+    gateway = get_state().stripe
+    if gateway is None:
+        raise click.ClickException(
+            "STRIPE_API_KEY is not set: the endpoint is created through Stripe's API."
+        )
+    with reported_errors():
+        endpoint = gateway.create_webhook_endpoint(url, list(HANDLED_EVENT_TYPES), API_VERSION)
+    mode = "live" if endpoint.get("livemode") else "test"
+    click.echo(f"Created webhook endpoint {endpoint.get('id')} ({mode} mode) for {url}")
+    click.echo(f"  events: {', '.join(HANDLED_EVENT_TYPES)}")
+    click.echo(f"  API version: {API_VERSION}")
+    click.echo("Signing secret (shown this once; the Dashboard can reveal it again):")
+    click.echo(f"  {endpoint.get('secret')}")
+    click.echo(
+        "Set it as STRIPE_WEBHOOK_SECRET (or add it, comma-separated, to the secrets "
+        "you have), e.g. in your environment or secret store; not in your code."
+    )
+
+
+def _default(user: BillingAccount | None, field: str, fallback: str) -> str:
+    """The user's own id for ``field``; else one of their own (``cus_test_7``) or the default."""
+    if user is None:
+        return fallback
+    value = getattr(user, field)
+    return str(value) if value else f"{fallback}_{user.user_id}"
+
+
+def _default_price(settings: Settings) -> str:
+    prices = [settings.price_pro_monthly, settings.price_pro_yearly, *settings.plans]
+    return next((price for price in prices if price), DEFAULT_PRICE)
+
+
+def _deliver(body: bytes, secret: str, url: str | None) -> tuple[str, int, str]:
+    """POST the signed body to this app in-process, or to ``url`` (and nowhere else).
+
+    Returns where it went, the HTTP status and the answer's text.
+    """
+    if url is None:
+        app = app_object()
+        response = post_stripe_event(app.test_client(), body, secret=secret)
+        target = f"{webhook_path(app)} (in-process)"
+        return target, response.status_code, response.get_data(as_text=True)
+    try:
+        answer = requests.post(
+            url,
+            data=body,
+            headers={
+                "Stripe-Signature": sign_payload(body, secret),
+                "Content-Type": "application/json",
+            },
+            timeout=DELIVERY_TIMEOUT,
+        )
+    except requests.RequestException as error:
+        raise click.ClickException(f"Could not deliver to {url}: {redact(str(error))}") from None
+    return url, answer.status_code, answer.text
+
+
+def _facts(obj: dict[str, object], event_type: str) -> list[tuple[str, object]]:
+    """What the event says, for its line: customer, subscription, status, price or user."""
+    if event_type.startswith("checkout."):
+        metadata = obj.get("metadata")
+        price = metadata.get("price_id") if isinstance(metadata, dict) else None
+        return [
+            ("customer", obj.get("customer")),
+            ("subscription", obj.get("subscription")),
+            ("payment_status", obj.get("payment_status")),
+            ("price", price),
+            ("user", obj.get("client_reference_id")),
+        ]
+    items = obj.get("items")
+    data = items.get("data") if isinstance(items, dict) else None
+    first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}
+    price = first.get("price")
+    return [
+        ("customer", obj.get("customer")),
+        ("subscription", obj.get("id")),
+        ("status", obj.get("status")),
+        ("price", price.get("id") if isinstance(price, dict) else None),
+    ]
+
+
+def _account_line(account: BillingAccount | None, customer: str) -> str:
+    if account is None:
+        return f"no account has customer {customer}"
+    return (
+        f"user {account.user_id}: plan {account.plan}, "
+        f"status {account.subscription_status or 'none'}, "
+        f"customer {account.stripe_customer_id or 'none'}, "
+        f"subscription {account.stripe_subscription_id or 'none'}"
+    )

@@ -1,0 +1,188 @@
+"""``flask billing events / replay / link / prune``: the event log and its replays."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import click
+from flask.cli import with_appcontext
+
+from .. import pipeline
+from ..clock import utcnow
+from ..errors import BillingError
+from ..reports import TIME_FORMAT, describe_replay, error_text, event_table, plural
+from ..state import app_object, get_state
+from ..stores.base import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus
+from .common import NotFound, reported_errors
+
+ALL_STATUSES = (
+    EventStatus.RECEIVED,
+    EventStatus.PROCESSED,
+    EventStatus.IGNORED,
+    EventStatus.STALE,
+    EventStatus.UNMATCHED,
+    EventStatus.FAILED,
+)
+DEFAULT_LIMIT = 50
+
+
+@click.command("events")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(ALL_STATUSES),
+    help="Only events with this status (repeatable).",
+)
+@click.option("--type", "event_type", metavar="TYPE", help="Only events of this type.")
+@click.option("--customer", "customer_id", metavar="CUSTOMER", help="Only this customer's.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=DEFAULT_LIMIT,
+    show_default=True,
+    help="At most this many, newest first (0: all).",
+)
+@with_appcontext
+def events_command(
+    statuses: tuple[str, ...], event_type: str | None, customer_id: str | None, limit: int
+) -> None:
+    """List stored webhook events, newest received first."""
+    log = get_state().event_log
+    with reported_errors(), log.transaction():
+        records = log.list_events(
+            statuses=statuses or None,
+            event_type=event_type,
+            customer_id=customer_id,
+            limit=limit + 1 if limit else None,
+        )
+    shown = records[:limit] if limit else records
+    if not shown:
+        click.echo("No stored events match.")
+        return
+    click.echo(event_table(shown))
+    if len(records) > len(shown):
+        click.echo(f"(the newest {limit} shown; --limit 0 lists all)")
+
+
+@click.command("replay")
+@click.argument("event_ids", nargs=-1, metavar="[EVENT_ID]...")
+@click.option(
+    "--all", "replay_all", is_flag=True, help="Every failed, unmatched or received event."
+)
+@with_appcontext
+def replay_command(event_ids: tuple[str, ...], replay_all: bool) -> None:
+    """Process failed, unmatched or received events again.
+
+    Oldest first, by Stripe's creation time. An event already finished is
+    reported as a duplicate and changes nothing. Exit code 1 if any is still
+    failed or unmatched afterwards, 2 for an id that is not stored (then
+    nothing is replayed).
+    """
+    if bool(event_ids) == replay_all:
+        raise click.UsageError("Give event ids or --all (not both).")
+    state = get_state()
+    log = state.event_log
+    with reported_errors(), log.transaction():
+        if replay_all:
+            records = log.list_events(statuses=RETRYABLE_STATUSES, oldest_first=True)
+        else:
+            found = {event_id: log.get_event(event_id) for event_id in dict.fromkeys(event_ids)}
+            missing = [event_id for event_id, record in found.items() if record is None]
+            if missing:
+                raise NotFound(f"No stored event {', '.join(missing)}; nothing was replayed.")
+            records = sorted(
+                (r for r in found.values() if r is not None),
+                key=lambda r: (r.created, r.received_at, r.id),
+            )
+    if not records:
+        click.echo("No failed, unmatched or received events to replay.")
+        return
+    unresolved = 0
+    for record in records:
+        try:
+            outcome = pipeline.run_stored(state, app_object(), record.id)
+        except (BillingError, LookupError) as error:
+            click.echo(f"{record.id} {record.type}: not replayed: {error_text(error)}")
+            unresolved += 1
+            continue
+        click.echo(f"{record.id} {record.type}: {describe_replay(record, outcome)}")
+        if outcome.status in (EventStatus.FAILED, EventStatus.UNMATCHED):
+            unresolved += 1
+    click.echo(
+        f"Replayed {plural(len(records), 'event')}: "
+        + (f"{unresolved} still failed or unmatched." if unresolved else "all done.")
+    )
+    if unresolved:
+        raise click.exceptions.Exit(1)
+
+
+@click.command("link")
+@click.argument("user_id", metavar="USER_ID")
+@click.argument("customer_id", metavar="CUSTOMER")
+@with_appcontext
+def link_command(user_id: str, customer_id: str) -> None:
+    """Link an account to a Stripe customer by hand, replacing any customer it had.
+
+    Events never re-link an account that has another customer (a Payment Link
+    lets the payer choose whom it names); they wait as unmatched. After
+    checking who the customer really is, link here, then run `flask billing
+    replay --all` to apply what waited.
+    """
+    state = get_state()
+    store = state.user_store
+    with reported_errors(), state.event_log.transaction():
+        account = store.get(user_id, lock=True)
+        if account is None:
+            raise NotFound(f"No user {user_id}; nothing was linked.")
+        holder = store.get_by_customer_id(customer_id)
+        if holder is not None and holder.user_id != account.user_id:
+            raise click.ClickException(
+                f"Customer {customer_id} is linked to user {holder.user_id}; nothing was linked."
+            )
+        previous = account.stripe_customer_id
+        store.apply(account.user_id, {"stripe_customer_id": customer_id, "updated_at": utcnow()})
+        waiting = state.event_log.list_events(
+            statuses=[EventStatus.UNMATCHED], customer_id=customer_id
+        )
+    click.echo(
+        f"Linked user {account.user_id} to customer {customer_id} (was {previous or 'none'})."
+    )
+    if waiting:
+        click.echo(
+            f"{plural(len(waiting), 'unmatched event')} of {customer_id} wait: "
+            "run `flask billing replay --all` to apply them."
+        )
+
+
+@click.command("prune")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=1),
+    required=True,
+    metavar="DAYS",
+    help="Delete events received more than DAYS days ago.",
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_appcontext
+def prune_command(days: int, yes: bool) -> None:
+    """Delete old processed, ignored and stale events.
+
+    Failed, unmatched and received events are kept whatever their age: they
+    still need a replay.
+    """
+    before = utcnow() - timedelta(days=days)
+    if not yes:
+        click.confirm(
+            f"Delete processed, ignored and stale events received before "
+            f"{before:{TIME_FORMAT}} UTC?",
+            abort=True,
+        )
+    log = get_state().event_log
+    with reported_errors(), log.transaction():
+        deleted = log.delete_events(before=before, statuses=FINAL_STATUSES)
+    click.echo(
+        f"Deleted {plural(deleted, 'event')} received before {before:{TIME_FORMAT}} UTC "
+        "(failed, unmatched and received events are kept)."
+    )

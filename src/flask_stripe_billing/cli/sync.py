@@ -1,0 +1,174 @@
+"""``flask billing sync``: subscriptions as Stripe's API has them, through the pipeline."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from ..account import BillingAccount
+from ..errors import StripeServiceError
+from ..pipeline import Outcome
+from ..redact import describe_error, describe_traceback
+from ..reports import describe_sync, error_text, plural
+from ..state import BillingState, app_object, get_state
+from ..stores.base import EventStatus, StoreUnavailableError
+from ..sync import sync_all, sync_customer
+from .common import NotFound, database_unavailable, reported_errors
+
+logger = logging.getLogger("flask_stripe_billing")
+
+
+@click.command("sync")
+@click.argument("user_ids", nargs=-1, metavar="[USER_ID]...")
+@click.option("--all", "sync_all_", is_flag=True, help="Every subscription of the Stripe account.")
+@click.option(
+    "--starting-after",
+    metavar="SUBSCRIPTION",
+    help="With --all: resume after this subscription id.",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --all: keep the resume point in this file; a rerun continues from it.",
+)
+@with_appcontext
+def sync_command(
+    user_ids: tuple[str, ...],
+    sync_all_: bool,
+    starting_after: str | None,
+    checkpoint: Path | None,
+) -> None:
+    """Apply subscriptions as Stripe's API has them now, by the webhook's rules.
+
+    For webhooks missed before installation, lost after Stripe's retries, or
+    an upgrade that adds the subscription table. USER_IDs: each account's
+    customer's subscriptions. --all: every subscription of the Stripe account,
+    a hundred per API call, each applied to the account of its customer.
+    Exit code 1 if any failed.
+    """
+    if bool(user_ids) == sync_all_:
+        raise click.UsageError("Give user ids or --all (not both).")
+    if (starting_after or checkpoint) and not sync_all_:
+        raise click.UsageError("--starting-after and --checkpoint go with --all.")
+    state = get_state()
+    if state.stripe is None:
+        raise click.ClickException(
+            "STRIPE_API_KEY is not set: sync reads subscriptions from Stripe's API."
+        )
+    failed = _sync_everything(state, starting_after, checkpoint) if sync_all_ else 0
+    if user_ids:
+        failed = _sync_accounts(state, user_ids)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+def _sync_accounts(state: BillingState, user_ids: tuple[str, ...]) -> int:
+    """Sync the named accounts one by one; how many failed."""
+    store = state.user_store
+    with reported_errors(), state.event_log.transaction():
+        found = {user_id: store.get(user_id) for user_id in dict.fromkeys(user_ids)}
+    missing = [user_id for user_id, account in found.items() if account is None]
+    if missing:
+        raise NotFound(f"No user {', '.join(missing)}; nothing was synced.")
+    failures = 0
+    for account in found.values():
+        assert account is not None
+        lines, failed = _sync_account(state, account)
+        for line in lines:
+            click.echo(line)
+        failures += failed
+    click.echo(
+        f"Synced {plural(len(found), 'account')}" + (f"; {failures} failed." if failures else ".")
+    )
+    return failures
+
+
+def _sync_account(state: BillingState, account: BillingAccount) -> tuple[list[str], bool]:
+    """Sync one account from Stripe; its report lines and whether it failed."""
+    who = f"user {account.user_id}"
+    customer_id = account.stripe_customer_id
+    if not customer_id:
+        return [f"{who}: no Stripe customer yet; nothing to sync."], False
+    who = f"{who}, customer {customer_id}"
+    try:
+        outcomes = sync_customer(state, app_object(), customer_id)
+    except StoreUnavailableError as error:
+        raise database_unavailable(error) from None
+    except StripeServiceError as error:
+        _stop_if_key_refused(error)
+        return [f"{who}: {error_text(error)}"], True
+    except Exception as error:
+        logger.error(
+            "Stripe subscription sync failed\n%s",
+            describe_traceback(error),
+            extra={"user_id": account.user_id, "customer_id": customer_id},
+        )
+        return [f"{who}: failed: {describe_error(error)}"], True
+    if not outcomes:
+        return [f"{who}: no subscriptions at Stripe; nothing changed."], False
+    return [f"{who}: {describe_sync(outcome)}" for outcome in outcomes], False
+
+
+def _sync_everything(
+    state: BillingState, starting_after: str | None, checkpoint: Path | None
+) -> int:
+    """Sync every subscription, page by page, saving the resume point; how many failed."""
+    if starting_after is None and checkpoint is not None and checkpoint.exists():
+        starting_after = checkpoint.read_text().strip() or None
+        if starting_after:
+            click.echo(f"Resuming after {starting_after} (from {checkpoint}).")
+    counts: Counter[str] = Counter()
+    cursor = starting_after
+    pages = sync_all(state, app_object(), starting_after)
+    try:
+        with click.progressbar(pages, label="Syncing subscriptions", file=sys.stderr) as bar:
+            for page in bar:
+                for outcome in page.outcomes:
+                    counts[_tally(outcome)] += 1
+                cursor = page.cursor or cursor
+                if checkpoint is not None and cursor:
+                    checkpoint.write_text(cursor)
+    except StoreUnavailableError as error:
+        raise database_unavailable(error) from None
+    except StripeServiceError as error:
+        _stop_if_key_refused(error)
+        where = f" --starting-after {cursor}" if cursor else ""
+        raise click.ClickException(
+            f"{error_text(error)}; resume with: flask billing sync --all{where}"
+        ) from None
+    if checkpoint is not None and checkpoint.exists():
+        checkpoint.unlink()
+    click.echo(
+        f"Synced {plural(counts.total(), 'subscription')}: "
+        f"{plural(counts['changed'], 'account')} changed, "
+        f"{counts['unchanged']} unchanged, {counts['unmatched']} without an account here, "
+        f"{counts['failed']} failed."
+    )
+    return counts["failed"]
+
+
+def _tally(outcome: Outcome) -> str:
+    """Which count a subscription's outcome goes to; changes and failures are shown."""
+    if outcome.status == EventStatus.UNMATCHED:
+        return "unmatched"
+    subscription = outcome.event.subscription
+    what = f"subscription {subscription.id}" if subscription else outcome.event.id
+    if outcome.status == EventStatus.FAILED:
+        error = describe_error(outcome.error) if outcome.error else "unknown error"
+        click.echo(f"{what}: failed: {error}")
+        return "failed"
+    if outcome.before == outcome.after or outcome.after is None:
+        return "unchanged"
+    click.echo(f"user {outcome.after.user_id}: {describe_sync(outcome)}")
+    return "changed"
+
+
+def _stop_if_key_refused(error: StripeServiceError) -> None:
+    """A refused API key ends the whole command, not one account."""
+    if error.details.get("status") in (401, 403):
+        raise click.ClickException(f"{error_text(error)}: Stripe refused the API key.") from None

@@ -1,0 +1,228 @@
+"""The pipeline for one event: record → decide → apply → mark → commit → signal.
+
+One function, :func:`run`, carries every event through it, whoever calls: the
+webhook view (after :func:`receive` verifies and parses the delivery), replays
+and dispatch workers (:func:`run_stored`), the success-page sync and
+reconciliation from Stripe's API (snapshots, not logged). Recording, applying
+and marking are one transaction, so an event applies exactly once even when it
+arrives twice at the same moment on two workers.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from . import rules, signals
+from .account import BillingAccount
+from .clock import utcnow
+from .errors import EventNotRecordedError
+from .events import StripeEvent, with_subscription
+from .redact import describe_error, describe_traceback
+from .rules import AccountMatch, Decision, Notice
+from .state import BillingState
+from .stores.base import RETRYABLE_STATUSES, EventStatus, StoreUnavailableError, UserStore
+from .webhook import read_event, verify_signature
+
+logger = logging.getLogger("flask_stripe_billing")
+
+#: Status reported for an event seen before (its stored status is left as it was).
+DUPLICATE = "duplicate"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing one event did."""
+
+    event: StripeEvent
+    status: str
+    before: BillingAccount | None = None
+    after: BillingAccount | None = None
+    error: Exception | None = None
+    #: Why the event stayed unmatched or stale.
+    reason: str | None = None
+    notices: tuple[Notice, ...] = ()
+
+
+def receive(state: BillingState, app: Any, body: bytes, signature: str | None) -> Outcome:
+    """A webhook delivery: verify → parse → run (dispatch mode: record, then hand over)."""
+    settings = state.settings
+    payload = verify_signature(
+        body, signature, settings.webhook_secrets, settings.webhook_tolerance
+    )
+    event = read_event(payload)
+    if state.dispatch is None:
+        return run(state, app, event, payload)
+    outcome = record_for_dispatch(state, event, payload)
+    if outcome.status == EventStatus.RECEIVED:
+        hand_over(state, event)
+    announce(app, outcome)
+    return outcome
+
+
+def run_stored(state: BillingState, app: Any, event_id: str) -> Outcome:
+    """Run a stored event again (replay, dispatch workers); a finished one is a duplicate."""
+    with state.event_log.transaction():
+        record = state.event_log.get_event(event_id)
+    if record is None:
+        raise LookupError(f"no stored event {event_id!r}")
+    return run(state, app, read_event(record.payload), record.payload)
+
+
+def run(state: BillingState, app: Any, event: StripeEvent, payload: str | None) -> Outcome:
+    """Carry one event through the pipeline and send its signals after the commit.
+
+    ``payload`` is the verified body, recorded in the event log. None marks a
+    snapshot read from Stripe's API: it is decided and applied the same way but
+    not logged, and a failure is raised rather than recorded.
+
+    Raises :class:`EventNotRecordedError` only when a delivered event could not
+    be stored, so that Stripe delivers it again.
+    """
+    if state.settings.refetch_subscriptions and payload is not None:
+        event = refresh_subscription(state, event)
+    try:
+        with state.event_log.transaction():
+            outcome = _process(state, event, payload)
+    except StoreUnavailableError:
+        if payload is None:
+            raise
+        raise not_recorded(event, "database unavailable") from None
+    except Exception as error:
+        if payload is None:
+            raise
+        # Not logger.exception: the raw traceback may quote a key or signing secret.
+        logger.error(
+            "Stripe webhook processing failed\n%s",
+            describe_traceback(error),
+            extra={"event_id": event.id, "event_type": event.type},
+        )
+        outcome = _record_failure(state, event, payload, error)
+    announce(app, outcome, logged=payload is not None)
+    return outcome
+
+
+def find_account(event: StripeEvent, store: UserStore) -> AccountMatch:
+    """The account by customer id, else the one the event names itself; row-locked."""
+    if event.customer_id:
+        account = store.get_by_customer_id(event.customer_id, lock=True)
+        if account is not None:
+            return AccountMatch(account, by_customer=True)
+    user_id = rules.user_id_hint(event)
+    account = store.get(user_id, lock=True) if user_id else None
+    return AccountMatch(account, by_customer=False)
+
+
+def refresh_subscription(state: BillingState, event: StripeEvent) -> StripeEvent:
+    """Re-fetch mode: the event with its subscription as Stripe's API has it now."""
+    if event.subscription is None:
+        return event
+    fetched = state.require_stripe().retrieve_subscription(event.subscription.id)
+    return with_subscription(event, fetched)
+
+
+def record_for_dispatch(state: BillingState, event: StripeEvent, payload: str) -> Outcome:
+    """Dispatch mode: only store the event for a worker; status ``received`` or duplicate."""
+    log = state.event_log
+    try:
+        with log.transaction():
+            record = log.record_event(event, payload)
+    except Exception as error:
+        raise not_recorded(event, describe_traceback(error)) from None
+    if record.status in RETRYABLE_STATUSES:
+        return Outcome(event, EventStatus.RECEIVED)
+    return Outcome(event, DUPLICATE)
+
+
+def hand_over(state: BillingState, event: StripeEvent) -> None:
+    """Give the event id to the host's queue; if that fails it stays ``received``.
+
+    The event is recorded already, so the answer stays 200; ``flask billing
+    replay`` processes it, and Stripe's next delivery of it hands it over again.
+    """
+    assert state.dispatch is not None
+    try:
+        state.dispatch(event.id)
+    except Exception as error:
+        logger.error(
+            "Stripe webhook could not be dispatched; it stays received for replay\n%s",
+            describe_traceback(error),
+            extra={"event_id": event.id, "event_type": event.type},
+        )
+
+
+def announce(app: Any, outcome: Outcome, *, logged: bool = True) -> None:
+    """Send the signals for what happened; call only after the commit."""
+    event = outcome.event
+    if logged:
+        signals.send_safely(signals.webhook_received, app, event=event, status=outcome.status)
+    if outcome.status == EventStatus.FAILED:
+        signals.send_safely(signals.webhook_failed, app, event=event, error=outcome.error)
+    for notice in outcome.notices:
+        if not logged and notice.signal == "customer_not_found":
+            continue  # a snapshot of a subscription no account has: not news
+        signal = getattr(signals, notice.signal)
+        signals.send_safely(signal, app, **notice.kwargs, event=event)
+
+
+def not_recorded(event: StripeEvent, reason: str) -> EventNotRecordedError:
+    """Log why the event could not be stored; the error to raise (5xx, Stripe retries)."""
+    logger.error(
+        "Stripe webhook could not be recorded: %s",
+        reason,
+        extra={"event_id": event.id, "event_type": event.type},
+    )
+    return EventNotRecordedError()
+
+
+def _process(state: BillingState, event: StripeEvent, payload: str | None) -> Outcome:
+    """Inside the transaction: record, find the account and its records, decide, write."""
+    log = state.event_log
+    if payload is not None:
+        record = log.record_event(event, payload)
+        if record.status not in RETRYABLE_STATUSES:
+            return Outcome(event, DUPLICATE)
+    if rules.is_handled(event.type):
+        match = find_account(event, state.user_store)
+        account = match.account
+        records = state.subscription_log.subscriptions_of(account.user_id) if account else []
+        decision = rules.decide(event, match, records, state.settings, utcnow())
+    else:
+        decision = Decision(EventStatus.IGNORED)
+    after = _write(state, decision)
+    if payload is not None:
+        user_id = decision.account.user_id if decision.account is not None else None
+        log.finish_event(event.id, decision.status, user_id=user_id, error=decision.reason)
+    return Outcome(
+        event,
+        decision.status,
+        before=decision.account,
+        after=after,
+        reason=decision.reason,
+        notices=decision.notices,
+    )
+
+
+def _write(state: BillingState, decision: Decision) -> BillingAccount | None:
+    """Write the decided records and account changes; the account as it is now."""
+    for record in decision.records:
+        state.subscription_log.save_subscription(record)
+    account = decision.account
+    if account is None or not decision.account_changes:
+        return account
+    return state.user_store.apply(account.user_id, decision.account_changes)
+
+
+def _record_failure(
+    state: BillingState, event: StripeEvent, payload: str, error: Exception
+) -> Outcome:
+    """Store the event as failed, untouched account, so it can be replayed."""
+    log = state.event_log
+    try:
+        with log.transaction():
+            log.record_event(event, payload)
+            log.finish_event(event.id, EventStatus.FAILED, error=describe_error(error))
+    except Exception as failure:
+        raise not_recorded(event, describe_traceback(failure)) from None
+    return Outcome(event, EventStatus.FAILED, error=error)

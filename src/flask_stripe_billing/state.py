@@ -1,0 +1,57 @@
+"""What the extension keeps per app, and the one accessor that reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, current_app
+
+from .config import Settings
+from .errors import NotConfiguredError
+from .stores.base import EventLog, SubscriptionLog, UserStore
+from .stripe_api import StripeGateway
+
+EXTENSION_KEY = "stripe_billing"
+
+#: Who is calling: the current account's id, or None when anonymous.
+CurrentUserId = Callable[[], "str | None"]
+#: Hands a recorded event's id to the host's queue (dispatch mode).
+Dispatch = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class BillingState:
+    """The extension's state for one app, in ``app.extensions["stripe_billing"]``."""
+
+    settings: Settings
+    user_store: UserStore
+    event_log: EventLog
+    subscription_log: SubscriptionLog
+    current_user_id: CurrentUserId
+    #: Stripe's API, when STRIPE_API_KEY is set (checkout, portal, sync, re-fetch).
+    stripe: StripeGateway | None
+    #: Dispatch mode's hand-off to a queue; None processes events inline.
+    dispatch: Dispatch | None = None
+
+    def require_stripe(self) -> StripeGateway:
+        """The Stripe gateway, or a 503 naming the missing key."""
+        if self.stripe is None:
+            raise NotConfiguredError(["STRIPE_API_KEY"])
+        return self.stripe
+
+
+def get_state(app: Flask | None = None) -> BillingState:
+    """The extension's state for ``app`` (default: the current app)."""
+    target = app if app is not None else current_app
+    try:
+        state: BillingState = target.extensions[EXTENSION_KEY]
+    except KeyError:
+        raise RuntimeError("StripeBilling is not set up on this app; call init_app(app)") from None
+    return state
+
+
+def app_object() -> Any:
+    """The real app behind ``current_app``: the sender of every signal."""
+    return current_app._get_current_object()  # type: ignore[attr-defined]

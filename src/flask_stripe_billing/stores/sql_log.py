@@ -1,0 +1,282 @@
+"""The event log and the subscription records over Flask-SQLAlchemy's session."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import RowMapping
+
+from ..clock import as_utc, utcnow
+from ..events import StripeEvent
+from ..subscriptions import SubscriptionRecord
+from .base import EventRecord, EventStatus, StoreUnavailableError
+from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE, event_table, subscription_table
+
+if TYPE_CHECKING:
+    from flask_sqlalchemy import SQLAlchemy
+
+
+class SQLBillingLog:
+    """``EventLog`` and ``SubscriptionLog`` in the library's own tables, on ``db.metadata``.
+
+    Adding the tables to the host's metadata lets ``db.create_all()`` and
+    Flask-Migrate/Alembic pick them up like any other table.
+    """
+
+    def __init__(
+        self,
+        db: SQLAlchemy,
+        *,
+        event_table_name: str = DEFAULT_EVENT_TABLE,
+        subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+    ) -> None:
+        self.db = db
+        self.events_table = event_table(db.metadata, event_table_name)
+        self.subscriptions_table = subscription_table(db.metadata, subscription_table_name)
+        events = self.events_table
+        subscriptions = self.subscriptions_table
+        # Statements built once, with bound parameters: one round trip each.
+        self._finish = (
+            events.update()
+            .where(events.c.id == sa.bindparam("event_id"))
+            .values(
+                status=sa.bindparam("new_status"),
+                user_id=sa.bindparam("new_user_id"),
+                error=sa.bindparam("new_error"),
+                processed_at=sa.bindparam("new_processed_at"),
+            )
+        )
+        self._select_subscriptions = sa.select(subscriptions).where(
+            subscriptions.c.user_id == sa.bindparam("user_id")
+        )
+        self._upserts: dict[tuple[str, str], sa.Insert] = {}
+
+    # EventLog
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        session = self.db.session
+        try:
+            yield
+            session.commit()
+        except BaseException as error:
+            session.rollback()
+            if isinstance(error, exc.OperationalError | exc.InterfaceError) or (
+                isinstance(error, exc.DBAPIError) and error.connection_invalidated
+            ):
+                raise StoreUnavailableError(str(error.orig)) from error
+            raise
+
+    def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
+        """Insert the event, or count one more attempt: one statement, row locked.
+
+        The record's ``payload`` is the one given (the same event id carries the
+        same body); the stored one is kept from the first delivery.
+
+        Two workers recording the same id at once: the database makes the second
+        wait for the first to commit, then it finds the event as the first left it.
+        """
+        table = self.events_table
+        session = self.db.session
+        values = {
+            "id": event.id,
+            "type": event.type,
+            "created": event.created,
+            "customer_id": event.customer_id,
+            "status": EventStatus.RECEIVED,
+            "payload": payload,
+            "attempts": 1,
+            "received_at": utcnow(),
+        }
+        connection = session.connection()
+        upsert = self._upsert(connection.dialect, table, {"attempts": table.c.attempts + 1})
+        if upsert is not None:
+            returned = connection.execute(upsert, values).one()._mapping
+            return _event_record({**returned, "payload": payload})
+        try:  # other databases: insert, or count the attempt on the existing row
+            with session.begin_nested():
+                session.execute(table.insert().values(**values))
+        except exc.IntegrityError:
+            session.execute(
+                table.update().where(table.c.id == event.id).values(attempts=table.c.attempts + 1)
+            )
+        stored = session.execute(sa.select(table).where(table.c.id == event.id).with_for_update())
+        return _event_record(stored.one()._mapping)
+
+    def finish_event(
+        self,
+        event_id: str,
+        status: str,
+        *,
+        user_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        self.db.session.connection().execute(
+            self._finish,
+            {
+                "event_id": event_id,
+                "new_status": status,
+                "new_user_id": user_id,
+                "new_error": error,
+                "new_processed_at": utcnow(),
+            },
+        )
+
+    def get_event(self, event_id: str) -> EventRecord | None:
+        table = self.events_table
+        row = self.db.session.execute(sa.select(table).where(table.c.id == event_id)).one_or_none()
+        return None if row is None else _event_record(row._mapping)
+
+    def list_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        limit: int | None = None,
+        oldest_first: bool = False,
+    ) -> list[EventRecord]:
+        table = self.events_table
+        statement = sa.select(table)
+        if statuses is not None:
+            statement = statement.where(table.c.status.in_(list(statuses)))
+        if event_type is not None:
+            statement = statement.where(table.c.type == event_type)
+        if customer_id is not None:
+            statement = statement.where(table.c.customer_id == customer_id)
+        if oldest_first:
+            statement = statement.order_by(table.c.created, table.c.received_at, table.c.id)
+        else:
+            statement = statement.order_by(table.c.received_at.desc(), table.c.id.desc())
+        if limit is not None:
+            statement = statement.limit(limit)
+        rows = self.db.session.execute(statement)
+        return [_event_record(row._mapping) for row in rows]
+
+    def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
+        table = self.events_table
+        result = self.db.session.execute(
+            table.delete().where(
+                table.c.received_at < as_utc(before), table.c.status.in_(list(statuses))
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    # SubscriptionLog
+
+    def subscriptions_of(self, user_id: str) -> list[SubscriptionRecord]:
+        rows = self.db.session.connection().execute(
+            self._select_subscriptions, {"user_id": str(user_id)}
+        )
+        return [subscription_record(row._mapping) for row in rows]
+
+    def save_subscription(self, record: SubscriptionRecord) -> None:
+        table = self.subscriptions_table
+        values = _subscription_values(record)
+        connection = self.db.session.connection()
+        replaced = {name: value for name, value in values.items() if name != "id"}
+        upsert = self._upsert(
+            connection.dialect, table, {name: table.c[name] for name in replaced}, returning=False
+        )
+        if upsert is not None:
+            connection.execute(upsert, values)
+            return
+        updated = connection.execute(table.update().where(table.c.id == record.id), replaced)
+        if not updated.rowcount:
+            connection.execute(table.insert(), values)
+
+    # helpers
+
+    def _upsert(
+        self,
+        dialect: sa.Dialect,
+        table: sa.Table,
+        set_: Mapping[str, Any],
+        *,
+        returning: bool = True,
+    ) -> sa.Insert | None:
+        """``INSERT … ON CONFLICT (id) DO UPDATE``, where the dialect has it (built once).
+
+        For the event log the conflicting row is locked by the update, so two
+        workers recording one event serialise: the second sees the event as the
+        first committed it. ``set_`` values naming a column take the new row's.
+        """
+        if dialect.name not in ("postgresql", "sqlite"):
+            return None
+        if returning and not dialect.insert_returning:
+            return None
+        key = (dialect.name, table.name)
+        if key not in self._upserts:
+            statement = (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
+            assignments = {
+                name: statement.excluded[name] if isinstance(value, sa.Column) else value
+                for name, value in set_.items()
+            }
+            statement = statement.on_conflict_do_update(index_elements=["id"], set_=assignments)
+            if returning:
+                # Not the payload: it is what we just sent (Stripe resends the same).
+                statement = statement.returning(*(c for c in table.c if c.name != "payload"))
+            self._upserts[key] = statement
+        return self._upserts[key]
+
+
+def subscription_record(row: Mapping[str, Any] | RowMapping) -> SubscriptionRecord:
+    """A :class:`SubscriptionRecord` from a row of the subscription table."""
+    return SubscriptionRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        customer_id=row["customer_id"],
+        status=row["status"],
+        price_ids=tuple(str(row["price_ids"] or "").split()),
+        plan=row["plan"],
+        quantity=row["quantity"],
+        trial_end=as_utc(row["trial_end"]),
+        current_period_end=as_utc(row["current_period_end"]),
+        cancel_at_period_end=bool(row["cancel_at_period_end"]),
+        cancel_at=as_utc(row["cancel_at"]),
+        ended_at=as_utc(row["ended_at"]),
+        created=as_utc(row["created"]),
+        last_event_at=as_utc(row["last_event_at"]),
+    )
+
+
+def _subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "user_id": str(record.user_id),
+        "customer_id": record.customer_id,
+        "status": record.status,
+        "price_ids": " ".join(record.price_ids),
+        "plan": record.plan,
+        "quantity": record.quantity,
+        "trial_end": record.trial_end,
+        "current_period_end": record.current_period_end,
+        "cancel_at_period_end": record.cancel_at_period_end,
+        "cancel_at": record.cancel_at,
+        "ended_at": record.ended_at,
+        "created": record.created,
+        "last_event_at": record.last_event_at,
+        "updated_at": utcnow(),
+    }
+
+
+def _event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
+    return EventRecord(
+        id=row["id"],
+        type=row["type"],
+        created=as_utc(row["created"]),  # type: ignore[arg-type]
+        customer_id=row["customer_id"],
+        user_id=row["user_id"],
+        status=row["status"],
+        error=row["error"],
+        payload=row["payload"],
+        attempts=row["attempts"],
+        received_at=as_utc(row["received_at"]),  # type: ignore[arg-type]
+        processed_at=as_utc(row["processed_at"]),
+    )

@@ -1,0 +1,55 @@
+"""The library's own tables, added to the host's metadata: the event log and subscriptions."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+DEFAULT_EVENT_TABLE = "stripe_billing_events"
+DEFAULT_SUBSCRIPTION_TABLE = "stripe_billing_subscriptions"
+
+
+def event_table(metadata: sa.MetaData, name: str = DEFAULT_EVENT_TABLE) -> sa.Table:
+    """The event-log table in ``metadata`` (created there once, then reused)."""
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(255), primary_key=True),
+        sa.Column("type", sa.String(100), nullable=False, index=True),
+        sa.Column("created", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("customer_id", sa.String(255), index=True),
+        sa.Column("user_id", sa.String(255)),
+        sa.Column("status", sa.String(20), nullable=False, index=True),
+        sa.Column("error", sa.Text),
+        sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, default=1),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True)),
+    )
+
+
+def subscription_table(metadata: sa.MetaData, name: str = DEFAULT_SUBSCRIPTION_TABLE) -> sa.Table:
+    """The subscription table in ``metadata``: one row per Stripe subscription."""
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(255), primary_key=True),
+        sa.Column("user_id", sa.String(255), nullable=False, index=True),
+        sa.Column("customer_id", sa.String(255), index=True),
+        sa.Column("status", sa.String(50), nullable=False),
+        # Space-separated price ids (Stripe ids have no spaces).
+        sa.Column("price_ids", sa.Text, nullable=False, default=""),
+        sa.Column("plan", sa.String(50), nullable=False),
+        sa.Column("quantity", sa.Integer),
+        sa.Column("trial_end", sa.DateTime(timezone=True)),
+        sa.Column("current_period_end", sa.DateTime(timezone=True)),
+        sa.Column("cancel_at_period_end", sa.Boolean, nullable=False, default=False),
+        sa.Column("cancel_at", sa.DateTime(timezone=True)),
+        sa.Column("ended_at", sa.DateTime(timezone=True)),
+        sa.Column("created", sa.DateTime(timezone=True)),
+        sa.Column("last_event_at", sa.DateTime(timezone=True)),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )

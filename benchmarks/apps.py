@@ -6,6 +6,7 @@ receive the same pre-signed payloads.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import datetime, timezone
 from typing import Any
@@ -84,6 +85,45 @@ def create_baseline(database_url: str | None = None) -> Flask:
         return jsonify(received=True)
 
     return app
+
+
+def create_raw_baseline(database_url: str | None = None) -> Flask:
+    """The least a handler can do: verify_header, json.loads, one UPDATE, commit; no log."""
+    app = _base_app(database_url)
+
+    @app.post("/stripe/webhook")
+    def webhook() -> Any:
+        payload = request.get_data()
+        try:
+            stripe.WebhookSignature.verify_header(
+                payload.decode("utf-8"), request.headers.get("Stripe-Signature", ""), SECRET
+            )
+            event = json.loads(payload)
+        except (ValueError, stripe.SignatureVerificationError) as error:
+            return jsonify(error="validation_error", message=str(error)), 400
+        obj = event["data"]["object"]
+        plan, status = _guide_rules(event["type"], obj)
+        if status is not None:
+            db.session.execute(
+                _RAW_UPDATE,
+                {
+                    "plan": plan,
+                    "status": status,
+                    "now": datetime.now(timezone.utc),
+                    "customer": obj.get("customer"),
+                },
+            )
+            db.session.commit()
+        return jsonify(received=True)
+
+    return app
+
+
+_RAW_UPDATE = sa.text(
+    "UPDATE users SET plan = COALESCE(:plan, plan),"
+    " stripe_subscription_status = :status, updated_at = :now"
+    " WHERE stripe_customer_id = :customer"
+)
 
 
 def _guide_rules(event_type: str, obj: Any) -> tuple[str | None, str | None]:

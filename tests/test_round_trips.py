@@ -1,0 +1,102 @@
+"""The hot path's statements and round trips per delivered event, counted on the wire.
+
+Each statement is a round trip to the database; so are BEGIN (psycopg sends it
+before the first statement) and COMMIT. The counts here are the figures
+the performance docs quote: change them only with a benchmark run beside.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import Host
+from support import NOW, post_event, subscription_event
+
+
+class Wire:
+    """Counts what the app's engine sends: statements (by their first word) and commits."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.commits = 0
+
+    def reset(self) -> None:
+        self.statements.clear()
+        self.commits = 0
+
+
+@pytest.fixture
+def wire(host: Host) -> Iterator[Wire]:
+    seen = Wire()
+
+    def on_statement(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.statements.append(" ".join(statement.split()[:3]))
+
+    def on_commit(conn: Any) -> None:
+        seen.commits += 1
+
+    with host.app.app_context():
+        engine = host.db.engine
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
+    sa.event.listen(engine, "commit", on_commit)
+    yield seen
+    sa.event.remove(engine, "before_cursor_execute", on_statement)
+    sa.event.remove(engine, "commit", on_commit)
+
+
+def deliver(host: Host, wire: Wire, event: dict[str, Any]) -> tuple[list[str], int]:
+    wire.reset()
+    assert post_event(host.client, event).status_code == 200
+    return list(wire.statements), wire.commits
+
+
+def kinds(statements: list[str]) -> list[str]:
+    return [statement.split()[0] for statement in statements]
+
+
+def test_a_subscription_event_that_changes_the_account(host: Host, wire: Wire) -> None:
+    statements, commits = deliver(host, wire, subscription_event(created=NOW))
+
+    # record the event, lock the account, read its records, write the record,
+    # write the account, mark the event; then COMMIT.
+    assert kinds(statements) == ["INSERT", "SELECT", "SELECT", "INSERT", "UPDATE", "UPDATE"]
+    assert commits == 1
+    assert host.user(1).plan == "pro"
+
+
+def test_a_duplicate_costs_one_statement(host: Host, wire: Wire) -> None:
+    event = subscription_event(created=NOW)
+    deliver(host, wire, event)
+
+    statements, commits = deliver(host, wire, event)
+
+    assert kinds(statements) == ["INSERT"]
+    assert commits == 1
+
+
+def test_an_event_that_changes_no_field_of_the_account_writes_only_its_record(
+    host: Host, wire: Wire
+) -> None:
+    deliver(host, wire, subscription_event(created=NOW, period_end=NOW + 86400))
+
+    statements, _ = deliver(host, wire, subscription_event(created=NOW + 1, period_end=NOW + 86400))
+
+    assert kinds(statements) == ["INSERT", "SELECT", "SELECT", "INSERT", "UPDATE"]
+
+
+def test_a_stale_event_writes_nothing_but_its_status(host: Host, wire: Wire) -> None:
+    deliver(host, wire, subscription_event(created=NOW))
+
+    statements, _ = deliver(host, wire, subscription_event(status="past_due", created=NOW - 60))
+
+    assert kinds(statements) == ["INSERT", "SELECT", "SELECT", "UPDATE"]
+    assert host.user(1).stripe_subscription_status == "active"
+
+
+def test_an_unhandled_type_is_recorded_and_marked(host: Host, wire: Wire) -> None:
+    statements, _ = deliver(host, wire, subscription_event("invoice.paid", created=NOW))
+
+    assert kinds(statements) == ["INSERT", "UPDATE"]

@@ -269,6 +269,16 @@ def test_account_linked_to_another_customer_is_never_relinked_by_an_event() -> N
     assert notice.kwargs["reason"] == decision.reason
 
 
+def test_event_without_a_customer_applies_to_the_account_it_names() -> None:
+    account = replace(FREE, stripe_customer_id="cus_b")
+    event = checkout(mode="payment", customer=None, subscription=None, client_reference_id="1")
+
+    decision = run(event, account=account, by_customer=False)
+
+    assert decision.status == "processed"
+    assert decision.account_changes == {}
+
+
 def test_event_for_no_account_is_unmatched_with_a_reason() -> None:
     decision = decide(
         sub(customer="cus_unknown"), AccountMatch(None, False), (), DEFAULTS, DECIDED_AT

@@ -130,7 +130,9 @@ def unmatched_reason(event: StripeEvent, match: AccountMatch) -> str | None:
         if event.customer_id:
             return f"no account is linked to customer {event.customer_id}"
         return "the event names no customer and no account"
-    if match.by_customer or account.stripe_customer_id in (None, event.customer_id):
+    if match.by_customer or event.customer_id is None:
+        return None
+    if account.stripe_customer_id in (None, event.customer_id):
         return None
     return (
         f"account {account.user_id} is linked to customer {account.stripe_customer_id}, "

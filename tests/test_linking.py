@@ -14,7 +14,7 @@ from typing import Any
 from conftest import Host
 from support import checkout_event, post_event, subscription_event
 
-from flask_stripe_billing.testing import record_signals
+from flask_stripe_billing.testing import get_subscriptions, record_signals
 
 
 def billing(host: Host, *args: str) -> Any:
@@ -68,6 +68,7 @@ def test_account_linked_to_another_customer_keeps_it_and_the_event_waits_unmatch
     )
     (row,) = host.events()
     assert row["status"] == "unmatched"
+    assert get_subscriptions(host.app, 1) == []
     assert "account 1 is linked to customer cus_b, not cus_x" in row["error"]
     (not_found,) = sent["customer_not_found"]
     assert not_found["customer_id"] == "cus_x"
@@ -106,6 +107,9 @@ def test_link_then_replay_applies_what_waited(make_host: Callable[..., Host]) ->
         "active",
     )
     assert {row["status"] for row in host.events()} == {"processed"}
+    (record,) = get_subscriptions(host.app, 1)
+    assert (record.id, record.customer_id, record.status) == ("sub_x", "cus_x", "active")
+    assert record.last_event_at is not None  # the subscription's own event applied
 
 
 def test_link_refuses_a_customer_held_by_another_account(make_host: Callable[..., Host]) -> None:

@@ -30,6 +30,7 @@ from .event_builder import (
 from .rules import HANDLED_EVENT_TYPES
 from .state import get_state
 from .stores.base import UserStore
+from .subscriptions import SubscriptionRecord
 
 __all__ = [
     "API_LAYOUTS",
@@ -43,6 +44,7 @@ __all__ = [
     "assert_subscription_status",
     "build_event",
     "get_account",
+    "get_subscriptions",
     "post_stripe_event",
     "record_signals",
     "sign_payload",
@@ -62,6 +64,15 @@ def get_account(app_or_store: Flask | UserStore, user_id: str | int) -> BillingA
         state = get_state(app_or_store)
         with state.event_log.transaction():
             return state.user_store.get(str(user_id))
+
+
+def get_subscriptions(app: Flask, user_id: str | int) -> list[SubscriptionRecord]:
+    """The subscription records of a user's account, oldest first (by Stripe's ``created``)."""
+    with app.app_context():
+        state = get_state(app)
+        with state.event_log.transaction():
+            records = state.subscription_log.subscriptions_of(str(user_id))
+    return sorted(records, key=lambda record: (record.created is None, record.created, record.id))
 
 
 def assert_plan(app_or_store: Flask | UserStore, user_id: str | int, plan: str) -> BillingAccount:

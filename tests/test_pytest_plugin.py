@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from importlib.metadata import entry_points
 
 import pytest
 
 pytest_plugins = ["pytester"]
+
+#: Top-level packages the plugin must not import until a test uses one of its fixtures.
+HEAVY_PACKAGES = frozenset(
+    {"flask", "flask_stripe_billing", "sqlalchemy", "stripe", "requests", "werkzeug", "blinker"}
+)
 
 HOST_CONFTEST = """
 import pytest
@@ -47,7 +55,54 @@ def test_alice_subscribes_then_cancels(app, stripe_webhook, stripe_event, stripe
 def test_the_plugin_is_registered_as_a_pytest11_entry_point() -> None:
     (entry,) = [e for e in entry_points(group="pytest11") if e.name == "stripe_billing"]
 
-    assert entry.value == "flask_stripe_billing.pytest_plugin"
+    assert entry.value == "pytest_flask_stripe_billing"
+
+
+def test_loading_the_plugin_imports_nothing_but_itself() -> None:
+    """pytest imports the plugin in every run of every project that has the package
+    installed: measured after ``import pytest``, as pytest loads it."""
+    measure = (
+        "import json, sys, pytest\n"
+        "before = set(sys.modules)\n"
+        "import pytest_flask_stripe_billing\n"
+        "print(json.dumps(sorted(set(sys.modules) - before)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", measure],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = json.loads(run.stdout)
+    (line,) = [
+        line for line in run.stderr.splitlines() if line.endswith("| pytest_flask_stripe_billing")
+    ]
+    cumulative_us = int(line.split("|")[1])
+    print(f"the plugin's import: {cumulative_us / 1000:.1f} ms, modules {imported}")
+
+    assert [name for name in imported if name.split(".")[0] in HEAVY_PACKAGES] == []
+    assert imported == ["pytest_flask_stripe_billing"]
+
+
+def test_a_project_that_uses_no_fixture_of_the_plugin_never_imports_the_package(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_unrelated=f"""
+        import sys
+
+
+        def test_nothing_heavy_is_imported(request):
+            assert request.config.pluginmanager.get_plugin("stripe_billing") is not None
+            heavy = {sorted(HEAVY_PACKAGES)!r}
+            assert sorted(m for m in sys.modules if m.split(".")[0] in heavy) == []
+        """
+    )
+
+    result = pytester.runpytest_subprocess("-p", "stripe_billing")
+
+    result.assert_outcomes(passed=1)
 
 
 def test_a_host_project_posts_events_to_its_own_app(pytester: pytest.Pytester) -> None:

@@ -1,8 +1,12 @@
-"""A pytest plugin for host apps' tests: Stripe events built, signed and posted, no set-up.
+"""The pytest plugin for host apps' tests: Stripe events built, signed and posted, no set-up.
 
-Loaded automatically (entry point ``pytest11``) wherever flask-stripe-billing is
-installed. Its fixtures only reach for the host's Flask app when a test uses
-them, so a project without an ``app`` fixture is not affected.
+Loaded automatically (entry point ``pytest11``, name ``stripe_billing``) in every
+pytest run wherever flask-stripe-billing is installed, including the runs of
+projects that never use it. So this module lives outside the package and
+imports nothing but pytest: ``flask_stripe_billing`` (and with it Flask,
+SQLAlchemy and stripe-python) is imported by a fixture, when a test uses one.
+The fixtures reach for the host's Flask app only then too, so a project
+without an ``app`` fixture is not affected.
 """
 
 from __future__ import annotations
@@ -11,9 +15,6 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from flask import Flask
-
-from .testing import SignalRecorder, build_event, post_stripe_event, record_signals
 
 try:
     from pytest import FixtureLookupError
@@ -21,7 +22,10 @@ except ImportError:  # older pytest: not yet exported
     from _pytest.fixtures import FixtureLookupError
 
 if TYPE_CHECKING:
+    from flask import Flask
     from werkzeug.test import TestResponse
+
+    from flask_stripe_billing.testing import SignalRecorder
 
 #: The ini option naming the fixture that gives the host's Flask app.
 APP_FIXTURE_OPTION = "stripe_billing_app_fixture"
@@ -42,6 +46,8 @@ def stripe_event() -> Callable[..., dict[str, Any]]:
     customer="cus_1", status="active")``. The arguments are those of
     :func:`flask_stripe_billing.testing.build_event`.
     """
+    from flask_stripe_billing.testing import build_event  # noqa: PLC0415  (lazy)
+
     return build_event
 
 
@@ -55,6 +61,8 @@ def stripe_webhook(request: pytest.FixtureRequest) -> Callable[..., TestResponse
     is your project's ``app`` fixture (another name: ini option
     ``stripe_billing_app_fixture``).
     """
+    from flask_stripe_billing.testing import build_event, post_stripe_event  # noqa: PLC0415  (lazy)
+
     app = _host_app(request)
 
     def post(
@@ -78,12 +86,16 @@ def stripe_signals() -> Iterator[SignalRecorder]:
     """Every Flask-Stripe-Billing signal sent during the test: ``stripe_signals["plan_changed"]``
     lists each call's keyword arguments (plus ``sender``).
     """
+    from flask_stripe_billing.testing import record_signals  # noqa: PLC0415  (lazy)
+
     with record_signals() as recorder:
         yield recorder
 
 
 def _host_app(request: pytest.FixtureRequest) -> Flask:
     """The host's Flask app, from its own fixture; a clear failure when there is none."""
+    from flask import Flask  # noqa: PLC0415  (lazy)
+
     name = str(request.config.getini(APP_FIXTURE_OPTION) or "app")
     try:
         app = request.getfixturevalue(name)

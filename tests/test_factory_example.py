@@ -68,6 +68,8 @@ BILLING_COLUMNS = {
     "current_period_end",
     "cancel_at_period_end",
     "updated_at",
+    "trial_end",
+    "subscription_quantity",
     "stripe_last_event_at",
 }
 EVENT_COLUMNS = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy.orm import Mapped, mapped_column
@@ -17,6 +19,9 @@ class User(UserMixin, BillingMixin, db.Model):  # type: ignore[name-defined, mis
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(255), unique=True)
+    #: 0.1's account-wide watermark: 0.2 neither reads nor writes it. Kept while 0.1
+    #: may still run (a rolling deploy, a rollback); a later migration drops it.
+    stripe_last_event_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     @property
     def is_pro(self) -> bool:

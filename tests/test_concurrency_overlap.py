@@ -35,9 +35,9 @@ def history() -> list[dict[str, Any]]:
             event_id=f"evt_{subscription}_{kind}_{at}",
             **facts,
         )
-        event["data"]["object"]["created"] = T0 + {"sub_1": 0, "sub_2": 100, "sub_3": 300}[
-            subscription
-        ]
+        event["data"]["object"]["created"] = (
+            T0 + {"sub_1": 0, "sub_2": 100, "sub_3": 300}[subscription]
+        )
         return event
 
     def paid(subscription: str, at: int, price: str) -> dict[str, Any]:

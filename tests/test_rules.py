@@ -239,6 +239,38 @@ def test_no_notice_when_nothing_the_host_sees_changes() -> None:
     assert decision.notices == ()
 
 
+# Accounts set up before subscription records existed
+
+
+V1_PAYING = replace(
+    FREE,
+    stripe_subscription_id="sub_v1",
+    plan="pro",
+    subscription_status="active",
+    current_period_end=timestamp(PERIOD_END),
+)
+
+
+def test_account_without_records_keeps_the_subscription_it_shows_beside_another() -> None:
+    late_end = sub("deleted", status="canceled", subscription="sub_older", created=NOW)
+
+    decision = run(late_end, account=V1_PAYING)
+
+    assert decision.status == "processed"
+    assert decision.account_changes == {}
+    assert sorted(record.id for record in decision.records) == ["sub_older", "sub_v1"]
+    carried = next(record for record in decision.records if record.id == "sub_v1")
+    assert (carried.status, carried.plan, carried.last_event_at) == ("active", "pro", None)
+
+
+def test_account_without_records_takes_its_own_subscriptions_event_as_usual() -> None:
+    decision = run(sub(status="past_due", subscription="sub_v1", created=NOW), account=V1_PAYING)
+
+    (saved,) = decision.records
+    assert (saved.id, saved.status, saved.last_event_at) == ("sub_v1", "past_due", CREATED_AT)
+    assert decision.account_changes["subscription_status"] == "past_due"
+
+
 # Linking a customer
 
 

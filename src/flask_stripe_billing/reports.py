@@ -47,8 +47,7 @@ def describe_replay(record: EventRecord, outcome: Outcome) -> str:
         error = describe_error(outcome.error) if outcome.error else "unknown error"
         return f"{moved}: {truncate(error)}"
     if status == EventStatus.UNMATCHED:
-        customer = outcome.event.customer_id or "none"
-        return f"{moved}: no account for customer {customer} (link it, then replay)"
+        return f"{moved}: {outcome.reason or 'no account'} (link it, then replay)"
     if status == EventStatus.IGNORED:
         return f"{moved}: an event type this package does not handle"
     if outcome.after is None:

@@ -2,26 +2,24 @@
 
 Pure: no Flask, no HTTP, no database. :func:`decide` returns everything an
 event changes (the subscription record, the customer link, the account's new
-projection) and the signals to send; the pipeline only reads and writes.
-Each handled event type maps to one short function, as in Pay's handlers.
+projection) and the signals to send; the pipeline only reads and writes. What
+each event type does to its subscription's record is in :mod:`.handlers`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
 from .account import AccountChanges, BillingAccount
 from .config import Settings
-from .events import StripeEvent, SubscriptionFacts
+from .events import StripeEvent
+from .handlers import HANDLED_EVENT_TYPES, RULES, carried_over
 from .projection import project
 from .stores.base import EventStatus
 from .subscriptions import TERMINAL_STATUSES, SubscriptionRecord
-
-#: Checkout payment states that mean the customer has paid (or owes nothing yet).
-SETTLED_PAYMENT_STATUSES = frozenset({"paid", "no_payment_required"})
 
 PROCESSED = EventStatus.PROCESSED
 IGNORED = EventStatus.IGNORED
@@ -69,11 +67,6 @@ class Decision:
         return self.account.with_changes(self.account_changes)
 
 
-#: A rule: the event, the record of its subscription (None: not recorded yet),
-#: the account's user id and the settings → the record to write, or None.
-Rule = Callable[[StripeEvent, SubscriptionRecord | None, str, Settings], SubscriptionRecord | None]
-
-
 def decide(
     event: StripeEvent,
     match: AccountMatch,
@@ -92,6 +85,8 @@ def decide(
         notice = Notice("customer_not_found", {"customer_id": event.customer_id, "reason": reason})
         return Decision(UNMATCHED, notices=(notice,), reason=reason)
     by_id = {record.id: record for record in records}
+    seeded = () if by_id else carried_over(account, settings)
+    by_id.update((record.id, record) for record in seeded)
     subscription_id = subscribed_id(event)
     existing = by_id.get(subscription_id) if subscription_id else None
     if is_stale(event, existing):
@@ -99,7 +94,7 @@ def decide(
     record = rule(event, existing, account.user_id, settings)
     changed: tuple[SubscriptionRecord, ...] = ()
     if record is not None and record != existing:
-        changed = (record,)
+        changed = (*(r for r in seeded if r.id != record.id), record)
         by_id[record.id] = record
     changes: AccountChanges = {}
     if not match.by_customer and event.customer_id:
@@ -177,85 +172,6 @@ def is_stale(event: StripeEvent, record: SubscriptionRecord | None) -> bool:
     return event.type == "customer.subscription.created" and event.created == record.last_event_at
 
 
-def checkout_completed(
-    event: StripeEvent, existing: SubscriptionRecord | None, user_id: str, settings: Settings
-) -> SubscriptionRecord | None:
-    """A paid (or free-trial) subscription Checkout records its subscription, if new.
-
-    An existing record is never changed by a session: the subscription's own
-    events know its real status and prices. The new record has no watermark,
-    so every event of the subscription still applies after it.
-    """
-    session = event.checkout_session
-    if session is None or session.mode != "subscription" or existing is not None:
-        return None
-    if session.payment_status not in SETTLED_PAYMENT_STATUSES or not session.subscription_id:
-        return None  # async payment pending: async_payment_succeeded records it
-    prices = (session.price_id,) if session.price_id else ()
-    return SubscriptionRecord(
-        id=session.subscription_id,
-        user_id=user_id,
-        customer_id=session.customer_id,
-        status="active",
-        price_ids=prices,
-        plan=settings.plan_for_prices(prices),
-        quantity=None,
-        trial_end=None,
-        current_period_end=None,
-        cancel_at_period_end=False,
-        cancel_at=None,
-        ended_at=None,
-        created=event.created,
-        last_event_at=None,
-    )
-
-
-def subscription_changed(
-    event: StripeEvent, existing: SubscriptionRecord | None, user_id: str, settings: Settings
-) -> SubscriptionRecord | None:
-    """``created`` / ``updated``: the record becomes what the subscription says."""
-    if event.subscription is None:
-        return None
-    return _record(event.subscription, event, user_id, settings, event.subscription.status)
-
-
-def subscription_deleted(
-    event: StripeEvent, existing: SubscriptionRecord | None, user_id: str, settings: Settings
-) -> SubscriptionRecord | None:
-    """The subscription ended; the account follows from its other records."""
-    subscription = event.subscription
-    if subscription is None:
-        return None
-    status = subscription.status if subscription.status in TERMINAL_STATUSES else "canceled"
-    return _record(subscription, event, user_id, settings, status)
-
-
-def _record(
-    subscription: SubscriptionFacts,
-    event: StripeEvent,
-    user_id: str,
-    settings: Settings,
-    status: str,
-) -> SubscriptionRecord:
-    """The record of a subscription as its event shows it, watermarked with the event."""
-    return SubscriptionRecord(
-        id=subscription.id,
-        user_id=user_id,
-        customer_id=subscription.customer_id or event.customer_id,
-        status=status,
-        price_ids=subscription.price_ids,
-        plan=settings.plan_for_prices(subscription.price_ids),
-        quantity=subscription.quantity,
-        trial_end=subscription.trial_end,
-        current_period_end=subscription.current_period_end,
-        cancel_at_period_end=subscription.cancel_at_period_end,
-        cancel_at=subscription.cancel_at,
-        ended_at=subscription.ended_at,
-        created=subscription.created,
-        last_event_at=event.created,
-    )
-
-
 def _change_notices(before: BillingAccount, after: BillingAccount) -> tuple[Notice, ...]:
     """``plan_changed`` / ``subscription_status_changed`` for what really changes."""
     notices = []
@@ -292,13 +208,16 @@ def _differences(changes: AccountChanges, account: BillingAccount) -> AccountCha
     return cast(AccountChanges, kept)
 
 
-RULES: dict[str, Rule] = {
-    "checkout.session.completed": checkout_completed,
-    "checkout.session.async_payment_succeeded": checkout_completed,
-    "customer.subscription.created": subscription_changed,
-    "customer.subscription.updated": subscription_changed,
-    "customer.subscription.deleted": subscription_deleted,
-}
-
-#: The event types to enable on the Stripe webhook endpoint.
-HANDLED_EVENT_TYPES = tuple(RULES)
+__all__ = [
+    "HANDLED_EVENT_TYPES",
+    "RULES",
+    "AccountMatch",
+    "Decision",
+    "Notice",
+    "decide",
+    "is_handled",
+    "is_stale",
+    "subscribed_id",
+    "unmatched_reason",
+    "user_id_hint",
+]

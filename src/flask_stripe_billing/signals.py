@@ -29,8 +29,9 @@ plan_changed = _signals.signal("plan-changed")
 #: ``old_status``, ``new_status``, ``account``, ``event``.
 subscription_status_changed = _signals.signal("subscription-status-changed")
 
-#: An event named a Stripe customer no user is linked to; it is kept for replay.
-#: Keyword arguments: ``customer_id``, ``event``.
+#: An event could not be applied to any account: no account has its customer, or
+#: the account it names is linked to another customer. It is kept ``unmatched``
+#: for replay. Keyword arguments: ``customer_id``, ``reason`` (in words), ``event``.
 customer_not_found = _signals.signal("customer-not-found")
 
 #: Processing an event raised; the account was left untouched and the event is

@@ -83,8 +83,8 @@ class StripeGateway:
     def list_subscriptions_page(
         self, starting_after: str | None, limit: int = 100
     ) -> tuple[list[dict[str, Any]], bool]:
-        """One page of the account's subscriptions, any status, oldest cursor first; and
-        whether more follow."""
+        """One page of the account's subscriptions, any status, in Stripe's order (newest
+        first), after ``starting_after``; and whether more pages follow."""
         params: dict[str, Any] = {"status": "all", "limit": limit}
         if starting_after:
             params["starting_after"] = starting_after

@@ -1,9 +1,11 @@
-"""InMemoryUserStore and SQLAlchemyUserStore keep the same UserStore/EventLog contract."""
+"""InMemoryUserStore and SQLAlchemyUserStore keep the same UserStore/EventLog/SubscriptionLog
+contract."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,9 +19,11 @@ from flask_stripe_billing import (
     InMemoryUserStore,
     SQLAlchemyUserStore,
     StripeEvent,
+    SubscriptionLog,
     UserStore,
 )
 from flask_stripe_billing.events import parse_event
+from flask_stripe_billing.subscriptions import SubscriptionRecord
 
 UTC = timezone.utc
 PERIOD_END = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
@@ -56,9 +60,127 @@ def assert_utc(value: datetime | None) -> None:
     assert value.utcoffset() == timedelta(0)
 
 
-def test_stores_implement_both_protocols(store: Any) -> None:
-    assert isinstance(store, UserStore)
-    assert isinstance(store, EventLog)
+def subscription_record(
+    subscription_id: str, user_id: str = "1", **facts: Any
+) -> SubscriptionRecord:
+    """A subscription record with every field set, aware-UTC datetimes included."""
+    values: dict[str, Any] = {
+        "id": subscription_id,
+        "user_id": user_id,
+        "customer_id": "cus_test",
+        "status": "trialing",
+        "price_ids": ("price_monthly", "price_seats"),
+        "plan": "pro",
+        "quantity": 3,
+        "trial_end": datetime(2031, 5, 1, 0, 0, 1, tzinfo=UTC),
+        "current_period_end": PERIOD_END,
+        "cancel_at_period_end": True,
+        "cancel_at": datetime(2031, 6, 1, 12, 0, tzinfo=UTC),
+        "ended_at": None,
+        "created": datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
+        "last_event_at": datetime(2030, 1, 2, 3, 4, 6, tzinfo=UTC),
+    }
+    values.update(facts)
+    return SubscriptionRecord(**values)
+
+
+def test_stores_keep_every_method_of_the_three_protocols(store: Any) -> None:
+    """Each protocol method, called through the protocol's type, does what it promises."""
+    users: UserStore = store
+    log: EventLog = store
+    subscriptions: SubscriptionLog = store
+    event, payload = stripe_event("evt_contract")
+    record = subscription_record("sub_contract")
+
+    with log.transaction():
+        assert users.get("1", lock=True) == users.get_by_customer_id("cus_test", lock=True)
+        linked = users.set_customer_id("2", "cus_two")
+        applied = users.apply("2", {"plan": "pro", "subscription_status": "active"})
+        recorded = log.record_event(event, payload)
+        log.finish_event("evt_contract", "processed", user_id="2")
+        subscriptions.save_subscription(record)
+
+    assert linked.stripe_customer_id == "cus_two"
+    assert (applied.user_id, applied.plan, applied.subscription_status) == ("2", "pro", "active")
+    assert users.get("2") == applied
+    assert users.get_by_customer_id("cus_two") == applied
+    assert (recorded.id, recorded.status, recorded.attempts) == ("evt_contract", "received", 1)
+    finished = log.get_event("evt_contract")
+    assert finished is not None
+    assert (finished.status, finished.user_id) == ("processed", "2")
+    assert log.list_events(statuses={"processed"}) == [finished]
+    assert log.list_events(statuses={"failed"}) == []
+    assert subscriptions.subscriptions_of("1") == [record]
+    assert subscriptions.subscriptions_of("2") == []
+    with log.transaction():
+        assert log.delete_events(before=finished.received_at, statuses={"processed"}) == 0
+        later = finished.received_at + timedelta(seconds=1)
+        assert log.delete_events(before=later, statuses={"processed"}) == 1
+    assert log.get_event("evt_contract") is None
+
+
+def test_subscription_records_round_trip_with_aware_utc_datetimes(store: Any) -> None:
+    first = subscription_record("sub_first")
+    second = subscription_record(
+        "sub_second",
+        status="canceled",
+        price_ids=("price_yearly",),
+        quantity=None,
+        trial_end=None,
+        cancel_at_period_end=False,
+        cancel_at=None,
+        ended_at=datetime(2030, 2, 3, 4, 5, 6, tzinfo=UTC),
+        last_event_at=None,
+    )
+    elsewhere = subscription_record("sub_elsewhere", user_id="2", customer_id="cus_two")
+    with store.transaction():
+        for record in (first, second, elsewhere):
+            store.save_subscription(record)
+
+    stored = {record.id: record for record in store.subscriptions_of("1")}
+    assert stored == {"sub_first": first, "sub_second": second}
+    assert store.subscriptions_of("2") == [elsewhere]
+    assert store.subscriptions_of("3") == []
+    for record in stored.values():
+        for name in ("trial_end", "current_period_end", "cancel_at", "ended_at", "created"):
+            value = getattr(record, name)
+            if value is not None:
+                assert_utc(value)
+    assert_utc(stored["sub_first"].last_event_at)
+    assert isinstance(stored["sub_first"].price_ids, tuple)
+
+    # Saving a record with the same id replaces it.
+    ended = replace(first, status="canceled", last_event_at=datetime(2030, 3, 1, tzinfo=UTC))
+    with store.transaction():
+        store.save_subscription(ended)
+    assert {r.id: r for r in store.subscriptions_of("1")} == {
+        "sub_first": ended,
+        "sub_second": second,
+    }
+
+    # A rolled-back save leaves the records as they were.
+    with pytest.raises(RuntimeError, match="boom"), store.transaction():
+        store.save_subscription(replace(ended, status="active"))
+        store.save_subscription(subscription_record("sub_rolled_back"))
+        raise RuntimeError("boom")
+    assert {r.id: r for r in store.subscriptions_of("1")} == {
+        "sub_first": ended,
+        "sub_second": second,
+    }
+
+
+def test_subscription_record_keeps_the_instant_of_a_non_utc_datetime(store: Any) -> None:
+    two_hours_east = timezone(timedelta(hours=2))
+    local = datetime(2031, 5, 17, 10, 30, 15, tzinfo=two_hours_east)
+    with store.transaction():
+        store.save_subscription(
+            subscription_record("sub_local", current_period_end=local, last_event_at=local)
+        )
+
+    (stored,) = store.subscriptions_of("1")
+    assert stored.current_period_end == PERIOD_END
+    assert stored.last_event_at == PERIOD_END
+    assert_utc(stored.current_period_end)
 
 
 def test_sqlalchemy_store_is_a_flask_sqlalchemy_user_store(make_host: Callable[..., Host]) -> None:
@@ -102,7 +224,7 @@ def test_set_customer_id_links_the_user(store: Any) -> None:
 
 def test_apply_round_trip_returns_aware_utc_datetimes(store: Any) -> None:
     updated_at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    last_event_at = datetime(2030, 1, 2, 3, 4, 0, tzinfo=UTC)
+    trial_end = datetime(2030, 1, 16, 3, 4, 0, tzinfo=UTC)
     with store.transaction():
         applied = store.apply(
             "1",
@@ -113,7 +235,8 @@ def test_apply_round_trip_returns_aware_utc_datetimes(store: Any) -> None:
                 "current_period_end": PERIOD_END,
                 "cancel_at_period_end": True,
                 "updated_at": updated_at,
-                "last_event_at": last_event_at,
+                "trial_end": trial_end,
+                "subscription_quantity": 5,
             },
         )
 
@@ -127,7 +250,8 @@ def test_apply_round_trip_returns_aware_utc_datetimes(store: Any) -> None:
         current_period_end=PERIOD_END,
         cancel_at_period_end=True,
         updated_at=updated_at,
-        last_event_at=last_event_at,
+        trial_end=trial_end,
+        subscription_quantity=5,
     )
     assert applied == expected
     stored = store.get("1")
@@ -135,7 +259,7 @@ def test_apply_round_trip_returns_aware_utc_datetimes(store: Any) -> None:
     for account in (applied, stored):
         assert_utc(account.current_period_end)
         assert_utc(account.updated_at)
-        assert_utc(account.last_event_at)
+        assert_utc(account.trial_end)
     assert store.get("2").plan == "free"
 
 
@@ -250,7 +374,7 @@ def test_get_event_of_unknown_id_is_none(store: Any) -> None:
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """The stores' current time, set by the test: ``clock[0]``."""
     now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
-    for module in ("memory", "sqlalchemy"):
+    for module in ("memory", "sql_log"):
         monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
     return now
 

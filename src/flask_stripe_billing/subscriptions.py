@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+
+from .clock import as_utc
 
 #: Statuses that grant the subscription's plan.
 PAID_STATUSES = frozenset({"active", "trialing"})
@@ -33,3 +35,15 @@ class SubscriptionRecord:
     #: Creation time of the last event applied to this subscription: its ordering
     #: watermark. None when only a Checkout session made the record.
     last_event_at: datetime | None
+
+    def in_utc(self) -> SubscriptionRecord:
+        """The same record with every time in UTC (what stores keep and give back)."""
+        return replace(
+            self,
+            trial_end=as_utc(self.trial_end),
+            current_period_end=as_utc(self.current_period_end),
+            cancel_at=as_utc(self.cancel_at),
+            ended_at=as_utc(self.ended_at),
+            created=as_utc(self.created),
+            last_event_at=as_utc(self.last_event_at),
+        )

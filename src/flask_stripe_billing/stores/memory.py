@@ -82,7 +82,7 @@ class InMemoryUserStore:
 
     def save_subscription(self, record: SubscriptionRecord) -> None:
         with self._lock:
-            self._subscriptions[record.id] = record
+            self._subscriptions[record.id] = record.in_utc()
 
     # EventLog
 

@@ -178,7 +178,7 @@ class SQLBillingLog:
 
     def save_subscription(self, record: SubscriptionRecord) -> None:
         table = self.subscriptions_table
-        values = _subscription_values(record)
+        values = _subscription_values(record.in_utc())
         connection = self.db.session.connection()
         replaced = {name: value for name, value in values.items() if name != "id"}
         upsert = self._upsert(

@@ -43,7 +43,7 @@ MINUTE = 60
 LEGEND = """
 outcome: what the extension reported (signal webhook_received) -
   processed  the rules ran          duplicate  event id seen before: nothing done
-  stale      older than the last applied event: nothing done
+  stale      older than the last applied event of its subscription: nothing done
   unmatched  no user has that customer: acknowledged, kept for billing.process_event()
 """
 

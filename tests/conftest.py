@@ -75,6 +75,19 @@ class Host:
             rows = self.db.session.execute(sa.select(table).order_by(table.c.received_at))
             return [dict(row._mapping) for row in rows]
 
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """The library's subscription records (one row per Stripe subscription), by id."""
+        with self.app.app_context():
+            table = self.db.metadata.tables["stripe_billing_subscriptions"]
+            rows = self.db.session.execute(sa.select(table).order_by(table.c.id))
+            return [dict(row._mapping) for row in rows]
+
+    def subscription(self, subscription_id: str) -> dict[str, Any]:
+        """The record of one Stripe subscription; fails the test if there is none."""
+        rows = [row for row in self.subscriptions() if row["id"] == subscription_id]
+        assert len(rows) == 1, f"no record of {subscription_id}: {self.subscriptions()}"
+        return rows[0]
+
 
 def build_host(
     config: dict[str, Any] | None = None,

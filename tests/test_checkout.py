@@ -11,7 +11,7 @@ import pytest
 import responses
 from conftest import Host
 from flask import request
-from support import SECRET, checkout_event, load, post_event
+from support import SECRET, checkout_event, load, post_event, subscription_event
 
 from flask_stripe_billing.stripe_api import API_VERSION
 
@@ -33,6 +33,29 @@ PORTAL = load("api-objects/pay-rails-vcr__2026-03-25.dahlia__billing_portal.sess
 
 def as_user(user_id: str | None) -> dict[str, str]:
     return {"X-User": user_id} if user_id else {}
+
+
+def subscribe(
+    host: Host,
+    user_id: int,
+    customer: str,
+    subscription: str,
+    status: str,
+    *,
+    webhook: str = "/stripe/webhook",
+) -> None:
+    """User ``user_id`` of customer ``customer`` has ``subscription`` in ``status``, as
+    Stripe's webhook told the app (the account row is the projection of that record)."""
+    host.add_user(user_id, stripe_customer_id=customer)
+    event = subscription_event(
+        "customer.subscription.created",
+        customer=customer,
+        subscription=subscription,
+        status=status,
+    )
+    assert post_event(host.client, event, path=webhook).status_code == 200
+    user = host.user(user_id)
+    assert (user.stripe_subscription_id, user.stripe_subscription_status) == (subscription, status)
 
 
 @pytest.fixture
@@ -195,13 +218,8 @@ def test_checkout_refuses_a_second_subscription_with_409(
     shop: Callable[..., Host], stripe_api: Any, status: str
 ) -> None:
     host = shop()
-    host.add_user(
-        2,
-        plan="pro",
-        stripe_customer_id="cus_paying",
-        stripe_subscription_id="sub_current",
-        stripe_subscription_status=status,
-    )
+    subscribe(host, 2, "cus_paying", "sub_current", status)
+    assert host.user(2).plan == "pro"
 
     response = host.client.post("/billing/checkout-session", json={}, headers=as_user("2"))
 
@@ -216,12 +234,7 @@ def test_checkout_is_allowed_after_the_subscription_ended_or_failed(
     shop: Callable[..., Host], stripe_api: Any, status: str
 ) -> None:
     host = shop()
-    host.add_user(
-        2,
-        stripe_customer_id="cus_former",
-        stripe_subscription_id="sub_old",
-        stripe_subscription_status=status,
-    )
+    subscribe(host, 2, "cus_former", "sub_old", status)
     stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
 
     response = host.client.post("/billing/checkout-session", json={}, headers=as_user("2"))
@@ -491,13 +504,7 @@ def test_conflict_points_to_the_portal_under_the_blueprints_prefix(
     host = make_host(
         CONFIG, url_prefix="/api", current_user_id=lambda: request.headers.get("X-User")
     )
-    host.add_user(
-        2,
-        plan="pro",
-        stripe_customer_id="cus_paying",
-        stripe_subscription_id="sub_current",
-        stripe_subscription_status="active",
-    )
+    subscribe(host, 2, "cus_paying", "sub_current", "active", webhook="/api/stripe/webhook")
 
     response = host.client.post("/api/billing/checkout-session", json={}, headers=as_user("2"))
 

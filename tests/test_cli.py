@@ -50,6 +50,11 @@ def for_customer(customer_id: str) -> Any:
     )
 
 
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from the database as aware UTC (SQLite drops the zone)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def link(host: Host, user_id: int, customer_id: str) -> None:
     """The host links a user to a Stripe customer (e.g. after support looked it up)."""
     with host.app.app_context():
@@ -266,7 +271,9 @@ def test_replay_all_applies_failed_events_oldest_first(
     ]
     user = host.user(1)
     assert (user.plan, user.stripe_subscription_status) == ("pro", "active")
-    assert user.stripe_last_event_at.timestamp() == NOW - 30
+    (record,) = host.subscriptions()
+    assert (record["id"], record["status"]) == ("sub_test", "active")
+    assert as_utc(record["last_event_at"]).timestamp() == NOW - 30  # the newer event's time
     assert event_rows(host) == {"evt_1": ("processed", "1", 2), "evt_2": ("processed", "1", 2)}
     assert billing(host, "replay", "--all").output == (
         "No failed, unmatched or received events to replay.\n"
@@ -286,7 +293,7 @@ def test_replay_exits_1_when_an_event_is_still_unmatched_or_failed(
         "evt_bug customer.subscription.updated: still failed: "
         "RuntimeError: bug in the deployed release",
         "evt_lost customer.subscription.updated: still unmatched: "
-        "no account for customer cus_nobody (link it, then replay)",
+        "no account is linked to customer cus_nobody (link it, then replay)",
         "Replayed 2 events: 2 still failed or unmatched.",
     ]
     assert host.user(1).plan == "free"
@@ -343,8 +350,11 @@ def test_sync_applies_the_subscription_stripe_has_now(
     period_end = TRIALING["items"]["data"][0]["current_period_end"]
     assert user.current_period_end.timestamp() == period_end
     assert user.cancel_at_period_end is False
+    (record,) = synced.subscriptions()
+    assert (record["id"], record["user_id"], record["status"]) == (TRIALING["id"], "1", "trialing")
     # The state was read now: older webhooks arriving later are stale.
-    assert abs(user.stripe_last_event_at.timestamp() - datetime.now(UTC).timestamp()) < 60
+    read_at = as_utc(record["last_event_at"]).timestamp()
+    assert abs(read_at - datetime.now(UTC).timestamp()) < 60
     assert synced.events() == []  # a snapshot is not a delivered event
     (changed,) = received["plan_changed"]
     assert (changed["user_id"], changed["old_plan"], changed["new_plan"]) == ("1", "free", "pro")
@@ -407,27 +417,44 @@ def test_sync_applies_the_end_of_the_accounts_subscription(
     make_host: Callable[..., Host], stripe_api: responses.RequestsMock
 ) -> None:
     host = make_host({"STRIPE_API_KEY": API_KEY})
-    host.add_user(
-        1,
-        plan="pro",
-        stripe_customer_id=ACTIVE["customer"],
-        stripe_subscription_id=ACTIVE["id"],
-        stripe_subscription_status="active",
+    host.add_user(1, stripe_customer_id=ACTIVE["customer"])
+    paying = subscription_event(
+        "customer.subscription.created",
+        customer=ACTIVE["customer"],
+        subscription=ACTIVE["id"],
+        created=NOW - 3600,
     )
+    assert post_event(host.client, paying).status_code == 200
+    assert (host.user(1).plan, host.user(1).stripe_subscription_id) == ("pro", ACTIVE["id"])
     ended = {**copy.deepcopy(ACTIVE), "status": "canceled"}
     failed_retry = {
         **copy.deepcopy(INCOMPLETE),
         "customer": ACTIVE["customer"],
         "status": "incomplete_expired",
     }
+    assert failed_retry["created"] > ended["created"]
     stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(failed_retry, ended))
 
     result = billing(host, "sync", "1")
 
     assert result.exit_code == 0
-    assert f"subscription {ACTIVE['id']} (canceled): plan pro → free" in result.output
+    who = f"user 1, customer {ACTIVE['customer']}"
+    assert result.output.splitlines() == [
+        # The failed retry never displaces the live subscription ...
+        f"{who}: subscription {failed_retry['id']} (incomplete_expired): "
+        "plan pro, status active (unchanged)",
+        # ... whose end leaves nothing live: the newest ended one is shown, on free.
+        f"{who}: subscription {ACTIVE['id']} (canceled): "
+        "plan pro → free, status active → incomplete_expired",
+        "Synced 1 account.",
+    ]
     user = host.user(1)
-    assert (user.plan, user.stripe_subscription_status) == ("free", "canceled")
+    assert (user.plan, user.stripe_subscription_status) == ("free", "incomplete_expired")
+    assert user.stripe_subscription_id == failed_retry["id"]
+    assert {row["id"]: row["status"] for row in host.subscriptions()} == {
+        ACTIVE["id"]: "canceled",
+        failed_retry["id"]: "incomplete_expired",
+    }
 
 
 def test_sync_of_a_customer_without_subscriptions_changes_nothing(
@@ -460,29 +487,36 @@ def test_sync_ignores_a_subscription_of_another_customer(
     assert synced.user(2).stripe_subscription_id is None
 
 
-def test_sync_all_visits_each_account_with_a_customer(
+def test_sync_all_applies_each_subscription_to_its_customers_account(
     synced: Host, stripe_api: responses.RequestsMock
 ) -> None:
     synced.add_user(2)  # never went to Checkout
     synced.add_user(3, stripe_customer_id=INCOMPLETE["customer"])
-    for subscription in (TRIALING, INCOMPLETE):
-        stripe_api.add(
-            responses.GET,
-            SUBSCRIPTIONS_URL,
-            json=stripe_list(subscription),
-            match=[for_customer(subscription["customer"])],
-        )
+    elsewhere = {**copy.deepcopy(ACTIVE), "id": "sub_elsewhere", "customer": "cus_elsewhere"}
+    stripe_api.add(
+        responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(TRIALING, INCOMPLETE, elsewhere)
+    )
 
     result = billing(synced, "sync", "--all")
 
-    assert result.exit_code == 0
-    lines = result.output.splitlines()
-    assert [line.split(",")[0] for line in lines[:-1]] == ["user 1", "user 3"]
-    assert lines[-1] == "Synced 2 accounts."
-    assert len(stripe_api.calls) == 2
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        f"user 1: subscription {TRIALING['id']} (trialing): "
+        "plan free → pro, status none → trialing",
+        f"user 3: subscription {INCOMPLETE['id']} (incomplete): status none → incomplete",
+        "Synced 3 subscriptions: 2 accounts changed, 0 unchanged, "
+        "1 without an account here, 0 failed.",
+    ]
+    assert "Syncing subscriptions" in result.stderr  # the progress bar's label
+    (call,) = stripe_api.calls  # one page lists every subscription of the Stripe account
+    assert parse_qs(urlsplit(call.request.url).query) == {"status": ["all"], "limit": ["100"]}
     assert synced.user(1).plan == "pro"
-    assert synced.user(2).stripe_subscription_status is None
+    assert (synced.user(2).stripe_subscription_status, synced.user(2).updated_at) == (None, None)
     assert synced.user(3).stripe_subscription_status == "incomplete"
+    assert {row["id"]: row["user_id"] for row in synced.subscriptions()} == {
+        TRIALING["id"]: "1",
+        INCOMPLETE["id"]: "3",
+    }
 
 
 def test_sync_reports_a_stripe_failure_without_the_key(
@@ -505,7 +539,7 @@ def test_sync_reports_a_stripe_failure_without_the_key(
         match=[for_customer(TRIALING["customer"])],
     )
 
-    result = billing(synced, "sync", "--all")
+    result = billing(synced, "sync", "1", "2")
 
     assert result.exit_code == 1
     assert result.output.splitlines() == [
@@ -517,11 +551,38 @@ def test_sync_reports_a_stripe_failure_without_the_key(
     ]
     assert API_KEY not in result.output
     assert "Traceback" not in result.output
+    assert synced.user(1).plan == "pro"
     assert synced.user(2).stripe_subscription_status is None
 
 
-def test_sync_stops_when_stripe_refuses_the_key(
+def test_sync_all_reports_a_failed_page_without_the_key(
     synced: Host, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.add(
+        responses.GET,
+        SUBSCRIPTIONS_URL,
+        status=500,
+        headers={"Request-Id": "req_down"},
+        json={"error": {"type": "api_error", "message": f"Something broke ({API_KEY})"}},
+    )
+
+    result = billing(synced, "sync", "--all")
+
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Stripe could not list subscriptions (request req_down, HTTP 500); "
+        "resume with: flask billing sync --all"
+    )
+    assert API_KEY not in result.output
+    assert "Traceback" not in result.output
+    assert synced.user(1).plan == "free"
+    assert synced.subscriptions() == []
+
+
+@pytest.mark.parametrize("args", [("1", "2"), ("--all",)], ids=["users", "all"])
+def test_sync_stops_when_stripe_refuses_the_key(
+    synced: Host, stripe_api: responses.RequestsMock, args: tuple[str, ...]
 ) -> None:
     synced.add_user(2, stripe_customer_id="cus_two")
     stripe_api.add(
@@ -532,15 +593,17 @@ def test_sync_stops_when_stripe_refuses_the_key(
         json={"error": {"type": "invalid_request_error", "message": f"Invalid key: {API_KEY}"}},
     )
 
-    result = billing(synced, "sync", "--all")
+    result = billing(synced, "sync", *args)
 
     assert result.exit_code == 1
-    assert result.output == (
+    assert result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
         "Error: Stripe could not list subscriptions (request req_key, HTTP 401): "
-        "Stripe refused the API key.\n"
+        "Stripe refused the API key."
     )
-    assert len(stripe_api.calls) == 1
+    assert len(stripe_api.calls) == 1  # not one more call with a refused key
     assert API_KEY not in result.output
+    assert synced.subscriptions() == []
 
 
 def test_sync_without_an_api_key_exits_1(
@@ -582,7 +645,7 @@ def test_sync_of_a_user_without_customer_says_so(
     assert len(stripe_api.calls) == 0
 
 
-def test_sync_all_needs_a_store_that_lists_its_accounts(
+def test_sync_all_works_with_a_store_that_has_only_the_protocol(
     stripe_api: responses.RequestsMock,
 ) -> None:
     class PlainStore:
@@ -598,15 +661,22 @@ def test_sync_all_needs_a_store_that_lists_its_accounts(
     app = Flask(__name__)
     app.config["STRIPE_API_KEY"] = API_KEY
     StripeBilling(app, user_store=PlainStore(inner), event_log=inner)
+    theirs = {**copy.deepcopy(ACTIVE), "customer": "cus_1"}
+    stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(theirs))
 
     result = app.test_cli_runner().invoke(args=["billing", "sync", "--all"])
 
-    assert result.exit_code == 1
-    assert result.output == (
-        "Error: PlainStore cannot list its accounts (it has no accounts_with_customer()); "
-        "name the user ids instead.\n"
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        "Synced 1 subscription: 1 account changed, 0 unchanged, "
+        "0 without an account here, 0 failed."
     )
-    assert len(stripe_api.calls) == 0
+    account = inner.get("1")
+    assert account is not None
+    assert (account.plan, account.subscription_status) == ("pro", "active")
+    assert [(r.id, r.user_id, r.status) for r in inner.subscriptions] == [
+        (ACTIVE["id"], "1", "active")
+    ]
 
 
 # prune

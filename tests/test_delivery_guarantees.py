@@ -26,15 +26,18 @@ def update_user(host: Host, user_id: int, **fields: Any) -> None:
         host.db.session.commit()
 
 
-def make_pro(host: Host, user_id: int = 1) -> None:
-    """User on the paid plan with the current subscription ``sub_test``."""
-    update_user(
-        host,
-        user_id,
-        plan="pro",
-        stripe_subscription_id="sub_test",
-        stripe_subscription_status="active",
-    )
+def make_pro(host: Host, received: dict[str, Any]) -> None:
+    """User 1 on the paid plan with the current subscription ``sub_test``.
+
+    Its ``created`` event (``evt_pro``, dated T0) is delivered first: the
+    subscription's record is the source of truth, the account its projection.
+    The signals of this set-up are forgotten.
+    """
+    created = subscription_event("customer.subscription.created", event_id="evt_pro", created=T0)
+    assert_received(post_event(host.client, created))
+    user = host.user(1)
+    assert (user.plan, user.stripe_subscription_id) == ("pro", "sub_test")
+    received.clear()
 
 
 def event_rows(host: Host) -> list[tuple[Any, ...]]:
@@ -68,7 +71,7 @@ def test_duplicate_delivery_changes_nothing_and_signals_once(host: Host, receive
 
 
 def test_older_event_arriving_after_newer_one_changes_nothing(host: Host, received: Any) -> None:
-    make_pro(host)
+    make_pro(host, received)
     deleted = subscription_event(
         "customer.subscription.deleted", status="canceled", event_id="evt_new", created=T0 + 20
     )
@@ -83,12 +86,16 @@ def test_older_event_arriving_after_newer_one_changes_nothing(host: Host, receiv
     user = host.user(1)
     assert (user.plan, user.stripe_subscription_status) == ("free", "canceled")
     assert user.updated_at == after_delete.updated_at
-    assert event_rows(host) == [("evt_new", "processed", "1", 1), ("evt_old", "stale", "1", 1)]
+    assert event_rows(host) == [
+        ("evt_pro", "processed", "1", 1),
+        ("evt_new", "processed", "1", 1),
+        ("evt_old", "stale", "1", 1),
+    ]
     assert [(c["old_plan"], c["new_plan"]) for c in received["plan_changed"]] == [("pro", "free")]
 
 
 def test_events_arriving_in_order_are_both_applied(host: Host, received: Any) -> None:
-    make_pro(host)
+    make_pro(host, received)
     older_update = subscription_event(
         status="active", cancel_at_period_end=True, event_id="evt_old", created=T0 + 10
     )
@@ -104,12 +111,16 @@ def test_events_arriving_in_order_are_both_applied(host: Host, received: Any) ->
     user = host.user(1)
     assert (user.plan, user.stripe_subscription_status) == ("free", "canceled")
     assert user.cancel_at_period_end is False
-    assert event_rows(host) == [("evt_old", "processed", "1", 1), ("evt_new", "processed", "1", 1)]
+    assert event_rows(host) == [
+        ("evt_pro", "processed", "1", 1),
+        ("evt_old", "processed", "1", 1),
+        ("evt_new", "processed", "1", 1),
+    ]
     assert [(c["old_plan"], c["new_plan"]) for c in received["plan_changed"]] == [("pro", "free")]
 
 
 def test_deleted_event_for_other_subscription_keeps_plan(host: Host, received: Any) -> None:
-    make_pro(host)
+    make_pro(host, received)
     before = host.user(1)
     deleted = subscription_event(
         "customer.subscription.deleted",
@@ -124,7 +135,14 @@ def test_deleted_event_for_other_subscription_keeps_plan(host: Host, received: A
     assert (user.plan, user.stripe_subscription_status) == ("pro", "active")
     assert user.stripe_subscription_id == "sub_test"
     assert user.updated_at == before.updated_at
-    assert event_rows(host) == [("evt_other_deleted", "processed", "1", 1)]
+    assert event_rows(host) == [
+        ("evt_pro", "processed", "1", 1),
+        ("evt_other_deleted", "processed", "1", 1),
+    ]
+    assert {row["id"]: row["status"] for row in host.subscriptions()} == {
+        "sub_test": "active",
+        "sub_other": "canceled",
+    }
     assert "plan_changed" not in received
     assert "subscription_status_changed" not in received
 
@@ -208,9 +226,11 @@ def deliver_for_unknown_customer(host: Host, received: Any) -> dict[str, Any]:
     [row] = host.events()
     assert (row["id"], row["status"], row["customer_id"]) == ("evt_unknown", "unmatched", "cus_new")
     assert row["user_id"] is None
+    assert row["error"] == "no account is linked to customer cus_new"
     [call] = received["customer_not_found"]
-    assert call["customer_id"] == "cus_new"
+    assert (call["customer_id"], call["reason"]) == ("cus_new", row["error"])
     assert call["event"].id == "evt_unknown"
+    assert host.subscriptions() == []
     return event
 
 

@@ -29,6 +29,7 @@ from flask_stripe_billing import (
     UserStore,
     signals,
 )
+from flask_stripe_billing.state import get_state
 
 WEBHOOK = "/stripe/webhook"
 UTC = timezone.utc
@@ -92,8 +93,12 @@ def test_one_line_form_sets_up_the_app_and_serves_the_webhook() -> None:
     event = subscription_event()
     response = post_event(app.test_client(), event)
 
-    assert isinstance(billing, StripeBilling)
-    assert "stripe_billing" in app.extensions
+    # The object returned is the one serving this app: its blueprint is registered
+    # there, and the app's state was built from the store it was given.
+    assert app.blueprints[billing.blueprint.name] is billing.blueprint
+    state = app.extensions["stripe_billing"]
+    assert state is get_state(app)
+    assert (state.user_store, state.event_log, state.subscription_log) == (store, store, store)
     assert_plan_granted(response, store, event)
 
 
@@ -552,7 +557,7 @@ MAPPED_COLUMNS = {
     "stripe_subscription_id": "sub_ref",
     "subscription_status": "sub_status",
     "current_period_end": "renews_at",
-    "last_event_at": "last_stripe_event",
+    "updated_at": "billing_changed_at",
 }
 
 
@@ -567,6 +572,8 @@ def mapped_model(db: SQLAlchemy) -> Any:
         sub_ref: Mapped[str | None] = mapped_column(sa.String(255))
         sub_status: Mapped[str | None] = mapped_column(sa.String(50))
         renews_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+        billing_changed_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
+        # A version 1 watermark column: it may stay in the table, unmapped and unused.
         last_stripe_event: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
 
     return Account
@@ -603,7 +610,11 @@ def test_sqlalchemy_store_with_mapped_column_names_applies_events(
         )
         assert row.renews_at is not None
         assert row.renews_at.replace(tzinfo=UTC) == datetime.fromtimestamp(1_900_000_000, UTC)
-        assert row.last_stripe_event is not None
+        assert row.billing_changed_at is not None
+        assert row.last_stripe_event is None  # the library no longer writes it
+        records = db.metadata.tables["stripe_billing_subscriptions"]
+        (record,) = db.session.execute(sa.select(records)).mappings().all()
+        assert (record["id"], record["user_id"], record["status"]) == ("sub_mapped", "5", "active")
 
     deleted = post_event(
         client,
@@ -619,6 +630,9 @@ def test_sqlalchemy_store_with_mapped_column_names_applies_events(
         row = db.session.get(Account, 5)
         assert deleted.status_code == 200
         assert (row.subscription_plan, row.sub_status) == ("free", "canceled")
+        records = db.metadata.tables["stripe_billing_subscriptions"]
+        statuses = db.session.execute(sa.select(records.c.id, records.c.status)).all()
+        assert [tuple(r) for r in statuses] == [("sub_mapped", "canceled")]
         events = db.session.execute(sa.text("select status from stripe_billing_events")).all()
         assert sorted(status for (status,) in events) == ["processed", "processed"]
 
@@ -629,6 +643,12 @@ def test_sqlalchemy_store_with_mapped_column_names_applies_events(
         pytest.param({**MAPPED_COLUMNS, "plan": "tier"}, "tier", id="no-such-attribute"),
         pytest.param({**MAPPED_COLUMNS, "planz": "subscription_plan"}, "planz", id="no-such-field"),
         pytest.param({**MAPPED_COLUMNS, "plan": None}, "plan", id="required-field-unmapped"),
+        pytest.param(
+            {**MAPPED_COLUMNS, "last_event_at": "last_stripe_event"},
+            "'last_event_at' is no longer a BillingAccount field: each subscription record "
+            "keeps its own ordering watermark",
+            id="version-1-watermark",
+        ),
         pytest.param({}, "add BillingMixin or map it", id="not-mapped-at-all"),
     ],
 )

@@ -76,6 +76,7 @@ def test_customer_not_found_names_the_customer(host: Host, received: Any) -> Non
     [call] = received["customer_not_found"]
     assert call["sender"] is host.app
     assert call["customer_id"] == "cus_nobody"
+    assert call["reason"] == "no account is linked to customer cus_nobody"
     assert call["event"].id == "evt_nobody"
     assert [(row["id"], row["status"]) for row in host.events()] == [("evt_nobody", "unmatched")]
     assert host.user(1).plan == "free"

@@ -53,8 +53,9 @@ def assert_error(response: Any, status: int, code: str, message_prefix: str) -> 
 
 
 def assert_nothing_recorded(host: Host, received: Received) -> None:
-    """No event row, user 1 exactly as the fixture made it, and no signal sent."""
+    """No event row, no subscription record, user 1 exactly as the fixture made it, no signal."""
     assert host.events() == []
+    assert host.subscriptions() == []
     user = host.user(1)
     assert user.stripe_customer_id == "cus_test"
     assert user.plan == "free"
@@ -62,7 +63,6 @@ def assert_nothing_recorded(host: Host, received: Received) -> None:
     assert user.stripe_subscription_status is None
     assert user.current_period_end is None
     assert user.updated_at is None
-    assert user.stripe_last_event_at is None
     assert received == {}
 
 

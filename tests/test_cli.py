@@ -80,12 +80,17 @@ def age_events(host: Host, days: int, *event_ids: str) -> None:
 
 @pytest.fixture
 def failing_apply(host: Host, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], None]]:
-    """A handler bug while it is deployed: every account write raises. Call it to fix."""
+    """A handler bug while it is deployed: every write to an account or its subscriptions
+    raises (marking an event unmatched still works). Call it to fix."""
 
-    def buggy_apply(user_id: str, changes: Any) -> BillingAccount:
-        raise RuntimeError("bug in the deployed release")
+    real_write = host.billing.user_store.write_outcome
 
-    monkeypatch.setattr(host.billing.user_store, "apply", buggy_apply)
+    def buggy_write(**outcome: Any) -> BillingAccount | None:
+        if outcome["changes"] or outcome["records"]:
+            raise RuntimeError("bug in the deployed release")
+        return real_write(**outcome)
+
+    monkeypatch.setattr(host.billing.user_store, "write_outcome", buggy_write)
     yield monkeypatch.undo
 
 

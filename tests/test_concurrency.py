@@ -77,17 +77,17 @@ def run_task(
     headers = {"Stripe-Signature": sign(body)}
     store = host.billing.user_store
     if task.get("hold_lock"):
-        original = store.apply
+        original = store.write_outcome
 
-        def holding_apply(user_id: str, changes: Any) -> Any:
+        def holding_write(**outcome: Any) -> Any:
             """Runs with the account row locked: say where, then wait to be killed."""
             session = host.db.session
             pid = session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
             results.put({"holding_lock": pid})
             session.execute(sa.text("SELECT pg_sleep(:s)"), {"s": TIMEOUT})
-            return original(user_id, changes)
+            return original(**outcome)
 
-        store.apply = holding_apply
+        store.write_outcome = holding_write
     try:
         if task.get("barrier"):
             barrier.wait(TIMEOUT)
@@ -96,7 +96,7 @@ def run_task(
         )
     finally:
         if task.get("hold_lock"):
-            del store.apply
+            del store.write_outcome
     return {"status": response.status_code}
 
 
@@ -298,13 +298,13 @@ def test_connection_killed_mid_transaction_answers_503_and_the_retry_applies(
     host: Host, received: Any, monkeypatch: Any
 ) -> None:
     store = host.billing.user_store
-    original = store.apply
+    original = store.write_outcome
 
-    def apply_on_a_dying_connection(user_id: str, changes: Any) -> Any:
+    def write_on_a_dying_connection(**outcome: Any) -> Any:
         host.db.session.execute(sa.text("SELECT pg_terminate_backend(pg_backend_pid())"))
-        return original(user_id, changes)
+        return original(**outcome)
 
-    monkeypatch.setattr(store, "apply", apply_on_a_dying_connection)
+    monkeypatch.setattr(store, "write_outcome", write_on_a_dying_connection)
     event = subscription_event(status="active", event_id="evt_killed", created=T0)
 
     response = post_event(host.client, event)

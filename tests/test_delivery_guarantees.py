@@ -325,10 +325,10 @@ def test_handler_bug_is_recorded_as_failed_and_applied_when_delivered_again(
 ) -> None:
     store = host.billing.user_store
 
-    def buggy_apply(user_id: str, changes: Any) -> BillingAccount:
+    def buggy_write(**outcome: Any) -> BillingAccount:
         raise RuntimeError(f"bug while using {SECRET} and {API_KEY}")
 
-    monkeypatch.setattr(store, "apply", buggy_apply)
+    monkeypatch.setattr(store, "write_outcome", buggy_write)
     event = subscription_event(status="active", event_id="evt_bug")
 
     with caplog.at_level(logging.DEBUG, logger="flask_stripe_billing"):
@@ -363,10 +363,10 @@ def test_database_down_while_recording_answers_503_and_the_retry_is_applied(
 ) -> None:
     store = host.billing.user_store
 
-    def database_down(event: StripeEvent, payload: str) -> Any:
+    def database_down(event: StripeEvent, payload: str, **options: Any) -> Any:
         raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(store, "record_event", database_down)
+    monkeypatch.setattr(store, "record_and_lock", database_down)
     event = subscription_event(status="active", event_id="evt_db_down")
 
     response = post_event(host.client, event)

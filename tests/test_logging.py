@@ -218,10 +218,10 @@ def test_handler_failure_logs_and_answers_no_secret(
     debug_logs: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken_apply(self: Any, user_id: str, changes: Any) -> Any:
+    def broken_write(self: Any, **outcome: Any) -> Any:
         raise RuntimeError("the billing columns are locked by a migration")
 
-    monkeypatch.setattr(SQLAlchemyUserStore, "apply", broken_apply)
+    monkeypatch.setattr(SQLAlchemyUserStore, "write_outcome", broken_write)
     event = subscription_event()
     body = json.dumps(event).encode()
     header = sign(body, WEBHOOK_SECRET)

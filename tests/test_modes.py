@@ -227,12 +227,12 @@ def test_a_failed_job_is_replayable(
     host = dispatched_host
     post_event(host.client, subscription_event(event_id="evt_retry"))
     store = host.billing.user_store
-    real_record = store.record_event
+    real_record = store.record_and_lock
 
     def database_down(*args: Any, **kwargs: Any) -> Any:
         raise sa.exc.OperationalError("INSERT", {}, Exception("connection refused"))
 
-    monkeypatch.setattr(store, "record_event", database_down)
+    monkeypatch.setattr(store, "record_and_lock", database_down)
     work(queue)
 
     failed = FailedJobRegistry(queue=queue)
@@ -240,7 +240,7 @@ def test_a_failed_job_is_replayable(
     assert host.user(1).plan == "free"
     assert statuses(host) == {"evt_retry": "received"}
 
-    monkeypatch.setattr(store, "record_event", real_record)
+    monkeypatch.setattr(store, "record_and_lock", real_record)
     failed.requeue(failed.get_job_ids()[0])
     work(queue)
 

@@ -13,7 +13,7 @@ from .config import Settings
 from .csrf import exempt_webhook_from_csrf
 from .pipeline import Outcome
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
-from .stores.base import EventLog, SubscriptionLog, UserStore
+from .stores.base import EventLog, PipelineSteps, SeparateSteps, SubscriptionLog, UserStore
 from .stripe_api import StripeGateway, make_client
 from .views import create_blueprint
 
@@ -125,12 +125,21 @@ class StripeBilling:
             user_store=store,
             event_log=log,
             subscription_log=subscriptions,
+            steps=_steps(store, log, subscriptions),
             current_user_id=current_user_id or self.current_user_id or flask_login_user_id,
             stripe=StripeGateway(make_client(settings.api_key)) if settings.api_key else None,
             dispatch=dispatch or self.dispatch,
         )
         exempt_webhook_from_csrf(app)
         register_commands(app)
+
+
+def _steps(store: UserStore, log: EventLog, subscriptions: SubscriptionLog) -> PipelineSteps:
+    """The store's own steps when it keeps all three; else one call per step."""
+    parts: tuple[object, ...] = (log, subscriptions)
+    if isinstance(store, PipelineSteps) and all(part is store for part in parts):
+        return store
+    return SeparateSteps(store, log, subscriptions)
 
 
 def _own_subscriptions(*stores: object) -> SubscriptionLog | None:

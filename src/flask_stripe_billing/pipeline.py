@@ -103,12 +103,13 @@ def run(state: BillingState, app: Any, event: StripeEvent, payload: str | None) 
     return outcome
 
 
-def find_account(event: StripeEvent, store: UserStore) -> AccountMatch:
-    """The account by customer id, else the one the event names itself; row-locked."""
-    if event.customer_id:
-        account = store.get_by_customer_id(event.customer_id, lock=True)
-        if account is not None:
-            return AccountMatch(account, by_customer=True)
+def find_account(
+    event: StripeEvent, store: UserStore, by_customer: BillingAccount | None
+) -> AccountMatch:
+    """The account of the event's customer (``by_customer``, already row-locked), else the
+    one the event names itself, row-locked."""
+    if by_customer is not None:
+        return AccountMatch(by_customer, by_customer=True)
     user_id = rules.user_id_hint(event)
     account = store.get(user_id, lock=True) if user_id else None
     return AccountMatch(account, by_customer=False)
@@ -178,22 +179,31 @@ def not_recorded(event: StripeEvent, reason: str) -> EventNotRecordedError:
 
 def _process(state: BillingState, event: StripeEvent, payload: str | None) -> Outcome:
     """Inside the transaction: record, find the account and its records, decide, write."""
-    log = state.event_log
+    steps = state.steps
+    handled = rules.is_handled(event.type)
     if payload is not None:
-        record = log.record_event(event, payload)
+        record, locked = steps.record_and_lock(event, payload, lock=handled)
         if record.status not in RETRYABLE_STATUSES:
             return Outcome(event, DUPLICATE)
-    if rules.is_handled(event.type):
-        match = find_account(event, state.user_store)
+    elif handled and event.customer_id:
+        locked = state.user_store.get_by_customer_id(event.customer_id, lock=True)
+    else:
+        locked = None
+    if handled:
+        match = find_account(event, state.user_store, locked)
         account = match.account
         records = state.subscription_log.subscriptions_of(account.user_id) if account else []
         decision = rules.decide(event, match, records, state.settings, utcnow())
     else:
         decision = Decision(EventStatus.IGNORED)
-    after = _write(state, decision)
-    if payload is not None:
-        user_id = decision.account.user_id if decision.account is not None else None
-        log.finish_event(event.id, decision.status, user_id=user_id, error=decision.reason)
+    after = steps.write_outcome(
+        event_id=event.id if payload is not None else None,
+        status=decision.status,
+        account=decision.account,
+        changes=decision.account_changes,
+        records=decision.records,
+        error=decision.reason,
+    )
     return Outcome(
         event,
         decision.status,
@@ -202,16 +212,6 @@ def _process(state: BillingState, event: StripeEvent, payload: str | None) -> Ou
         reason=decision.reason,
         notices=decision.notices,
     )
-
-
-def _write(state: BillingState, decision: Decision) -> BillingAccount | None:
-    """Write the decided records and account changes; the account as it is now."""
-    for record in decision.records:
-        state.subscription_log.save_subscription(record)
-    account = decision.account
-    if account is None or not decision.account_changes:
-        return account
-    return state.user_store.apply(account.user_id, decision.account_changes)
 
 
 def _record_failure(

@@ -10,7 +10,7 @@ from flask import Flask, current_app
 
 from .config import Settings
 from .errors import NotConfiguredError
-from .stores.base import EventLog, SubscriptionLog, UserStore
+from .stores.base import EventLog, PipelineSteps, SubscriptionLog, UserStore
 from .stripe_api import StripeGateway
 
 EXTENSION_KEY = "stripe_billing"
@@ -29,6 +29,8 @@ class BillingState:
     user_store: UserStore
     event_log: EventLog
     subscription_log: SubscriptionLog
+    #: The pipeline's reads and writes of one event (fewer round trips where it can).
+    steps: PipelineSteps
     current_user_id: CurrentUserId
     #: Stripe's API, when STRIPE_API_KEY is set (checkout, portal, sync, re-fetch).
     stripe: StripeGateway | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -127,3 +127,70 @@ class EventLog(Protocol):
 
     def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         """Delete events received before ``before`` with one of ``statuses``; return how many."""
+
+
+@runtime_checkable
+class PipelineSteps(Protocol):
+    """The pipeline's reads and writes for one event, in as few round trips as a store can.
+
+    :class:`SeparateSteps` does them with the small protocols above, one call
+    each; a store over one database may do each in a single statement.
+    """
+
+    def record_and_lock(
+        self, event: StripeEvent, payload: str, *, lock: bool = True
+    ) -> tuple[EventRecord, BillingAccount | None]:
+        """Record the event (as ``record_event``), then row-lock and return the account
+        linked to its customer (None: no customer, no account has it, or not ``lock``)."""
+
+    def write_outcome(
+        self,
+        *,
+        event_id: str | None,
+        status: str,
+        account: BillingAccount | None,
+        changes: AccountChanges,
+        records: Sequence[SubscriptionRecord],
+        error: str | None,
+    ) -> BillingAccount | None:
+        """Save the records, apply the changes to the account, and mark the event (when
+        ``event_id`` is given, i.e. it was recorded); return the account as it is now."""
+
+
+class SeparateSteps:
+    """:class:`PipelineSteps` over the three small protocols, one call per step."""
+
+    def __init__(
+        self, user_store: UserStore, event_log: EventLog, subscription_log: SubscriptionLog
+    ) -> None:
+        self.user_store = user_store
+        self.event_log = event_log
+        self.subscription_log = subscription_log
+
+    def record_and_lock(
+        self, event: StripeEvent, payload: str, *, lock: bool = True
+    ) -> tuple[EventRecord, BillingAccount | None]:
+        record = self.event_log.record_event(event, payload)
+        if not lock or record.status not in RETRYABLE_STATUSES or not event.customer_id:
+            return record, None
+        return record, self.user_store.get_by_customer_id(event.customer_id, lock=True)
+
+    def write_outcome(
+        self,
+        *,
+        event_id: str | None,
+        status: str,
+        account: BillingAccount | None,
+        changes: AccountChanges,
+        records: Sequence[SubscriptionRecord],
+        error: str | None,
+    ) -> BillingAccount | None:
+        for record in records:
+            self.subscription_log.save_subscription(record)
+        after = account
+        if account is not None and changes:
+            after = self.user_store.apply(account.user_id, changes)
+        if event_id is not None:
+            user_id = account.user_id if account is not None else None
+            self.event_log.finish_event(event_id, status, user_id=user_id, error=error)
+        return after

@@ -98,7 +98,7 @@ class SQLBillingLog:
         upsert = self._upsert(connection.dialect, table, {"attempts": table.c.attempts + 1})
         if upsert is not None:
             returned = connection.execute(upsert, values).one()._mapping
-            return _event_record({**returned, "payload": payload})
+            return event_record({**returned, "payload": payload})
         try:  # other databases: insert, or count the attempt on the existing row
             with session.begin_nested():
                 session.execute(table.insert().values(**values))
@@ -107,7 +107,7 @@ class SQLBillingLog:
                 table.update().where(table.c.id == event.id).values(attempts=table.c.attempts + 1)
             )
         stored = session.execute(sa.select(table).where(table.c.id == event.id).with_for_update())
-        return _event_record(stored.one()._mapping)
+        return event_record(stored.one()._mapping)
 
     def finish_event(
         self,
@@ -131,7 +131,7 @@ class SQLBillingLog:
     def get_event(self, event_id: str) -> EventRecord | None:
         table = self.events_table
         row = self.db.session.execute(sa.select(table).where(table.c.id == event_id)).one_or_none()
-        return None if row is None else _event_record(row._mapping)
+        return None if row is None else event_record(row._mapping)
 
     def list_events(
         self,
@@ -157,7 +157,7 @@ class SQLBillingLog:
         if limit is not None:
             statement = statement.limit(limit)
         rows = self.db.session.execute(statement)
-        return [_event_record(row._mapping) for row in rows]
+        return [event_record(row._mapping) for row in rows]
 
     def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         table = self.events_table
@@ -178,7 +178,7 @@ class SQLBillingLog:
 
     def save_subscription(self, record: SubscriptionRecord) -> None:
         table = self.subscriptions_table
-        values = _subscription_values(record.in_utc())
+        values = subscription_values(record.in_utc())
         connection = self.db.session.connection()
         replaced = {name: value for name, value in values.items() if name != "id"}
         upsert = self._upsert(
@@ -246,7 +246,8 @@ def subscription_record(row: Mapping[str, Any] | RowMapping) -> SubscriptionReco
     )
 
 
-def _subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
+def subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
+    """The subscription table's row for a record (its times already in UTC)."""
     return {
         "id": record.id,
         "user_id": str(record.user_id),
@@ -266,7 +267,8 @@ def _subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
     }
 
 
-def _event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
+def event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
+    """An :class:`EventRecord` from a row of the event log."""
     return EventRecord(
         id=row["id"],
         type=row["type"],

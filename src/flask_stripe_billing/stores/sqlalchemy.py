@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -11,8 +11,12 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..account import FREE_PLAN, AccountChanges, BillingAccount
-from ..clock import as_utc
-from .sql_log import SQLBillingLog
+from ..clock import as_utc, utcnow
+from ..events import StripeEvent
+from ..subscriptions import SubscriptionRecord
+from .base import EventRecord, EventStatus, SeparateSteps
+from .postgres_steps import PostgresSteps
+from .sql_log import SQLBillingLog, event_record, subscription_values
 from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 if TYPE_CHECKING:
@@ -107,6 +111,86 @@ class SQLAlchemyUserStore(SQLBillingLog):
         self._select_user = _with_lock_variants(select.where(self._by_user))
         self._select_customer = _with_lock_variants(select.where(by_customer))
         self._updates: dict[tuple[frozenset[str], bool], sa.Update] = {}
+        self._separate_steps = SeparateSteps(self, self, self)
+        self._postgres_steps = PostgresSteps(
+            events=self.events_table,
+            subscriptions=self.subscriptions_table,
+            users=self._table,
+            account_columns=self._labelled,
+            by_user=self._by_user,
+            customer_column=self._field_columns["stripe_customer_id"],
+            field_columns=self._field_columns,
+        )
+
+    # PipelineSteps: one statement each on PostgreSQL, the separate calls elsewhere
+
+    def record_and_lock(
+        self, event: StripeEvent, payload: str, *, lock: bool = True
+    ) -> tuple[EventRecord, BillingAccount | None]:
+        connection = self.db.session.connection()
+        if connection.dialect.name != "postgresql":
+            return self._separate_steps.record_and_lock(event, payload, lock=lock)
+        values = {
+            "id": event.id,
+            "type": event.type,
+            "created": event.created,
+            "customer_id": event.customer_id,
+            "status": EventStatus.RECEIVED,
+            "payload": payload,
+            "attempts": 1,
+            "received_at": utcnow(),
+        }
+        recorded, locked = self._postgres_steps.record_and_lock(
+            connection, values, event.customer_id if lock else None
+        )
+        account = None if locked is None else _account(locked)
+        return event_record({**recorded, "payload": payload}), account
+
+    def write_outcome(
+        self,
+        *,
+        event_id: str | None,
+        status: str,
+        account: BillingAccount | None,
+        changes: AccountChanges,
+        records: Sequence[SubscriptionRecord],
+        error: str | None,
+    ) -> BillingAccount | None:
+        connection = self.db.session.connection()
+        if connection.dialect.name != "postgresql":
+            return self._separate_steps.write_outcome(
+                event_id=event_id,
+                status=status,
+                account=account,
+                changes=changes,
+                records=records,
+                error=error,
+            )
+        values = {
+            field: self._storable(field, value)
+            for field, value in changes.items()
+            if field in self._field_columns
+        }
+        key = None if account is None else self._user_key(account.user_id)
+        if key is None:
+            values = {}
+        mark = None
+        if event_id is not None:
+            mark = {
+                "id": event_id,
+                "status": status,
+                "user_id": account.user_id if account is not None else None,
+                "error": error,
+                "processed_at": utcnow(),
+            }
+        row = self._postgres_steps.write_outcome(
+            connection,
+            records=[subscription_values(record.in_utc()) for record in records],
+            account_key=key,
+            account_values=values,
+            mark=mark,
+        )
+        return account if row is None else _account(row)
 
     # UserStore
 

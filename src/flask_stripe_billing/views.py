@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import checkout, signals
 from .account import BillingAccount
@@ -17,17 +16,20 @@ from .errors import (
     BillingError,
     NotConfiguredError,
     NotFoundError,
-    PayloadTooLargeError,
     ValidationError,
 )
 from .events import StripeEvent
 from .extension import BillingState, Dispatch, get_state
 from .redact import describe_traceback
+from .request_body import read_limited
 from .stores.base import EventStatus
 from .stripe_api import StripeGateway
 from .webhook import announce, read_event, record_for_dispatch, verify_signature
 
 logger = logging.getLogger("flask_stripe_billing")
+
+#: Largest JSON body the checkout route reads (it needs a few dozen bytes).
+MAX_JSON_BODY_BYTES = 64 * 1024
 
 
 def create_blueprint() -> Blueprint:
@@ -143,10 +145,11 @@ def read_json_body() -> Any:
     """
     if not request.is_json:
         raise ValidationError("Send a JSON body with Content-Type: application/json")
-    if not request.get_data(cache=True):
+    body = read_limited(request, MAX_JSON_BODY_BYTES, "Request body")
+    if not body:
         return None
     try:
-        return json.loads(request.get_data(cache=True))
+        return json.loads(body)
     except ValueError:
         raise ValidationError("Request body must be JSON") from None
 
@@ -176,19 +179,7 @@ def hand_over(dispatch: Dispatch, event: StripeEvent) -> None:
 
 def read_body(limit: int) -> bytes:
     """The raw request body (signatures are over the exact bytes), at most ``limit``."""
-    too_large = PayloadTooLargeError(f"Webhook body is larger than {limit} bytes", {"limit": limit})
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    # One byte over the limit: Werkzeug stops a body without Content-Length (chunked)
-    # silently at max_content_length, so only reading past the limit shows it is too large.
-    request.max_content_length = limit + 1
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise too_large from None
-    if len(body) > limit:
-        raise too_large
-    return body
+    return read_limited(request, limit, "Webhook body")
 
 
 def error_response(error: BillingError) -> tuple[Response, int]:

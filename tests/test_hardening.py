@@ -7,6 +7,8 @@ event log are 4xx JSON, never a 500 page or a 503 that Stripe retries forever.
 from __future__ import annotations
 
 import http.client
+import json
+import logging
 import os
 import socket
 import subprocess
@@ -180,6 +182,151 @@ def test_signed_chunked_body_under_gunicorn_is_recorded(gunicorn: tuple[int, Pat
 
 
 def post_body(event: dict[str, Any]) -> bytes:
-    import json
-
     return json.dumps(event).encode()
+
+
+# Signed bodies that cannot be stored: 400, nothing written
+
+YEAR_10000 = 253_402_300_800
+
+
+def with_created(created: int) -> dict[str, Any]:
+    return subscription_event(created=created)
+
+
+def with_metadata(value: Any) -> dict[str, Any]:
+    event = subscription_event()
+    event["data"]["object"]["metadata"] = {"note": value}
+    return event
+
+
+def with_top(**fields: Any) -> dict[str, Any]:
+    event = subscription_event()
+    event.update(fields)
+    return event
+
+
+UNSTORABLE_EVENTS: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    "created 10**20": (lambda: with_created(10**20), "created is not a Unix time"),
+    "created in the year 10000": (lambda: with_created(YEAR_10000), "created is not a Unix time"),
+    "created negative": (lambda: with_created(-1), "created is not a Unix time"),
+    "created zero": (lambda: with_created(0), "created is not a Unix time"),
+    "period end 10**20": (
+        lambda: subscription_event(period_end=10**20),
+        "current_period_end is not a Unix time",
+    ),
+    "period end on the items, year 10000 (basil)": (
+        lambda: subscription_event(layout="basil", period_end=YEAR_10000),
+        "current_period_end is not a Unix time",
+    ),
+    "event id of 256 characters": (
+        lambda: with_top(id="evt_" + "x" * 252),
+        "id is longer than 255 characters",
+    ),
+    "type of 101 characters": (
+        lambda: with_top(type="customer.subscription." + "x" * 79),
+        "type is longer than 100 characters",
+    ),
+    "customer id of 256 characters": (
+        lambda: subscription_event(customer="cus_" + "x" * 252),
+        "customer is longer than 255 characters",
+    ),
+    "subscription status of 51 characters": (
+        lambda: subscription_event(status="a" * 51),
+        "status is longer than 50 characters",
+    ),
+    "NUL in the event id": (lambda: with_top(id="evt_\x00"), "id holds a NUL character"),
+    "NUL in the customer id": (
+        lambda: subscription_event(customer="cus_\x00"),
+        "customer holds a NUL character",
+    ),
+    "NUL in metadata": (lambda: with_metadata("a\x00b"), "note holds a NUL character"),
+    "lone surrogate in metadata": (lambda: with_metadata("\ud800"), "note holds a lone surrogate"),
+    "lone surrogate in the event id": (
+        lambda: with_top(id="evt_\udfff"),
+        "id holds a lone surrogate",
+    ),
+    "lone surrogate in a key": (
+        lambda: with_metadata({"\ud800": "x"}),
+        "a key holds a lone surrogate",
+    ),
+    "integer over 64 bits": (lambda: with_metadata(2**64), "note does not fit in 64 bits"),
+}
+
+
+@pytest.mark.parametrize("name", UNSTORABLE_EVENTS)
+def test_signed_event_that_cannot_be_stored_is_a_400_and_nothing_is_written(
+    host: Host, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    build, reason = UNSTORABLE_EVENTS[name]
+
+    response = post_event(host.client, build())
+
+    assert_error(response, 400, "validation_error", f"Webhook error: {reason}")
+    assert_untouched(host)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def deep_object(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("body", ["nan", "infinity", "1e999"])
+def test_non_finite_numbers_are_a_400(host: Host, body: str) -> None:
+    text = json.dumps(with_metadata(0)).replace('"note": 0', f'"note": {body}')
+    text = text.replace(": nan", ": NaN").replace(": infinity", ": Infinity")
+
+    response = post_event(host.client, text.encode())
+
+    assert_error(response, 400, "validation_error", "Webhook error: ")
+    assert_untouched(host)
+
+
+@pytest.mark.parametrize("depth", [65, 1_000, 50_000])
+def test_deeply_nested_signed_body_is_a_400(host: Host, depth: int) -> None:
+    event = subscription_event()
+    text = json.dumps(event).replace(
+        '"metadata": {}', f'"metadata": {{"note": {deep_object(depth)}}}', 1
+    )
+    assert deep_object(depth) in text
+
+    response = post_event(host.client, text.encode())
+
+    assert_error(response, 400, "validation_error", "Webhook error: body is not valid JSON")
+    assert_untouched(host)
+
+
+def test_nesting_up_to_the_limit_is_accepted(host: Host) -> None:
+    event = subscription_event(event_id="evt_nested")
+    # The event object, data, object, metadata: four levels around the note.
+    event["data"]["object"]["metadata"] = {"note": json.loads(deep_object(60))}
+
+    response = post_event(host.client, event)
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert [row["id"] for row in host.events()] == ["evt_nested"]
+
+
+@pytest.mark.parametrize(
+    "depth, status, code, message",
+    [
+        (1_000, 400, "validation_error", "Request body must be JSON"),
+        (10_000, 400, "validation_error", "Request body must be JSON"),
+        (50_000, 413, "payload_too_large", "Request body is larger than 65536 bytes"),
+    ],
+)
+def test_deeply_nested_checkout_body_is_a_4xx_json(
+    make_host: Callable[..., Host], depth: int, status: int, code: str, message: str
+) -> None:
+    host = make_host(
+        {"STRIPE_API_KEY": "sk_test_51HardeningKey0000000000", "STRIPE_PRICE_PRO_MONTHLY": "p_m"},
+        current_user_id=lambda: "1",
+    )
+    host.add_user(1)
+
+    response = host.client.post(
+        "/billing/checkout-session", data="[" * depth + "]" * depth, content_type="application/json"
+    )
+
+    assert_error(response, status, code, message)
+    assert host.user(1).stripe_customer_id is None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -20,6 +19,7 @@ from .errors import (
 )
 from .events import StripeEvent
 from .extension import BillingState, Dispatch, get_state
+from .payload_limits import load_json
 from .redact import describe_traceback
 from .request_body import read_limited
 from .stores.base import EventStatus
@@ -149,7 +149,7 @@ def read_json_body() -> Any:
     if not body:
         return None
     try:
-        return json.loads(body)
+        return load_json(body)
     except ValueError:
         raise ValidationError("Request body must be JSON") from None
 

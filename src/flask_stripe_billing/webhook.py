@@ -5,7 +5,6 @@ Nothing here knows Flask's request object; the view hands it the raw body.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from .clock import utcnow
 from .config import Settings
 from .errors import EventNotRecordedError, ValidationError
 from .events import EventParseError, StripeEvent, parse_event, with_subscription
+from .payload_limits import check_storable, load_json
 from .redact import describe_error, describe_traceback
 from .stores.base import (
     RETRYABLE_STATUSES,
@@ -77,10 +77,11 @@ def verify_signature(
 def read_event(body: str | bytes) -> StripeEvent:
     """Decode a verified body into a :class:`StripeEvent`."""
     try:
-        payload: Any = json.loads(body)
+        payload: Any = load_json(body)
     except ValueError as error:
         raise ValidationError(f"Webhook error: body is not valid JSON ({error})") from None
     try:
+        check_storable(payload)
         return parse_event(payload)
     except EventParseError as error:
         raise ValidationError(f"Webhook error: {error}") from None

@@ -330,3 +330,51 @@ def test_deeply_nested_checkout_body_is_a_4xx_json(
 
     assert_error(response, status, code, message)
     assert host.user(1).stripe_customer_id is None
+
+
+# Signatures dated in the future
+
+
+@pytest.mark.parametrize(
+    "ahead", [301, 3600, 10 * 365 * 86400], ids=["301 s", "one hour", "ten years"]
+)
+def test_signature_dated_beyond_the_tolerance_in_the_future_is_refused(
+    host: Host, ahead: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    timestamp = int(time.time()) + ahead
+
+    response = post_event(host.client, subscription_event(), timestamp=timestamp)
+
+    body = assert_error(response, 400, "validation_error", "Invalid webhook signature: ")
+    assert body["message"] == (
+        "Invalid webhook signature: Timestamp outside the tolerance zone "
+        f"({timestamp}, in the future)"
+    )
+    assert_untouched(host)
+    assert "Stripe webhook signature rejected" in caplog.text
+
+
+def test_future_bound_follows_the_configured_tolerance(make_host: Callable[..., Host]) -> None:
+    host = make_host({"STRIPE_WEBHOOK_TOLERANCE": 3600})
+    host.add_user(1, stripe_customer_id="cus_test")
+    event = subscription_event(event_id="evt_ahead")
+
+    later = post_event(host.client, event, timestamp=int(time.time()) + 3000)
+    too_late = post_event(host.client, event, timestamp=int(time.time()) + 3700)
+
+    assert later.status_code == 200
+    assert_error(too_late, 400, "validation_error", "Invalid webhook signature: Timestamp")
+    assert [row["id"] for row in host.events()] == ["evt_ahead"]
+
+
+def test_future_signature_with_a_wrong_secret_reports_the_signature(host: Host) -> None:
+    body = post_body(subscription_event())
+    header = sign(body, "whsec_other", int(time.time()) + 3600)
+
+    response = host.client.post(
+        WEBHOOK, data=body, headers={"Stripe-Signature": header}, content_type="application/json"
+    )
+
+    body_json = assert_error(response, 400, "validation_error", "Invalid webhook signature: ")
+    assert "No signatures found matching the expected signature" in body_json["message"]
+    assert_untouched(host)

@@ -22,6 +22,7 @@ from .extension import BillingState, Dispatch, get_state
 from .payload_limits import load_json
 from .redact import describe_traceback
 from .request_body import read_limited
+from .signature_window import check_not_future
 from .stores.base import EventStatus
 from .stripe_api import StripeGateway
 from .webhook import announce, read_event, record_for_dispatch, verify_signature
@@ -54,12 +55,9 @@ def webhook() -> Response:
     if not settings.webhook_secrets:
         raise NotConfiguredError(["STRIPE_WEBHOOK_SECRET"])
     body = read_body(settings.max_webhook_bytes)
-    payload = verify_signature(
-        body,
-        request.headers.get("Stripe-Signature"),
-        settings.webhook_secrets,
-        settings.webhook_tolerance,
-    )
+    header = request.headers.get("Stripe-Signature")
+    payload = verify_signature(body, header, settings.webhook_secrets, settings.webhook_tolerance)
+    check_not_future(header or "", settings.webhook_tolerance)
     event = read_event(payload)
     if state.dispatch is None:
         outcome = state.handle(event, payload)

@@ -378,3 +378,60 @@ def test_future_signature_with_a_wrong_secret_reports_the_signature(host: Host) 
     body_json = assert_error(response, 400, "validation_error", "Invalid webhook signature: ")
     assert "No signatures found matching the expected signature" in body_json["message"]
     assert_untouched(host)
+
+
+# Wrong methods: 405 JSON
+
+WRONG_METHODS = [
+    *(("/stripe/webhook", method, "POST") for method in ("GET", "PUT", "PATCH", "DELETE")),
+    *(("/billing/checkout-session", method, "POST") for method in ("GET", "PUT", "DELETE")),
+    *(("/billing/portal", method, "GET") for method in ("POST", "PUT", "DELETE")),
+]
+
+
+@pytest.mark.parametrize("path, method, allowed", WRONG_METHODS)
+def test_wrong_method_is_a_405_json_naming_the_allowed_one(
+    host: Host, path: str, method: str, allowed: str
+) -> None:
+    response = host.client.open(path, method=method, data=post_body(subscription_event()))
+
+    body = assert_error(response, 405, "method_not_allowed")
+    assert body == {
+        "error": "method_not_allowed",
+        "message": f"{method} is not allowed on {path}; use {allowed}",
+        "details": {"allowed": [allowed]},
+    }
+    assert response.headers["Allow"] == allowed
+    assert_untouched(host)
+
+
+def test_wrong_method_under_a_prefix_and_with_csrf_protect_is_a_405_json(
+    make_host: Callable[..., Host],
+) -> None:
+    from flask_wtf import CSRFProtect
+
+    host = make_host({"SECRET_KEY": "test"}, url_prefix="/api")
+    CSRFProtect(host.app)
+    host.add_user(1, stripe_customer_id="cus_test")
+
+    deleted = host.client.delete("/api/stripe/webhook")
+    put = host.client.put("/api/billing/checkout-session", json={})
+    head = host.client.head("/api/stripe/webhook")
+    posted = post_event(
+        host.client, subscription_event(event_id="evt_api"), path="/api/stripe/webhook"
+    )
+
+    assert_error(deleted, 405, "method_not_allowed", "DELETE is not allowed on /api/stripe/webhook")
+    assert_error(put, 405, "method_not_allowed", "PUT is not allowed on /api/billing/checkout")
+    assert (head.status_code, head.headers["Allow"]) == (405, "POST")
+    assert posted.status_code == 200
+    assert [row["id"] for row in host.events()] == ["evt_api"]
+
+
+def test_the_hosts_own_routes_keep_their_405(host: Host) -> None:
+    host.app.add_url_rule("/contact", "contact", lambda: "ok", methods=["POST"])
+
+    response = host.client.get("/contact")
+
+    assert response.status_code == 405
+    assert response.mimetype == "text/html"

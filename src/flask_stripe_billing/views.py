@@ -7,12 +7,14 @@ import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from . import checkout, signals
 from .account import BillingAccount
 from .errors import (
     AuthenticationError,
     BillingError,
+    MethodNotAllowedError,
     NotConfiguredError,
     NotFoundError,
     ValidationError,
@@ -29,6 +31,8 @@ from .webhook import announce, read_event, record_for_dispatch, verify_signature
 
 logger = logging.getLogger("flask_stripe_billing")
 
+#: The views whose other methods are answered 405 JSON.
+ROUTE_VIEWS = frozenset({"webhook", "checkout_session", "portal"})
 #: Largest JSON body the checkout route reads (it needs a few dozen bytes).
 MAX_JSON_BODY_BYTES = 64 * 1024
 
@@ -44,6 +48,7 @@ def create_blueprint() -> Blueprint:
     # Flask-WTF's CSRFProtect, set up before us (now) or after us (first request).
     blueprint.record_once(lambda setup: exempt_webhook_from_csrf(setup.app))
     blueprint.before_app_request(lambda: exempt_webhook_from_csrf(current_app))
+    blueprint.before_app_request(lambda: wrong_method_response(blueprint.name))
     blueprint.register_error_handler(BillingError, error_response)
     return blueprint
 
@@ -110,6 +115,28 @@ def portal() -> Response:
     if account.stripe_customer_id is None:
         raise NotFoundError("No Stripe customer for this user yet; subscribe first")
     return jsonify(url=gateway.create_portal_session(account.stripe_customer_id, return_url))
+
+
+def wrong_method_response(blueprint_name: str) -> tuple[Response, int] | None:
+    """Another method on a billing route: 405 JSON, not Flask's HTML page.
+
+    Runs before every request of the app (routing failed, so no blueprint
+    handler applies); does nothing unless the path is one of ours.
+    """
+    error = request.routing_exception
+    if not isinstance(error, MethodNotAllowed) or not error.valid_methods:
+        return None
+    valid = list(error.valid_methods)
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        rule, _ = adapter.match(method=valid[0], return_rule=True)
+    except HTTPException:
+        return None
+    *blueprints, view = rule.endpoint.split(".")
+    if blueprint_name not in blueprints or view not in ROUTE_VIEWS:
+        return None
+    allowed = sorted(set(valid) - {"HEAD", "OPTIONS"})
+    return error_response(MethodNotAllowedError(request.method, request.path, allowed))
 
 
 def current_account(state: BillingState) -> BillingAccount:
@@ -182,4 +209,7 @@ def read_body(limit: int) -> bytes:
 
 def error_response(error: BillingError) -> tuple[Response, int]:
     """The JSON answer for any :class:`BillingError`."""
-    return jsonify(error.to_dict()), error.status_code
+    response = jsonify(error.to_dict())
+    if isinstance(error, MethodNotAllowedError):
+        response.headers["Allow"] = ", ".join(error.allowed)
+    return response, error.status_code

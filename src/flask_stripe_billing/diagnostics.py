@@ -13,7 +13,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from .checkout import portal_return_url
-from .config import DEFAULT_MAX_WEBHOOK_BYTES, DEFAULT_PRO_PLAN, DEFAULT_TOLERANCE_SECONDS, Settings
+from .config import (
+    DEFAULT_API_CONNECT_TIMEOUT,
+    DEFAULT_API_MAX_RETRIES,
+    DEFAULT_API_READ_TIMEOUT,
+    DEFAULT_MAX_WEBHOOK_BYTES,
+    DEFAULT_PRO_PLAN,
+    DEFAULT_TOLERANCE_SECONDS,
+    Settings,
+)
 from .errors import BillingError, NotConfiguredError, StripeServiceError
 from .extension import BillingState
 from .redact import describe_error
@@ -84,6 +92,9 @@ def check_settings(settings: Settings) -> list[Finding]:
         ("STRIPE_ALLOW_PROMOTION_CODES", settings.allow_promotion_codes, False),
         ("STRIPE_WEBHOOK_MAX_BYTES", settings.max_webhook_bytes, DEFAULT_MAX_WEBHOOK_BYTES),
         ("STRIPE_WEBHOOK_TOLERANCE", settings.webhook_tolerance, DEFAULT_TOLERANCE_SECONDS),
+        ("STRIPE_API_CONNECT_TIMEOUT", settings.api_connect_timeout, DEFAULT_API_CONNECT_TIMEOUT),
+        ("STRIPE_API_READ_TIMEOUT", settings.api_read_timeout, DEFAULT_API_READ_TIMEOUT),
+        ("STRIPE_API_MAX_RETRIES", settings.api_max_retries, DEFAULT_API_MAX_RETRIES),
     )
     for setting, current, default in with_defaults:
         state = "default" if current == default else "set"

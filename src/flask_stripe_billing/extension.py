@@ -164,7 +164,9 @@ class StripeBilling:
             user_store=store,
             event_log=log,
             current_user_id=current_user_id or self.current_user_id or flask_login_user_id,
-            stripe=StripeGateway(make_client(settings.api_key)) if settings.api_key else None,
+            stripe=(
+                StripeGateway(make_client(settings.api_key, settings)) if settings.api_key else None
+            ),
             dispatch=dispatch or self.dispatch,
         )
         from .cli import register_commands  # here: cli.py imports this module

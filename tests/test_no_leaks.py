@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -118,3 +119,182 @@ def test_sqlalchemy_error_description_is_the_drivers_first_line() -> None:
     assert describe_traceback(caught).endswith(
         "sqlalchemy.exc.IntegrityError: IntegrityError: UNIQUE constraint failed: t.id"
     )
+
+
+# Secrets: never in a repr, a log line, a stored row, an answer or the CLI's output
+
+API_KEY = "sk_test_51LeakCheckKeyABCDEFGHIJKLMN0123"
+SIGNING_SECRETS = ("whsec_leakcheck_primary_0001", "whsec_leakcheck_rotated_0002")
+EVERY_SECRET = (API_KEY, *SIGNING_SECRETS)
+API = "https://api.stripe.com/v1"
+SECRET_CONFIG = {
+    "STRIPE_API_KEY": API_KEY,
+    "STRIPE_WEBHOOK_SECRET": ",".join(SIGNING_SECRETS),
+    "STRIPE_PRICE_PRO_MONTHLY": "price_monthly",
+    "STRIPE_SUCCESS_URL": "https://app.example.com/billing/success",
+    "STRIPE_CANCEL_URL": "https://app.example.com/pricing",
+}
+
+
+#: Stripe's own answer to a refused key masks it (stripe-python logs the answer verbatim).
+STRIPE_MASKED_KEY_MESSAGE = "Invalid API Key provided: sk_test_************************0123"
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in EVERY_SECRET:
+        assert secret not in text, f"{where} shows {secret[:8]}...: {text[:300]}"
+
+
+def test_reprs_of_settings_state_extension_and_gateway_show_no_secret(
+    make_host: Callable[..., Host],
+) -> None:
+    from flask_stripe_billing import Settings
+
+    host = make_host(SECRET_CONFIG)
+    state = host.app.extensions["stripe_billing"]
+
+    for name, value in {
+        "Settings": state.settings,
+        "state": state,
+        "app.extensions": host.app.extensions,
+        "extension": host.billing,
+        "gateway": state.stripe,
+        "StripeClient": state.stripe.client,
+        "Settings.from_config": Settings.from_config(SECRET_CONFIG, environ={}),
+    }.items():
+        assert_no_secret(repr(value), f"repr({name})")
+        assert_no_secret(str(value), f"str({name})")
+        assert_no_secret(f"{value!r:>10}", f"format({name})")
+
+    # What it shows instead: that a key is set, its kind, mode and last four.
+    assert "api_key='sk_test_...0123'" in repr(state.settings)
+    assert "webhook_secrets=<2 signing secrets>" in repr(state.settings)
+    assert "api_key=None" in repr(Settings())
+
+
+def test_a_full_run_shows_no_secret_in_logs_rows_answers_or_cli_output(
+    make_host: Callable[..., Host], logs: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import requests
+    import responses
+    from flask import request
+    from support import sign
+
+    from flask_stripe_billing import signals
+
+    monkeypatch.setenv("STRIPE_API_KEY", API_KEY)
+    host = make_host(SECRET_CONFIG, current_user_id=lambda: request.headers.get("X-User"))
+    host.add_user(1, stripe_customer_id="cus_test")
+    host.add_user(2)
+    answers: list[str] = []
+
+    def answer(response: Any) -> Any:
+        answers.append(response.get_data(as_text=True))
+        return response
+
+    def careless_receiver(sender: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"receiver failed while using {API_KEY}")
+
+    signals.plan_changed.connect(careless_receiver)
+    try:
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as stripe_api:
+            # Webhooks: processed (with the rotated secret), a receiver failing, bad signatures.
+            event = subscription_event(event_id="evt_leak_ok")
+            assert (
+                answer(post_event(host.client, event, secret=SIGNING_SECRETS[1])).status_code == 200
+            )
+            assert answer(post_event(host.client, event, secret="whsec_wrong")).status_code == 400
+            body = b'{"id": "evt_x"}'
+            stale = {"Stripe-Signature": sign(body, SIGNING_SECRETS[0], 1_000_000_000)}
+            assert (
+                answer(host.client.post("/stripe/webhook", data=body, headers=stale)).status_code
+                == 400
+            )
+            assert answer(host.client.get("/stripe/webhook")).status_code == 405
+
+            # Checkout: one that works, one whose key Stripe refuses (quoting it), no user.
+            stripe_api.add(
+                responses.POST, f"{API}/customers", json={"id": "cus_new", "object": "customer"}
+            )
+            stripe_api.add(
+                responses.POST,
+                f"{API}/checkout/sessions",
+                json={
+                    "id": "cs_1",
+                    "object": "checkout.session",
+                    "url": "https://checkout.stripe.com/x",
+                },
+            )
+            ok = host.client.post("/billing/checkout-session", json={}, headers={"X-User": "2"})
+            assert answer(ok).status_code == 200
+            stripe_api.replace(
+                responses.POST,
+                f"{API}/checkout/sessions",
+                status=401,
+                json={
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": STRIPE_MASKED_KEY_MESSAGE,
+                    }
+                },
+            )
+            refused = host.client.post(
+                "/billing/checkout-session", json={}, headers={"X-User": "2"}
+            )
+            assert answer(refused).status_code == 502
+            assert answer(host.client.post("/billing/checkout-session", json={})).status_code == 401
+            stripe_api.add(
+                responses.POST,
+                f"{API}/billing_portal/sessions",
+                body=requests.exceptions.ReadTimeout("timed out"),
+            )
+            assert (
+                answer(host.client.get("/billing/portal", headers={"X-User": "1"})).status_code
+                == 502
+            )
+
+            # The CLI's check, offline and online (Stripe refusing the key, quoting it).
+            stripe_api.add(
+                responses.GET,
+                f"{API}/balance",
+                status=401,
+                json={
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": STRIPE_MASKED_KEY_MESSAGE,
+                    }
+                },
+            )
+            runner = host.app.test_cli_runner()
+            outputs = [
+                runner.invoke(args=["billing", "check"]).output,
+                runner.invoke(args=["billing", "check", "--online"]).output,
+            ]
+
+            # A failure stored in the event log: the database refuses the account update.
+            refuse(host, "users", "UPDATE")
+            failing = subscription_event(event_id="evt_leak_failed", status="canceled")
+            assert (
+                answer(post_event(host.client, failing, secret=SIGNING_SECRETS[0])).status_code
+                == 200
+            )
+    finally:
+        signals.plan_changed.disconnect(careless_receiver)
+
+    monkeypatch.delenv("STRIPE_WEBHOOK_SECRET", raising=False)
+    unconfigured = make_host({"STRIPE_WEBHOOK_SECRET": ""})
+    assert answer(post_event(unconfigured.client, subscription_event())).status_code == 503
+
+    rows = host.events()
+    assert {row["id"]: row["status"] for row in rows} == {
+        "evt_leak_ok": "processed",
+        "evt_leak_failed": "failed",
+    }
+    assert any("receiver failed while using [redacted]" in r.getMessage() for r in logs.records)
+    for number, text in enumerate(answers):
+        assert_no_secret(text, f"answer {number}")
+    for row in rows:
+        assert_no_secret(repr(row), f"event row {row['id']}")
+    assert_no_secret(logged_text(logs), "the log")
+    for number, output in enumerate(outputs):
+        assert_no_secret(output, f"flask billing check output {number}")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from .redact import mask_key
 
 DEFAULT_PRO_PLAN = "pro"
 DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024
@@ -23,8 +25,9 @@ DEFAULT_API_MAX_RETRIES = 1
 class Settings:
     """Typed, validated configuration of one app; no Flask, so the rules can use it."""
 
-    api_key: str | None = None
-    webhook_secrets: tuple[str, ...] = ()
+    #: Masked in ``repr`` (error reporters capture reprs of frame locals).
+    api_key: str | None = field(default=None, repr=False)
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     price_pro_monthly: str | None = None
     price_pro_yearly: str | None = None
     success_url: str | None = None
@@ -84,6 +87,15 @@ class Settings:
             api_read_timeout=_seconds(get("STRIPE_API_READ_TIMEOUT"), DEFAULT_API_READ_TIMEOUT),
             api_max_retries=_count(get("STRIPE_API_MAX_RETRIES"), DEFAULT_API_MAX_RETRIES),
         )
+
+    def __repr__(self) -> str:
+        """Every field, the API key as kind, mode and last four, signing secrets as a count."""
+        shown = [
+            f"api_key={mask_key(self.api_key) if self.api_key else None!r}",
+            f"webhook_secrets=<{len(self.webhook_secrets)} signing secrets>",
+            *(f"{item.name}={getattr(self, item.name)!r}" for item in fields(self) if item.repr),
+        ]
+        return f"Settings({', '.join(shown)})"
 
     @property
     def configured_prices(self) -> frozenset[str]:

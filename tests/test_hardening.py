@@ -435,3 +435,19 @@ def test_the_hosts_own_routes_keep_their_405(host: Host) -> None:
 
     assert response.status_code == 405
     assert response.mimetype == "text/html"
+
+
+@pytest.mark.parametrize("interval", [[], {}, ["monthly"], {"a": 1}])
+def test_checkout_interval_that_is_not_text_is_a_400(
+    make_host: Callable[..., Host], interval: Any
+) -> None:
+    host = make_host(
+        {"STRIPE_API_KEY": "sk_test_51HardeningKey0000000000", "STRIPE_PRICE_PRO_MONTHLY": "p_m"},
+        current_user_id=lambda: "1",
+    )
+    host.add_user(1)
+
+    response = host.client.post("/billing/checkout-session", json={"interval": interval})
+
+    assert_error(response, 400, "validation_error", 'interval must be "monthly" or "yearly"')
+    assert host.user(1).stripe_customer_id is None

@@ -106,6 +106,12 @@ class StripeGateway:
             price = self.client.v1.prices.retrieve(price_id)
         return price.to_dict()
 
+    def list_webhook_endpoints(self) -> list[dict[str, Any]]:
+        """The webhook endpoints of the key's mode, as plain data (one try: a diagnostic)."""
+        with _translated_errors("list webhook endpoints"):
+            page = self.client.v1.webhook_endpoints.list({"limit": 100}, {"max_network_retries": 0})
+            return [endpoint.to_dict() for endpoint in page.data]
+
     def create_webhook_endpoint(
         self, url: str, enabled_events: list[str], api_version: str
     ) -> dict[str, Any]:

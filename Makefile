@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo run test lint pytest test-postgres stress bench docs clean
+.PHONY: install demo run test lint pytest test-versions test-postgres stress bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+## The suite on the lowest and the newest allowed versions, and on the built wheel (nox, uv).
+test-versions: $(STAMP)
+	$(BIN)/nox -s lowest newest wheel
+
 ## The suite against a throw-away local PostgreSQL (Debian's postgresql package).
 test-postgres: $(STAMP)
 	DATABASE_URL=$$(.ci/postgres start) $(BIN)/pytest
@@ -51,4 +55,4 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info docs/_build
+	rm -rf $(VENV) .nox .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info docs/_build

@@ -149,9 +149,11 @@ def test_init_app_registers_the_webhook_at_the_root() -> None:
     app = new_app()
     StripeBilling(user_store=memory_store()).init_app(app)
 
-    rules = {rule.rule: rule.methods for rule in app.url_map.iter_rules()}
+    rules = {rule.endpoint: (rule.rule, rule.methods) for rule in app.url_map.iter_rules()}
 
-    assert "POST" in rules[WEBHOOK]
+    path, methods = rules["stripe_billing.webhook"]
+    assert path == WEBHOOK
+    assert methods is not None and "POST" in methods
 
 
 def test_one_extension_serves_two_apps_with_their_own_stores() -> None:

@@ -235,10 +235,10 @@ def test_timestamp_within_the_300_second_tolerance_is_accepted(host: Host) -> No
     assert_applied(host, response, event)
 
 
-def test_future_timestamp_is_accepted_like_stripe_python_does(host: Host) -> None:
+def test_future_timestamp_within_the_tolerance_is_accepted(host: Host) -> None:
     event = subscription_event()
 
-    response = post_event(host.client, event, timestamp=int(time.time()) + 3600)
+    response = post_event(host.client, event, timestamp=int(time.time()) + 240)
 
     assert_applied(host, response, event)
 

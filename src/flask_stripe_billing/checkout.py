@@ -34,7 +34,7 @@ def choose_price(body: Any, settings: Settings) -> str:
             )
         return price_id
     interval = body.get("interval", "monthly")
-    if interval not in INTERVAL_SETTINGS:
+    if not isinstance(interval, str) or interval not in INTERVAL_SETTINGS:
         raise ValidationError('interval must be "monthly" or "yearly"', {"field": "interval"})
     price_id = settings.price_pro_monthly if interval == "monthly" else settings.price_pro_yearly
     if price_id is None:

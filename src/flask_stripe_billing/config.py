@@ -5,20 +5,29 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+from .redact import mask_key
 
 DEFAULT_PRO_PLAN = "pro"
 DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024
 DEFAULT_TOLERANCE_SECONDS = 300
+#: Seconds to open a connection to Stripe's API, and to wait for its answer, per attempt.
+DEFAULT_API_CONNECT_TIMEOUT = 2.0
+DEFAULT_API_READ_TIMEOUT = 3.0
+#: Attempts after the first (Stripe's idempotency keys make them safe). Worst case with
+#: the defaults: 2 x (2 + 3) s + 0.5 s back-off, about 10 s, under gunicorn's 30 s.
+DEFAULT_API_MAX_RETRIES = 1
 
 
 @dataclass(frozen=True)
 class Settings:
     """Typed, validated configuration of one app; no Flask, so the rules can use it."""
 
-    api_key: str | None = None
-    webhook_secrets: tuple[str, ...] = ()
+    #: Masked in ``repr`` (error reporters capture reprs of frame locals).
+    api_key: str | None = field(default=None, repr=False)
+    webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     price_pro_monthly: str | None = None
     price_pro_yearly: str | None = None
     success_url: str | None = None
@@ -35,6 +44,10 @@ class Settings:
     allow_promotion_codes: bool = False
     #: Re-read a subscription from Stripe's API before deciding (its latest state wins).
     refetch_subscriptions: bool = False
+    #: Bounds of each call to Stripe's API: seconds to connect, to read, and retries.
+    api_connect_timeout: float = DEFAULT_API_CONNECT_TIMEOUT
+    api_read_timeout: float = DEFAULT_API_READ_TIMEOUT
+    api_max_retries: int = DEFAULT_API_MAX_RETRIES
 
     @classmethod
     def from_config(
@@ -68,7 +81,21 @@ class Settings:
             ),
             allow_promotion_codes=_flag(get("STRIPE_ALLOW_PROMOTION_CODES"), default=False),
             refetch_subscriptions=_flag(get("STRIPE_REFETCH_SUBSCRIPTIONS"), default=False),
+            api_connect_timeout=_seconds(
+                get("STRIPE_API_CONNECT_TIMEOUT"), DEFAULT_API_CONNECT_TIMEOUT
+            ),
+            api_read_timeout=_seconds(get("STRIPE_API_READ_TIMEOUT"), DEFAULT_API_READ_TIMEOUT),
+            api_max_retries=_count(get("STRIPE_API_MAX_RETRIES"), DEFAULT_API_MAX_RETRIES),
         )
+
+    def __repr__(self) -> str:
+        """Every field, the API key as kind, mode and last four, signing secrets as a count."""
+        shown = [
+            f"api_key={mask_key(self.api_key) if self.api_key else None!r}",
+            f"webhook_secrets=<{len(self.webhook_secrets)} signing secrets>",
+            *(f"{item.name}={getattr(self, item.name)!r}" for item in fields(self) if item.repr),
+        ]
+        return f"Settings({', '.join(shown)})"
 
     @property
     def configured_prices(self) -> frozenset[str]:
@@ -139,4 +166,22 @@ def _positive_int(value: Any, default: int) -> int:
     number = int(value)
     if number <= 0:
         raise ValueError(f"expected a positive number, got {value!r}")
+    return number
+
+
+def _seconds(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    number = float(value)
+    if not 0 < number <= 600:
+        raise ValueError(f"expected seconds between 0 and 600, got {value!r}")
+    return number
+
+
+def _count(value: Any, default: int) -> int:
+    if value is None:
+        return default
+    number = int(value)
+    if not 0 <= number <= 10:
+        raise ValueError(f"expected a number from 0 to 10, got {value!r}")
     return number

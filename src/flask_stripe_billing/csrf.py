@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from .views import webhook
+from .views import webhook, wrong_method
 
-#: The name Flask-WTF knows a view by.
-WEBHOOK_VIEW = f"{webhook.__module__}.{webhook.__name__}"
+#: The names Flask-WTF knows the views by: the webhook, and the 405 answer of
+#: every route (which must say 405, not that a CSRF token is missing).
+EXEMPT_VIEWS = tuple(f"{view.__module__}.{view.__name__}" for view in (webhook, wrong_method))
 #: Flask-WTF names its extension so in ``app.extensions``.
 CSRF_EXTENSION = "csrf"
 
@@ -45,5 +46,6 @@ def _exempt(app: Flask) -> bool:
     csrf = app.extensions.get(CSRF_EXTENSION)
     if csrf is None:
         return False
-    csrf.exempt(WEBHOOK_VIEW)
+    for view in EXEMPT_VIEWS:
+        csrf.exempt(view)
     return True

@@ -1,4 +1,4 @@
-"""What ``flask billing check`` finds: settings, the event log and, online, Stripe itself.
+"""What ``flask billing check`` finds: settings, versions, the event log and, online, Stripe.
 
 Never shows a secret: an API key appears as its kind, mode and last four
 characters, webhook signing secrets only as a count.
@@ -7,19 +7,29 @@ characters, webhook signing secrets only as a count.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from .checkout import portal_return_url
-from .config import DEFAULT_MAX_WEBHOOK_BYTES, DEFAULT_PRO_PLAN, DEFAULT_TOLERANCE_SECONDS, Settings
+from .config import (
+    DEFAULT_API_CONNECT_TIMEOUT,
+    DEFAULT_API_MAX_RETRIES,
+    DEFAULT_API_READ_TIMEOUT,
+    DEFAULT_MAX_WEBHOOK_BYTES,
+    DEFAULT_PRO_PLAN,
+    DEFAULT_TOLERANCE_SECONDS,
+    Settings,
+)
 from .errors import BillingError, NotConfiguredError, StripeServiceError
+from .findings import Finding
+from .mode_checks import key_mode, mode_mismatch, webhook_endpoints
 from .redact import describe_error
 from .reports import error_text, plural, truncate
 from .state import BillingState
 from .stores.sqlalchemy import SQLAlchemyUserStore
 from .stripe_api import StripeGateway
+from .version_checks import check_versions
 
 #: A key shorter than this is not a Stripe key: its last four characters are not shown.
 MIN_KEY_LENGTH = 20
@@ -29,18 +39,6 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
     {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"}
     | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One line of the check: what was looked at, its state and what that means."""
-
-    #: set, default, missing, invalid, ok or failed.
-    state: str
-    subject: str
-    detail: str = ""
-    #: Whether this stops the webhook (or the online check) from working: exit code 1.
-    problem: bool = False
 
 
 def check_settings(settings: Settings) -> list[Finding]:
@@ -84,11 +82,15 @@ def check_settings(settings: Settings) -> list[Finding]:
         ("STRIPE_ALLOW_PROMOTION_CODES", settings.allow_promotion_codes, False),
         ("STRIPE_WEBHOOK_MAX_BYTES", settings.max_webhook_bytes, DEFAULT_MAX_WEBHOOK_BYTES),
         ("STRIPE_WEBHOOK_TOLERANCE", settings.webhook_tolerance, DEFAULT_TOLERANCE_SECONDS),
+        ("STRIPE_API_CONNECT_TIMEOUT", settings.api_connect_timeout, DEFAULT_API_CONNECT_TIMEOUT),
+        ("STRIPE_API_READ_TIMEOUT", settings.api_read_timeout, DEFAULT_API_READ_TIMEOUT),
+        ("STRIPE_API_MAX_RETRIES", settings.api_max_retries, DEFAULT_API_MAX_RETRIES),
     )
     for setting, current, default in with_defaults:
         state = "default" if current == default else "set"
         found.append(Finding(state, setting, _value_text(current)))
     found.append(_refetch(settings))
+    found.extend(check_versions())
     return found
 
 
@@ -102,7 +104,7 @@ def check_event_log(state: BillingState) -> Finding:
         except sa.exc.SQLAlchemyError as error:
             return Finding("failed", "event log", f"database unreachable: {_one_line(error)}", True)
         if exists:
-            return Finding("ok", "event log", f"table {table.name} exists")
+            return mode_mismatch(state) or Finding("ok", "event log", f"table {table.name} exists")
         return Finding(
             "missing",
             "event log",
@@ -115,7 +117,7 @@ def check_event_log(state: BillingState) -> Finding:
             log.list_events(limit=1)
     except Exception as error:
         return Finding("failed", "event log", _one_line(error), problem=True)
-    return Finding("ok", "event log", f"{type(log).__name__} answers")
+    return mode_mismatch(state) or Finding("ok", "event log", f"{type(log).__name__} answers")
 
 
 def check_online(settings: Settings, gateway: StripeGateway | None) -> list[Finding]:
@@ -133,6 +135,7 @@ def check_online(settings: Settings, gateway: StripeGateway | None) -> list[Find
     found = [Finding("ok", "API key", "accepted by Stripe")]
     for price_id, used_by in _prices(settings):
         found.append(_price(gateway, price_id, used_by))
+    found.extend(webhook_endpoints(gateway, key_mode(settings.api_key)))
     return found
 
 
@@ -140,10 +143,14 @@ def summary(findings: Sequence[Finding]) -> str:
     """The last line: ready, or the problems to fix."""
     problems = [f for f in findings if f.problem]
     missing = [f for f in findings if f.state == "missing" and not f.problem]
+    warnings = [f for f in findings if f.state == "warning" and not f.problem]
     if problems:
         names = ", ".join(dict.fromkeys(f.subject for f in problems))
         return f"{plural(len(problems), 'problem')} to fix: {names}."
-    note = f" ({plural(len(missing), 'optional setting')} missing)" if missing else ""
+    notes = [plural(len(warnings), "warning")] if warnings else []
+    if missing:
+        notes.append(f"{plural(len(missing), 'optional setting')} missing")
+    note = f" ({'; '.join(notes)})" if notes else ""
     return f"Ready: everything the webhook needs is in place{note}."
 
 

@@ -49,6 +49,20 @@ class ConflictError(BillingError):
     code = "conflict"
 
 
+class MethodNotAllowedError(BillingError):
+    """The route exists, for another HTTP method; the answer names the allowed ones."""
+
+    status_code = 405
+    code = "method_not_allowed"
+
+    def __init__(self, method: str, path: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"{method} is not allowed on {path}; use {' or '.join(allowed)}",
+            {"allowed": allowed},
+        )
+        self.allowed = allowed
+
+
 class PayloadTooLargeError(BillingError):
     """The request body is larger than the configured limit."""
 

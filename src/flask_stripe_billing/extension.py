@@ -127,7 +127,9 @@ class StripeBilling:
             subscription_log=subscriptions,
             steps=_steps(store, log, subscriptions),
             current_user_id=current_user_id or self.current_user_id or flask_login_user_id,
-            stripe=StripeGateway(make_client(settings.api_key)) if settings.api_key else None,
+            stripe=(
+                StripeGateway(make_client(settings.api_key, settings)) if settings.api_key else None
+            ),
             dispatch=dispatch or self.dispatch,
         )
         exempt_webhook_from_csrf(app)

@@ -1,12 +1,21 @@
-"""Keep secrets out of stored error texts and logs."""
+"""Keep secrets, payloads and SQL parameters out of stored error texts and logs."""
 
 from __future__ import annotations
 
 import re
 import traceback
 
+from sqlalchemy import exc as sa_exc
+
 _SECRET = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_\w+|\bwhsec_\w+")
 MAX_ERROR_LENGTH = 2000
+#: Shorter keys show nothing of themselves, not even their last four characters.
+MIN_MASKED_KEY_LENGTH = 20
+#: A database error's reason is its driver message's first line, cut to this length.
+MAX_DATABASE_REASON_LENGTH = 200
+
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
 def redact(text: str) -> str:
@@ -14,12 +23,64 @@ def redact(text: str) -> str:
     return _SECRET.sub("[redacted]", text)[:MAX_ERROR_LENGTH]
 
 
+def mask_key(key: str) -> str:
+    """A key as a repr may show it: ``sk_test_...4f2a`` (kind, mode, last four), or ``[set]``."""
+    match = re.match(r"(?:sk|rk|pk)_(?:live|test)_", key)
+    if match is None or len(key) < MIN_MASKED_KEY_LENGTH:
+        return "[set]"
+    return f"{match.group()}...{key[-4:]}"
+
+
 def describe_error(error: BaseException) -> str:
     """A one-line description of an exception, safe to store and show."""
-    return redact(f"{type(error).__name__}: {error}")
+    return redact(f"{type(error).__name__}: {_reason(error)}")
 
 
 def describe_traceback(error: BaseException) -> str:
-    """The exception's traceback as text, secrets masked, for the log (never cut short)."""
-    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return _SECRET.sub("[redacted]", text).rstrip()
+    """The exception's traceback as text, for the log (never cut short).
+
+    Secrets are masked, and a database error shows its driver's short reason in
+    place of SQLAlchemy's text, which quotes the statement and every parameter
+    (the whole event payload, for the event log's INSERT).
+    """
+    parts: list[str] = []
+    for exception, link in reversed(_chain(error)):
+        if exception.__traceback__ is not None:
+            parts.append("Traceback (most recent call last):\n")
+            parts.extend(traceback.format_tb(exception.__traceback__))
+        reason = _reason(exception)
+        parts.append(f"{_qualified_name(exception)}{': ' if reason else ''}{reason}\n{link}")
+    return _SECRET.sub("[redacted]", "".join(parts)).rstrip()
+
+
+def _reason(error: BaseException) -> str:
+    """``str(error)``, except for database errors: the driver's first line, short."""
+    if isinstance(error, sa_exc.StatementError):
+        cause = error.orig if error.orig is not None else error.args[0] if error.args else ""
+        first_line = str(cause).strip().split("\n", 1)[0]
+        return f"{type(cause).__name__}: {first_line[:MAX_DATABASE_REASON_LENGTH]}"
+    return str(error)
+
+
+def _chain(error: BaseException) -> list[tuple[BaseException, str]]:
+    """The exception, then its causes, each with the line that leads to the one before."""
+    chain: list[tuple[BaseException, str]] = [(error, "")]
+    seen = {id(error)}
+    current = error
+    while True:
+        if current.__cause__ is not None:
+            current, link = current.__cause__, _CAUSE
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current, link = current.__context__, _CONTEXT
+        else:
+            return chain
+        if id(current) in seen:
+            return chain
+        seen.add(id(current))
+        chain.append((current, link))
+
+
+def _qualified_name(error: BaseException) -> str:
+    module = type(error).__module__
+    name = type(error).__qualname__
+    return name if module in ("builtins", "__main__") else f"{module}.{name}"

@@ -9,20 +9,33 @@ from typing import Any
 
 import stripe
 
+from .config import DEFAULT_API_MAX_RETRIES, Settings
 from .errors import StripeServiceError
 
 #: The Stripe API version every request is pinned to (the one stripe-python 16.1 targets).
 API_VERSION = "2026-10-28.endive"
-#: Retries of failed network requests, with Stripe's idempotency keys making them safe.
-MAX_NETWORK_RETRIES = 2
+#: Retries of failed network requests, with Stripe's idempotency keys making them safe
+#: (the default of STRIPE_API_MAX_RETRIES).
+MAX_NETWORK_RETRIES = DEFAULT_API_MAX_RETRIES
 
 logger = logging.getLogger("flask_stripe_billing")
 
 
-def make_client(api_key: str) -> stripe.StripeClient:
-    """The app's client: pinned API version, network retries, no global ``stripe.api_key``."""
+def make_client(api_key: str, settings: Settings | None = None) -> stripe.StripeClient:
+    """The app's client: pinned API version, bounded time, no global ``stripe.api_key``.
+
+    stripe-python waits 80 s per attempt by default; a silent API would hold a
+    worker for minutes. ``settings`` gives the connect and read timeouts and retries.
+    """
+    limits = settings or Settings()
+    http_client = stripe.RequestsClient(
+        timeout=(limits.api_connect_timeout, limits.api_read_timeout)
+    )
     return stripe.StripeClient(
-        api_key, stripe_version=API_VERSION, max_network_retries=MAX_NETWORK_RETRIES
+        api_key,
+        stripe_version=API_VERSION,
+        max_network_retries=limits.api_max_retries,
+        http_client=http_client,
     )
 
 
@@ -39,7 +52,7 @@ class StripeGateway:
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
-        return customer.id
+        return _text_field(customer, "id", "create a customer")
 
     def create_checkout_session(
         self, params: dict[str, Any], idempotency_key: str
@@ -50,7 +63,8 @@ class StripeGateway:
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
-        return session.id, str(session.url)
+        action = "create a Checkout session"
+        return _text_field(session, "id", action), _text_field(session, "url", action)
 
     def create_portal_session(self, customer_id: str, return_url: str) -> str:
         """Create a Billing-portal session and return its URL."""
@@ -58,7 +72,7 @@ class StripeGateway:
             session = self.client.v1.billing_portal.sessions.create(
                 {"customer": customer_id, "return_url": return_url}
             )
-        return session.url
+        return _text_field(session, "url", "create a billing portal session")
 
     def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
         """A Checkout session as plain data."""
@@ -104,6 +118,12 @@ class StripeGateway:
             price = self.client.v1.prices.retrieve(price_id)
         return price.to_dict()
 
+    def list_webhook_endpoints(self) -> list[dict[str, Any]]:
+        """The webhook endpoints of the key's mode, as plain data (one try: a diagnostic)."""
+        with _translated_errors("list webhook endpoints"):
+            page = self.client.v1.webhook_endpoints.list({"limit": 100}, {"max_network_retries": 0})
+            return [endpoint.to_dict() for endpoint in page.data]
+
     def create_webhook_endpoint(
         self, url: str, enabled_events: list[str], api_version: str
     ) -> dict[str, Any]:
@@ -133,3 +153,22 @@ def _translated_errors(action: str) -> Iterator[None]:
             extra={"action": action, "request_id": error.request_id},
         )
         raise StripeServiceError(f"Stripe could not {action}", details) from None
+
+
+def _text_field(answer: Any, field: str, action: str) -> str:
+    """A text field of Stripe's answer; a 502 when a 200 answer lacks it (or is no object)."""
+    is_object = isinstance(answer, dict | stripe.StripeObject)
+    value = answer[field] if is_object and field in answer else None
+    if isinstance(value, str) and value:
+        return value
+    response = getattr(answer, "last_response", None)
+    request_id = getattr(response, "request_id", None)
+    logger.warning(
+        "Stripe API answered without %s",
+        field,
+        extra={"action": action, "request_id": request_id},
+    )
+    raise StripeServiceError(
+        f"Stripe could not {action}: its answer has no {field}",
+        {"service": "Stripe", "request_id": request_id},
+    )

@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from . import checkout, pipeline, signals
 from .account import BillingAccount
 from .errors import (
     AuthenticationError,
     BillingError,
+    MethodNotAllowedError,
     NotConfiguredError,
     NotFoundError,
-    PayloadTooLargeError,
     ValidationError,
 )
+from .payload_limits import load_json
+from .request_body import read_limited
 from .state import BillingState, app_object, get_state
 from .stripe_api import StripeGateway
 
 logger = logging.getLogger("flask_stripe_billing")
 
+#: Largest JSON body the checkout route reads (it needs a few dozen bytes).
+MAX_JSON_BODY_BYTES = 64 * 1024
+#: Methods a client may send that a route does not take: answered 405 JSON.
+WRONG_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
 
 def create_blueprint() -> Blueprint:
-    """A new blueprint with the billing routes (one per extension object)."""
+    """A new blueprint with the billing routes (one per extension object).
+
+    Each route also takes the other methods, to answer them 405 in the JSON
+    error shape rather than with Flask's HTML page.
+    """
     blueprint = Blueprint("stripe_billing", __name__)
-    blueprint.add_url_rule("/stripe/webhook", view_func=webhook, methods=["POST"])
-    blueprint.add_url_rule(
-        "/billing/checkout-session", view_func=checkout_session, methods=["POST"]
-    )
-    blueprint.add_url_rule("/billing/portal", view_func=portal, methods=["GET"])
+    for path, view, method in (
+        ("/stripe/webhook", webhook, "POST"),
+        ("/billing/checkout-session", checkout_session, "POST"),
+        ("/billing/portal", portal, "GET"),
+    ):
+        blueprint.add_url_rule(path, view_func=view, methods=[method])
+        blueprint.add_url_rule(
+            path,
+            endpoint=f"{view.__name__}_wrong_method",
+            view_func=wrong_method,
+            methods=[other for other in WRONG_METHODS if other != method],
+            defaults={"allowed": method},
+        )
     blueprint.register_error_handler(BillingError, error_response)
     return blueprint
 
@@ -93,6 +110,11 @@ def portal() -> Response:
     return jsonify(url=gateway.create_portal_session(account.stripe_customer_id, return_url))
 
 
+def wrong_method(allowed: str) -> Response:
+    """Another method on a billing route: 405 JSON naming the one it takes."""
+    raise MethodNotAllowedError(request.method, request.path, [allowed])
+
+
 def current_account(state: BillingState) -> BillingAccount:
     """The signed-in user's account; 401 without a user."""
     user_id = state.current_user_id()
@@ -124,31 +146,23 @@ def read_json_body() -> Any:
     """
     if not request.is_json:
         raise ValidationError("Send a JSON body with Content-Type: application/json")
-    if not request.get_data(cache=True):
+    body = read_limited(request, MAX_JSON_BODY_BYTES, "Request body")
+    if not body:
         return None
     try:
-        return json.loads(request.get_data(cache=True))
+        return load_json(body)
     except ValueError:
         raise ValidationError("Request body must be JSON") from None
 
 
 def read_body(limit: int) -> bytes:
     """The raw request body (signatures are over the exact bytes), at most ``limit``."""
-    too_large = PayloadTooLargeError(f"Webhook body is larger than {limit} bytes", {"limit": limit})
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    # One byte over the limit: Werkzeug stops a body without Content-Length (chunked)
-    # silently at max_content_length, so only reading past the limit shows it is too large.
-    request.max_content_length = limit + 1
-    try:
-        body = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise too_large from None
-    if len(body) > limit:
-        raise too_large
-    return body
+    return read_limited(request, limit, "Webhook body")
 
 
 def error_response(error: BillingError) -> tuple[Response, int]:
     """The JSON answer for any :class:`BillingError`."""
-    return jsonify(error.to_dict()), error.status_code
+    response = jsonify(error.to_dict())
+    if isinstance(error, MethodNotAllowedError):
+        response.headers["Allow"] = ", ".join(error.allowed)
+    return response, error.status_code

@@ -5,7 +5,6 @@ Nothing here knows Flask's request object; the pipeline hands it the raw body.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -13,6 +12,8 @@ import stripe
 
 from .errors import ValidationError
 from .events import EventParseError, StripeEvent, parse_event
+from .payload_limits import check_storable, load_json
+from .signature_window import check_not_future
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -34,6 +35,7 @@ def verify_signature(
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(text, header, secret, tolerance)
+            check_not_future(header, tolerance)
             return text
         except stripe.SignatureVerificationError as error:
             failure = error
@@ -49,10 +51,11 @@ def verify_signature(
 def read_event(body: str | bytes) -> StripeEvent:
     """Decode a verified body into a :class:`StripeEvent`."""
     try:
-        payload: Any = json.loads(body)
+        payload: Any = load_json(body)
     except ValueError as error:
         raise ValidationError(f"Webhook error: body is not valid JSON ({error})") from None
     try:
+        check_storable(payload)
         return parse_event(payload)
     except EventParseError as error:
         raise ValidationError(f"Webhook error: {error}") from None

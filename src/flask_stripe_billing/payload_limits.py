@@ -1,0 +1,116 @@
+"""What a JSON body may hold before anything is stored: bounded nesting, storable values.
+
+A signed body that breaks one of these rules cannot be a Stripe event (Stripe's
+ids are at most 255 characters, its times are Unix seconds, its text is
+Unicode without NUL), and storing it would fail in the database, over and over
+as Stripe retries. Checking first turns it into a 400 instead.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from .events import EventParseError
+
+#: Deepest nesting accepted; Stripe's events, expanded objects included, stay near 10.
+MAX_DEPTH = 64
+#: The event log's and BillingMixin's id columns are ``String(255)``.
+MAX_ID_LENGTH = 255
+#: The event log's ``type`` column is ``String(100)``.
+MAX_TYPE_LENGTH = 100
+#: BillingMixin's ``stripe_subscription_status`` column is ``String(50)``.
+MAX_STATUS_LENGTH = 50
+#: Unix times are after 1970 and before the year 10000 (what a datetime can hold).
+MAX_TIMESTAMP = 253_402_300_800
+#: Every integer fits a signed 64-bit column.
+INT64_LIMIT = 2**63
+#: Keys whose text value is an id stored in a ``String(255)`` column.
+ID_KEYS = frozenset({"id", "customer", "subscription", "client_reference_id", "user_id"})
+
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def load_json(body: str | bytes) -> Any:
+    """Decode standard JSON nested at most :data:`MAX_DEPTH` deep; ValueError otherwise."""
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
+    _check_depth(value)
+    return value
+
+
+def check_storable(payload: Any) -> None:
+    """Raise :class:`EventParseError` unless every value of the event fits where it is stored."""
+    if isinstance(payload, dict):
+        event_type = payload.get("type")
+        if isinstance(event_type, str) and len(event_type) > MAX_TYPE_LENGTH:
+            raise EventParseError(f"type is longer than {MAX_TYPE_LENGTH} characters")
+    pending: list[tuple[str, Any]] = [("", payload)]
+    while pending:
+        key, value = pending.pop()
+        if isinstance(value, dict):
+            for item_key, item in value.items():
+                _check_text(item_key, "a key")
+                pending.append((item_key, item))
+        elif isinstance(value, list):
+            pending.extend((key, item) for item in value)
+        elif isinstance(value, str):
+            _check_text(value, key)
+            _check_length(key, value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            _check_integer(key, value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise EventParseError(f"{_shown(key)} is not a finite number")
+
+
+def _check_depth(value: Any) -> None:
+    """Walk without recursion: a value nested deeper than MAX_DEPTH is refused."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise ValueError(f"nested more than {MAX_DEPTH} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+
+
+def _check_text(text: str, where: str) -> None:
+    match = _UNSTORABLE_TEXT.search(text)
+    if match is not None:
+        what = "a NUL character" if match.group() == "\x00" else "a lone surrogate"
+        raise EventParseError(f"{_shown(where)} holds {what}")
+
+
+def _check_length(key: str, text: str) -> None:
+    if key in ID_KEYS and len(text) > MAX_ID_LENGTH:
+        raise EventParseError(f"{key} is longer than {MAX_ID_LENGTH} characters")
+    if key == "status" and len(text) > MAX_STATUS_LENGTH:
+        raise EventParseError(f"status is longer than {MAX_STATUS_LENGTH} characters")
+
+
+def _check_integer(key: str, number: int) -> None:
+    if _is_timestamp_key(key) and not 0 < number < MAX_TIMESTAMP:
+        raise EventParseError(f"{key} is not a Unix time between 1970 and the year 9999")
+    if not -INT64_LIMIT <= number < INT64_LIMIT:
+        raise EventParseError(f"{_shown(key)} does not fit in 64 bits")
+
+
+def _is_timestamp_key(key: str) -> bool:
+    """Stripe names its Unix times ``created``, ``*_at``, ``*_end``, ``*_start``, ``*_date``."""
+    return key in ("created", "billing_cycle_anchor") or key.endswith(
+        ("_at", "_end", "_start", "_date")
+    )
+
+
+def _shown(key: str) -> str:
+    """A key as an error message names it: short, and ``a value`` for list items."""
+    return (key[:40] + "...") if len(key) > 40 else key or "a value"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

@@ -1,0 +1,235 @@
+"""``flask billing check`` warns about what would break at runtime: old versions, a key
+of the other mode than the webhook's events or endpoints. Through the CLI, as a user runs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+import tomllib
+from conftest import Host
+from support import post_event, subscription_event
+
+from flask_stripe_billing import version_checks
+from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
+
+TEST_KEY = "sk_test_51CheckCommandKey0000000000"
+LIVE_KEY = "sk_live_51CheckCommandKey0000000000"
+API = "https://api.stripe.com/v1"
+BALANCE = {"object": "balance", "available": [], "pending": [], "livemode": False}
+PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
+
+
+def check(host: Host, *args: str) -> Any:
+    return host.app.test_cli_runner().invoke(args=["billing", "check", *args])
+
+
+def lines(result: Any) -> list[str]:
+    return [" ".join(line.split()) for line in result.output.splitlines()]
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(f"{API}/balance", json=BALANCE)
+        yield mock
+
+
+def endpoint(url: str, status: str = "enabled", events: list[str] | None = None) -> dict[str, Any]:
+    """A webhook endpoint as Stripe lists it."""
+    return {
+        "id": "we_1",
+        "object": "webhook_endpoint",
+        "url": url,
+        "status": status,
+        "enabled_events": list(HANDLED_EVENT_TYPES) if events is None else events,
+        "livemode": False,
+    }
+
+
+def endpoints(mock: responses.RequestsMock, *items: dict[str, Any]) -> None:
+    body = {
+        "object": "list",
+        "data": list(items),
+        "has_more": False,
+        "url": "/v1/webhook_endpoints",
+    }
+    mock.get(f"{API}/webhook_endpoints", json=body)
+
+
+# Versions
+
+
+def test_a_flask_older_than_supported_is_a_problem(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = version_checks.installed_version
+    monkeypatch.setattr(
+        version_checks,
+        "installed_version",
+        lambda name: "2.3.3" if name == "flask" else real(name),
+    )
+
+    result = check(host)
+
+    assert result.exit_code == 1, result.output
+    assert (
+        "invalid flask 2.3.3 is older than 3.0, the oldest flask-stripe-billing supports: "
+        "upgrade it (pip install 'flask>=3.0')" in lines(result)
+    )
+    assert lines(result)[-1] == "1 problem to fix: flask."
+
+
+def test_supported_versions_add_no_line(host: Host) -> None:
+    result = check(host)
+
+    assert result.exit_code == 0, result.output
+    assert not [line for line in lines(result) if "older than" in line]
+
+
+def test_the_checked_minimums_are_the_floors_pyproject_declares() -> None:
+    declared = tomllib.loads(PYPROJECT.read_text())["project"]["dependencies"]
+    floors = {}
+    for requirement in declared:
+        name, _, rest = requirement.partition(">=")
+        release = tuple(int(part) for part in rest.split(",")[0].split("."))
+        floors[name.strip()] = release + (0,) * (2 - len(release))  # "16" is 16.0
+
+    for name, minimum in version_checks.MIN_VERSIONS.items():
+        assert floors[name] == minimum, name
+
+
+# The key's mode against the events received
+
+
+def test_a_test_key_with_live_events_in_the_log_is_warned_about(
+    make_host: Callable[..., Host],
+) -> None:
+    host = make_host({"STRIPE_API_KEY": TEST_KEY})
+    host.add_user(1, stripe_customer_id="cus_test")
+    event = subscription_event(event_id="evt_live_1")
+    event["livemode"] = True
+    assert post_event(host.client, event).status_code == 200
+
+    result = check(host)
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning event log the last event received (evt_live_1) is live-mode but "
+        "STRIPE_API_KEY is a test-mode key: Checkout and the portal act in test mode while "
+        "the webhook receives live-mode events; use keys and secrets of one mode"
+    ) in lines(result)
+    assert lines(result)[-1].startswith(
+        "Ready: everything the webhook needs is in place (1 warning"
+    )
+
+
+def test_a_key_of_the_events_mode_gives_no_warning(make_host: Callable[..., Host]) -> None:
+    host = make_host({"STRIPE_API_KEY": LIVE_KEY})
+    host.add_user(1, stripe_customer_id="cus_test")
+    event = subscription_event(event_id="evt_live_2")
+    event["livemode"] = True
+    post_event(host.client, event)
+
+    result = check(host)
+
+    assert "ok event log table stripe_billing_events exists" in lines(result)
+    assert not [line for line in lines(result) if line.startswith("warning")]
+
+
+def test_a_missing_event_table_is_still_a_problem(make_host: Callable[..., Host]) -> None:
+    host = make_host({"STRIPE_API_KEY": TEST_KEY}, create_tables=False)
+
+    result = check(host)
+
+    assert result.exit_code == 1
+    assert any("table stripe_billing_events does not exist" in line for line in lines(result))
+
+
+# Online: the key's mode's webhook endpoints
+
+
+@pytest.fixture
+def keyed(make_host: Callable[..., Host]) -> Host:
+    return make_host({"STRIPE_API_KEY": TEST_KEY})
+
+
+def test_online_no_endpoint_in_the_keys_mode_is_warned_about(
+    keyed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    endpoints(stripe_api)
+
+    result = check(keyed, "--online")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "warning webhook endpoints this account has no test-mode endpoint: unless "
+        "STRIPE_WEBHOOK_SECRET comes from `stripe listen`, it belongs to an endpoint of the "
+        "other mode, and its events will not match this key's customers"
+    ) in lines(result)
+
+
+def test_online_endpoints_elsewhere_are_warned_about(
+    keyed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    endpoints(stripe_api, endpoint("https://other.example.com/hooks"))
+
+    result = check(keyed, "--online")
+
+    assert any(
+        line.startswith("warning webhook endpoints no test-mode endpoint ends in /stripe/webhook")
+        for line in lines(result)
+    ), result.output
+
+
+def test_online_a_disabled_endpoint_or_missing_events_are_warned_about(
+    keyed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    endpoints(
+        stripe_api,
+        endpoint("https://a.example.com/stripe/webhook", status="disabled"),
+        endpoint("https://b.example.com/api/stripe/webhook", events=["invoice.paid"]),
+    )
+
+    result = check(keyed, "--online")
+
+    assert "warning webhook endpoints https://a.example.com/stripe/webhook is disabled" in lines(
+        result
+    )
+    assert (
+        "warning webhook endpoints https://b.example.com/api/stripe/webhook does not send "
+        + ", ".join(HANDLED_EVENT_TYPES)
+    ) in lines(result)
+    assert "2 warnings" in lines(result)[-1]
+
+
+def test_online_a_good_endpoint_is_ok(keyed: Host, stripe_api: responses.RequestsMock) -> None:
+    endpoints(stripe_api, endpoint("https://app.example.com/stripe/webhook/", events=["*"]))
+
+    result = check(keyed, "--online")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "ok webhook endpoints https://app.example.com/stripe/webhook/ "
+        "(test-mode enabled, every handled event)"
+    ) in lines(result)
+    listed = [c for c in stripe_api.calls if "webhook_endpoints" in c.request.url]
+    assert len(listed) == 1
+
+
+def test_online_endpoints_that_cannot_be_listed_add_nothing(
+    keyed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.get(
+        f"{API}/webhook_endpoints",
+        status=403,
+        json={"error": {"type": "invalid_request_error", "message": "restricted key"}},
+    )
+
+    result = check(keyed, "--online")
+
+    assert result.exit_code == 0, result.output
+    assert not [line for line in lines(result) if "webhook endpoints" in line]

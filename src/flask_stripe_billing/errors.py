@@ -1,4 +1,8 @@
-"""The exceptions the routes raise, each mapping to one JSON error answer."""
+"""The package's errors: what went wrong, in words and details, without HTTP.
+
+Core modules raise them; the blueprint alone turns each kind into an HTTP
+answer (``views.HTTP_ANSWERS``), and the CLI into a line of text.
+"""
 
 from __future__ import annotations
 
@@ -6,54 +10,32 @@ from typing import Any
 
 
 class BillingError(Exception):
-    """An error answered as ``{"error": code, "message": ..., "details": {...}}``."""
-
-    status_code = 500
-    code = "internal_error"
+    """A failure the caller can be told about: a message and details safe to show."""
 
     def __init__(self, message: str, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.details: dict[str, Any] = details or {}
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body for this error."""
-        return {"error": self.code, "message": self.message, "details": self.details}
-
 
 class ValidationError(BillingError):
     """The request is malformed: bad signature, bad body, bad parameter."""
-
-    status_code = 400
-    code = "validation_error"
 
 
 class AuthenticationError(BillingError):
     """The route needs a signed-in user and there is none."""
 
-    status_code = 401
-    code = "authentication_error"
-
 
 class NotFoundError(BillingError):
     """The thing asked for does not exist (e.g. no Stripe customer yet)."""
-
-    status_code = 404
-    code = "not_found"
 
 
 class ConflictError(BillingError):
     """The request would contradict the current state (e.g. a second subscription)."""
 
-    status_code = 409
-    code = "conflict"
-
 
 class MethodNotAllowedError(BillingError):
     """The route exists, for another HTTP method; the answer names the allowed ones."""
-
-    status_code = 405
-    code = "method_not_allowed"
 
     def __init__(self, method: str, path: str, allowed: list[str]) -> None:
         super().__init__(
@@ -66,15 +48,9 @@ class MethodNotAllowedError(BillingError):
 class PayloadTooLargeError(BillingError):
     """The request body is larger than the configured limit."""
 
-    status_code = 413
-    code = "payload_too_large"
-
 
 class NotConfiguredError(BillingError):
-    """A setting the route needs is missing; answered 503 so nothing is processed."""
-
-    status_code = 503
-    code = "external_service_error"
+    """A setting the operation needs is missing, so nothing is processed."""
 
     def __init__(self, missing: list[str] | None = None) -> None:
         details: dict[str, Any] = {"service": "Stripe"}
@@ -86,15 +62,9 @@ class NotConfiguredError(BillingError):
 class StripeServiceError(BillingError):
     """Stripe's API failed; the message never carries a key or raw exception text."""
 
-    status_code = 502
-    code = "external_service_error"
-
 
 class EventNotRecordedError(BillingError):
     """The event could not be stored (database down); Stripe will deliver it again."""
-
-    status_code = 503
-    code = "external_service_error"
 
     def __init__(self) -> None:
         super().__init__(

@@ -13,9 +13,13 @@ from .account import BillingAccount
 from .errors import (
     AuthenticationError,
     BillingError,
+    ConflictError,
+    EventNotRecordedError,
     MethodNotAllowedError,
     NotConfiguredError,
     NotFoundError,
+    PayloadTooLargeError,
+    StripeServiceError,
     ValidationError,
 )
 from .payload_limits import load_json
@@ -27,6 +31,20 @@ logger = logging.getLogger("flask_stripe_billing")
 
 #: Largest JSON body the checkout route reads (it needs a few dozen bytes).
 MAX_JSON_BODY_BYTES = 64 * 1024
+#: Each kind of error's HTTP answer: the status and the ``error`` code of the JSON body.
+HTTP_ANSWERS: dict[type[BillingError], tuple[int, str]] = {
+    ValidationError: (400, "validation_error"),
+    AuthenticationError: (401, "authentication_error"),
+    NotFoundError: (404, "not_found"),
+    MethodNotAllowedError: (405, "method_not_allowed"),
+    ConflictError: (409, "conflict"),
+    PayloadTooLargeError: (413, "payload_too_large"),
+    StripeServiceError: (502, "external_service_error"),
+    NotConfiguredError: (503, "external_service_error"),
+    EventNotRecordedError: (503, "external_service_error"),
+}
+#: Any other :class:`BillingError`.
+DEFAULT_ANSWER = (500, "internal_error")
 #: Methods a client may send that a route does not take: answered 405 JSON.
 WRONG_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -161,8 +179,12 @@ def read_body(limit: int) -> bytes:
 
 
 def error_response(error: BillingError) -> tuple[Response, int]:
-    """The JSON answer for any :class:`BillingError`."""
-    response = jsonify(error.to_dict())
+    """The JSON answer ``{"error", "message", "details"}`` for any :class:`BillingError`."""
+    status, code = next(
+        (HTTP_ANSWERS[kind] for kind in type(error).__mro__ if kind in HTTP_ANSWERS),
+        DEFAULT_ANSWER,
+    )
+    response = jsonify(error=code, message=error.message, details=error.details)
     if isinstance(error, MethodNotAllowedError):
         response.headers["Allow"] = ", ".join(error.allowed)
-    return response, error.status_code
+    return response, status

@@ -22,6 +22,19 @@ ON_POSTGRES = DATABASE_URL.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "
 NEEDS_POSTGRES = "needs PostgreSQL: DATABASE_URL=postgresql+psycopg://... (.ci/run sets it)"
 
 
+#: Settings the extension reads from the environment when app.config lacks them.
+SETTING_PREFIXES = ("STRIPE_", "PRO_PLAN_NAME")
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without billing settings in the environment (a developer's
+    shell may export STRIPE_API_KEY): what a test configures is all its app sees."""
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES):
+            monkeypatch.delenv(name)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``@pytest.mark.postgres`` tests skip without PostgreSQL, unless REQUIRE_POSTGRES=1."""
     if ON_POSTGRES or os.environ.get("REQUIRE_POSTGRES") == "1":

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flask_stripe_billing.testing import post_stripe_event
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "whsec_test_secret"
 
@@ -166,11 +168,6 @@ def post_event(
     timestamp: int | None = None,
     path: str = "/stripe/webhook",
 ) -> Any:
-    """POST an event signed with ``secret``, as Stripe would."""
-    body = event if isinstance(event, bytes) else json.dumps(event).encode()
-    return client.post(
-        path,
-        data=body,
-        headers={"Stripe-Signature": sign(body, secret, timestamp)},
-        content_type="application/json",
-    )
+    """POST an event signed with ``secret``, as Stripe would: through the public helper
+    host apps use (``flask_stripe_billing.testing.post_stripe_event``)."""
+    return post_stripe_event(client, event, secret=secret, timestamp=timestamp, path=path)

@@ -3,13 +3,13 @@ of the other mode than the webhook's events or endpoints. Through the CLI, as a 
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
-import tomllib
 from conftest import Host
 from support import post_event, subscription_event
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,7 +25,7 @@ INCOMPLETE = load("api-objects/pay-rails-vcr__2026-03-25.dahlia__subscription.in
 ACTIVE = load(
     "api-objects/pay-rails-vcr__2025-10-29.clover__subscription.active.before_price_swap.json"
 )
-UTC = timezone.utc
+UTC = UTC
 
 
 def billing(host: Host, *args: str, input: str | None = None) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,7 +12,7 @@ from support import checkout_event, envelope, load, load_object, subscription_ev
 
 from flask_stripe_billing.events import EventParseError, parse_event
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def wrapped(event_type: str, fixture: str, **options: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -32,7 +32,7 @@ from flask_stripe_billing import (
 from flask_stripe_billing.state import get_state
 
 WEBHOOK = "/stripe/webhook"
-UTC = timezone.utc
+UTC = UTC
 CONFIG_NAMES = (
     "STRIPE_API_KEY",
     "STRIPE_WEBHOOK_SECRET",
@@ -794,9 +794,9 @@ def test_a_column_without_time_zone_stores_utc_wall_time_whatever_the_session_zo
         db.session.add(Legacy(id=1, stripe_customer_id="cus_test"))
         db.session.commit()
     try:
-        before = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         assert post_event(app.test_client(), subscription_event()).status_code == 200
-        after = datetime.now(timezone.utc).replace(tzinfo=None)
+        after = datetime.now(UTC).replace(tzinfo=None)
         with app.app_context():
             stored = db.session.execute(sa.select(Legacy.legacy_updated_at)).scalar_one()
             account = store.get("1")

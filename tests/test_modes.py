@@ -6,7 +6,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -68,8 +68,8 @@ def test_refetch_mode_takes_the_period_end_from_the_fetched_items(
     assert (user.plan, user.stripe_subscription_status) == ("pro", "trialing")
     period_end = current["items"]["data"][0]["current_period_end"]
     stored = user.current_period_end
-    stored = stored if stored.tzinfo else stored.replace(tzinfo=timezone.utc)
-    assert stored == datetime.fromtimestamp(period_end, tz=timezone.utc)
+    stored = stored if stored.tzinfo else stored.replace(tzinfo=UTC)
+    assert stored == datetime.fromtimestamp(period_end, tz=UTC)
 
 
 def test_refetch_failure_is_502_and_nothing_is_recorded_so_stripe_retries(

@@ -6,7 +6,7 @@ fixture payloads, accounts and subscription records are plain values.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from flask_stripe_billing.rules import (
     is_stale,
 )
 
-UTC = timezone.utc
+UTC = UTC
 PERIOD_END = 1_900_000_000
 CREATED_AT = timestamp(NOW)
 EARLIER = CREATED_AT - timedelta(days=30)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ from flask_stripe_billing import (
 from flask_stripe_billing.events import parse_event
 from flask_stripe_billing.subscriptions import SubscriptionRecord
 
-UTC = timezone.utc
+UTC = UTC
 PERIOD_END = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
 
 

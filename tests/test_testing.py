@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -137,7 +137,7 @@ def test_build_event_gives_each_event_its_own_id() -> None:
 
 
 def test_build_event_moves_the_objects_times_with_the_event() -> None:
-    created = int(datetime(2030, 1, 15, tzinfo=timezone.utc).timestamp())
+    created = int(datetime(2030, 1, 15, tzinfo=UTC).timestamp())
 
     event = build_event("customer.subscription.created", created=created)
 

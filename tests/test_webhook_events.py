@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest import mock
 
@@ -13,7 +13,7 @@ from support import LAYOUTS, NOW, checkout_event, fixture_event, post_event, sub
 
 from flask_stripe_billing import pipeline
 
-UTC = timezone.utc
+UTC = UTC
 CREATED_AT = datetime.fromtimestamp(NOW, UTC)
 PERIOD_END = 1_900_000_000
 PERIOD_END_AT = datetime(2030, 3, 17, 17, 46, 40, tzinfo=UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -119,7 +119,7 @@ def with_subscription(event: StripeEvent, obj: Mapping[str, Any]) -> StripeEvent
 
 def timestamp(seconds: int) -> datetime:
     """A Unix time from Stripe as an aware UTC datetime."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 def _subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:

@@ -8,13 +8,13 @@ order ends where in-order delivery ends.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .account import FREE_PLAN, AccountChanges
 from .config import Settings
 from .subscriptions import PAID_STATUSES, SubscriptionRecord
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def grants_plan(record: SubscriptionRecord, settings: Settings) -> bool:

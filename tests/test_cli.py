@@ -240,7 +240,7 @@ def test_replay_applies_an_unmatched_event_once_the_customer_is_linked(
     assert result.output == (
         "evt_early customer.subscription.updated: unmatched → processed: "
         "user 2, plan free → pro, status none → active\n"
-        "Replayed 1 event: all done.\n"
+        "Replayed 1 event: 1 done, 0 skipped (still unmatched), 0 still failed.\n"
     )
     user = host.user(2)
     assert (user.plan, user.stripe_subscription_status) == ("pro", "active")
@@ -278,7 +278,7 @@ def test_replay_all_applies_failed_events_oldest_first(
         "evt_1 customer.subscription.created: failed → processed: "
         "user 1, plan free → pro, status none → trialing",
         "evt_2 customer.subscription.updated: failed → processed: user 1, status trialing → active",
-        "Replayed 2 events: all done.",
+        "Replayed 2 events: 2 done, 0 skipped (still unmatched), 0 still failed.",
     ]
     user = host.user(1)
     assert (user.plan, user.stripe_subscription_status) == ("pro", "active")
@@ -291,7 +291,7 @@ def test_replay_all_applies_failed_events_oldest_first(
     )
 
 
-def test_replay_exits_1_when_an_event_is_still_unmatched_or_failed(
+def test_replay_exits_1_when_an_event_is_still_failed_and_skips_the_unmatched(
     host: Host, failing_apply: Callable[[], None]
 ) -> None:
     post_event(host.client, subscription_event(event_id="evt_bug"))
@@ -305,10 +305,24 @@ def test_replay_exits_1_when_an_event_is_still_unmatched_or_failed(
         "RuntimeError: bug in the deployed release",
         "evt_lost customer.subscription.updated: still unmatched: "
         "no account is linked to customer cus_nobody (link it, then replay)",
-        "Replayed 2 events: 2 still failed or unmatched.",
+        "Replayed 2 events: 0 done, 1 skipped (still unmatched), 1 still failed.",
     ]
     assert host.user(1).plan == "free"
     assert event_rows(host) == {"evt_bug": ("failed", None, 2), "evt_lost": ("unmatched", None, 2)}
+
+
+def test_replay_that_can_only_skip_unmatched_events_exits_0_and_says_why(host: Host) -> None:
+    post_event(host.client, subscription_event(event_id="evt_lost", customer="cus_nobody"))
+
+    result = billing(host, "replay", "--all")
+
+    assert result.exit_code == 0
+    assert result.output.splitlines() == [
+        "evt_lost customer.subscription.updated: still unmatched: "
+        "no account is linked to customer cus_nobody (link it, then replay)",
+        "Replayed 1 event: 0 done, 1 skipped (still unmatched), 0 still failed.",
+    ]
+    assert event_rows(host) == {"evt_lost": ("unmatched", None, 2)}
 
 
 def test_replay_of_an_unknown_id_exits_2_and_replays_nothing(host: Host) -> None:
@@ -714,13 +728,72 @@ def test_prune_deletes_only_old_events_that_are_done_with(
 
     result = billing(host, "prune", "--older-than", "30", "--yes")
 
-    assert result.exit_code == 0
-    assert result.output.startswith("Deleted 3 events received before ")
-    assert result.output.endswith(" UTC (failed, unmatched and received events are kept).\n")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "Deleted 3 events."
+    assert "Deleting 0 failed events received before " in result.output
+    assert "(90 days)" in result.output  # the unresolved ones are kept longer
     assert set(event_rows(host)) == {"evt_failed", "evt_unmatched", "evt_recent"}
-    assert billing(host, "prune", "--older-than", "30", "--yes").output.startswith(
-        "Deleted 0 events"
+    again = billing(host, "prune", "--older-than", "30", "--yes")
+    assert again.output.splitlines()[-1] == "Nothing to delete."
+
+
+def test_prune_deletes_unresolved_events_after_their_own_days_not_never(host: Host) -> None:
+    post_event(host.client, subscription_event(event_id="evt_unmatched", customer="cus_new"))
+    post_event(host.client, subscription_event(event_id="evt_young", customer="cus_newer"))
+    age_events(host, 100, "evt_unmatched")
+    age_events(host, 40, "evt_young")
+
+    result = billing(host, "prune", "--older-than", "30", "--yes")
+
+    assert result.exit_code == 0, result.output
+    assert "Deleting 1 unmatched event received before " in result.output
+    assert set(event_rows(host)) == {"evt_young"}
+
+
+def test_prune_keeps_a_status_as_long_as_asked(host: Host) -> None:
+    post_event(host.client, subscription_event(event_id="evt_unmatched", customer="cus_new"))
+    post_event(host.client, subscription_event(event_id="evt_processed"))
+    age_events(host, 100, "evt_unmatched", "evt_processed")
+
+    result = billing(
+        host,
+        "prune",
+        "--older-than",
+        "30",
+        "--keep",
+        "unmatched=365",
+        "--keep",
+        "processed=200",
+        "--yes",
     )
+
+    assert result.exit_code == 0, result.output
+    assert "(365 days)" in result.output and "(200 days)" in result.output
+    assert result.output.splitlines()[-1] == "Nothing to delete."
+    assert set(event_rows(host)) == {"evt_unmatched", "evt_processed"}
+
+
+def test_prune_dry_run_says_what_it_would_delete_and_deletes_nothing(host: Host) -> None:
+    post_event(host.client, subscription_event(event_id="evt_processed"))
+    post_event(host.client, subscription_event(event_id="evt_unmatched", customer="cus_new"))
+    age_events(host, 100, "evt_processed", "evt_unmatched")
+
+    result = billing(host, "prune", "--older-than", "30", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert "Would delete 1 processed event received before " in result.output
+    assert "Would delete 1 unmatched event received before " in result.output
+    assert "Would delete 0 failed events received before " in result.output
+    assert result.output.splitlines()[-1] == "Nothing was deleted."
+    assert set(event_rows(host)) == {"evt_processed", "evt_unmatched"}
+
+
+@pytest.mark.parametrize("keep", ["unmatched", "gone=3", "failed=0", "failed=soon"])
+def test_prune_refuses_a_keep_that_is_not_status_and_days(host: Host, keep: str) -> None:
+    result = billing(host, "prune", "--older-than", "30", "--keep", keep, "--yes")
+
+    assert result.exit_code == 2
+    assert "give STATUS=DAYS" in result.output
 
 
 def test_prune_asks_before_deleting(host: Host) -> None:
@@ -730,14 +803,14 @@ def test_prune_asks_before_deleting(host: Host) -> None:
     declined = billing(host, "prune", "--older-than", "7", input="n\n")
 
     assert declined.exit_code == 1
-    assert "Delete processed, ignored and stale events received before " in declined.output
+    assert "Delete 1 event?" in declined.output
     assert declined.output.endswith("Aborted!\n")
     assert set(event_rows(host)) == {"evt_old"}
 
     accepted = billing(host, "prune", "--older-than", "7", input="y\n")
 
     assert accepted.exit_code == 0
-    assert "Deleted 1 event received before " in accepted.output
+    assert accepted.output.splitlines()[-1] == "Deleted 1 event."
     assert event_rows(host) == {}
 
 

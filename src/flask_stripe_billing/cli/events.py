@@ -11,8 +11,9 @@ from .. import pipeline
 from ..clock import utcnow
 from ..errors import BillingError
 from ..reports import TIME_FORMAT, describe_replay, error_text, event_table, plural
+from ..retention import DEFAULT_UNRESOLVED_DAYS, retention_days
 from ..state import app_object, get_state
-from ..stores.base import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus
+from ..stores.base import RETRYABLE_STATUSES, EventStatus
 from .common import NotFound, reported_errors
 
 ALL_STATUSES = (
@@ -75,9 +76,11 @@ def replay_command(event_ids: tuple[str, ...], replay_all: bool) -> None:
     """Process failed, unmatched or received events again.
 
     Oldest first, by Stripe's creation time. An event already finished is
-    reported as a duplicate and changes nothing. Exit code 1 if any is still
-    failed or unmatched afterwards, 2 for an id that is not stored (then
-    nothing is replayed).
+    reported as a duplicate and changes nothing. An event still unmatched is
+    skipped, with the reason (it waits for `flask billing link`, or for the
+    prune policy). Exit code 1 if any is still failed (or could not be
+    replayed) afterwards, 2 for an id that is not stored (then nothing is
+    replayed); so a daily `replay --all` exits 0 once nothing can be done.
     """
     if bool(event_ids) == replay_all:
         raise click.UsageError("Give event ids or --all (not both).")
@@ -98,22 +101,25 @@ def replay_command(event_ids: tuple[str, ...], replay_all: bool) -> None:
     if not records:
         click.echo("No failed, unmatched or received events to replay.")
         return
-    unresolved = 0
+    failed = skipped = 0
     for record in records:
         try:
             outcome = pipeline.run_stored(state, app_object(), record.id)
         except (BillingError, LookupError) as error:
             click.echo(f"{record.id} {record.type}: not replayed: {error_text(error)}")
-            unresolved += 1
+            failed += 1
             continue
         click.echo(f"{record.id} {record.type}: {describe_replay(record, outcome)}")
-        if outcome.status in (EventStatus.FAILED, EventStatus.UNMATCHED):
-            unresolved += 1
+        if outcome.status == EventStatus.FAILED:
+            failed += 1
+        elif outcome.status == EventStatus.UNMATCHED:
+            skipped += 1
+    done = len(records) - failed - skipped
     click.echo(
-        f"Replayed {plural(len(records), 'event')}: "
-        + (f"{unresolved} still failed or unmatched." if unresolved else "all done.")
+        f"Replayed {plural(len(records), 'event')}: {done} done, "
+        f"{skipped} skipped (still unmatched), {failed} still failed."
     )
-    if unresolved:
+    if failed:
         raise click.exceptions.Exit(1)
 
 
@@ -155,6 +161,22 @@ def link_command(user_id: str, customer_id: str) -> None:
         )
 
 
+def parse_keep(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, int]:
+    """``--keep unmatched=180`` (repeatable) as {status: days}."""
+    keep = {}
+    for value in values:
+        status, _, days = value.partition("=")
+        if status not in ALL_STATUSES or not days.isdigit() or int(days) < 1:
+            raise click.BadParameter(
+                f"{value!r}: give STATUS=DAYS, a status of {', '.join(ALL_STATUSES)} "
+                "and a whole number of days from 1"
+            )
+        keep[status] = int(days)
+    return keep
+
+
 @click.command("prune")
 @click.option(
     "--older-than",
@@ -162,27 +184,51 @@ def link_command(user_id: str, customer_id: str) -> None:
     type=click.IntRange(min=1),
     required=True,
     metavar="DAYS",
-    help="Delete events received more than DAYS days ago.",
+    help="Delete processed, ignored and stale events received more than DAYS days ago.",
 )
+@click.option(
+    "--keep",
+    multiple=True,
+    metavar="STATUS=DAYS",
+    callback=parse_keep,
+    help="Keep events of STATUS this many days instead (repeatable); unmatched, failed "
+    f"and received ones are kept {DEFAULT_UNRESOLVED_DAYS} days (at least DAYS) unless told.",
+)
+@click.option("--dry-run", is_flag=True, help="Only say what would be deleted.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @with_appcontext
-def prune_command(days: int, yes: bool) -> None:
-    """Delete old processed, ignored and stale events.
+def prune_command(days: int, keep: dict[str, int], dry_run: bool, yes: bool) -> None:
+    """Delete old events from the log, each status after its own number of days.
 
-    Failed, unmatched and received events are kept whatever their age: they
-    still need a replay.
+    Finished events (processed, ignored, stale) go after --older-than DAYS;
+    events still waiting for a replay (unmatched, failed, received) are kept
+    longer, but not forever. For a daily cron line, see the operations docs.
     """
-    before = utcnow() - timedelta(days=days)
-    if not yes:
-        click.confirm(
-            f"Delete processed, ignored and stale events received before "
-            f"{before:{TIME_FORMAT}} UTC?",
-            abort=True,
-        )
+    now = utcnow()
+    cutoffs = {
+        status: now - timedelta(days=kept) for status, kept in retention_days(days, keep).items()
+    }
     log = get_state().event_log
     with reported_errors(), log.transaction():
-        deleted = log.delete_events(before=before, statuses=FINAL_STATUSES)
-    click.echo(
-        f"Deleted {plural(deleted, 'event')} received before {before:{TIME_FORMAT}} UTC "
-        "(failed, unmatched and received events are kept)."
-    )
+        counts = {
+            status: log.count_events(before=before, statuses=[status])
+            for status, before in cutoffs.items()
+        }
+    verb = "Would delete" if dry_run else "Deleting"
+    for status, before in cutoffs.items():
+        click.echo(
+            f"{verb} {plural(counts[status], status + ' event')} received before "
+            f"{before:{TIME_FORMAT}} UTC ({(now - before).days} days)."
+        )
+    total = sum(counts.values())
+    if dry_run or total == 0:
+        click.echo("Nothing was deleted." if dry_run else "Nothing to delete.")
+        return
+    if not yes:
+        click.confirm(f"Delete {plural(total, 'event')}?", abort=True)
+    with reported_errors(), log.transaction():
+        deleted = sum(
+            log.delete_events(before=before, statuses=[status])
+            for status, before in cutoffs.items()
+        )
+    click.echo(f"Deleted {plural(deleted, 'event')}.")

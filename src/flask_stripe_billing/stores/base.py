@@ -128,6 +128,9 @@ class EventLog(Protocol):
     def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         """Delete events received before ``before`` with one of ``statuses``; return how many."""
 
+    def count_events(self, *, before: datetime, statuses: Collection[str]) -> int:
+        """How many events received before ``before`` have one of ``statuses``."""
+
 
 @runtime_checkable
 class PipelineSteps(Protocol):

@@ -165,6 +165,12 @@ class InMemoryUserStore:
             events.sort(key=lambda e: (e.received_at, e.id), reverse=True)
         return events if limit is None else events[:limit]
 
+    def count_events(self, *, before: datetime, statuses: Collection[str]) -> int:
+        with self._lock:
+            return sum(
+                1 for e in self._events.values() if e.received_at < before and e.status in statuses
+            )
+
     def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         with self._lock:
             doomed = [

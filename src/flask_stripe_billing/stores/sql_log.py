@@ -159,6 +159,15 @@ class SQLBillingLog:
         rows = self.db.session.execute(statement)
         return [event_record(row._mapping) for row in rows]
 
+    def count_events(self, *, before: datetime, statuses: Collection[str]) -> int:
+        table = self.events_table
+        statement = (
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c.received_at < as_utc(before), table.c.status.in_(list(statuses)))
+        )
+        return int(self.db.session.execute(statement).scalar_one())
+
     def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         table = self.events_table
         result = self.db.session.execute(

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, RowMapping
 
+from .tables import mark_event
+
 #: The event-log columns written when an event is first recorded.
 RECORDED_COLUMNS = ("id", "type", "created", "customer_id", "status", "payload", "attempts")
 
@@ -120,18 +122,7 @@ class PostgresSteps:
                 )
             )
         if mark:
-            events = self.events
-            ctes.append(
-                events.update()
-                .where(events.c.id == sa.bindparam("mark_id"))
-                .values(
-                    status=sa.bindparam("mark_status"),
-                    user_id=sa.bindparam("mark_user_id"),
-                    error=sa.bindparam("mark_error"),
-                    processed_at=sa.bindparam("mark_processed_at"),
-                )
-                .cte("marked")
-            )
+            ctes.append(mark_event(self.events, "mark_").cte("marked"))
         if fields:
             applied = (
                 sa.update(self.users)

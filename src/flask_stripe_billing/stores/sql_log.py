@@ -16,7 +16,13 @@ from ..clock import as_utc, utcnow
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
 from .base import EventRecord, EventStatus, StoreUnavailableError
-from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE, event_table, subscription_table
+from .tables import (
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    event_table,
+    mark_event,
+    subscription_table,
+)
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -42,16 +48,7 @@ class SQLBillingLog:
         events = self.events_table
         subscriptions = self.subscriptions_table
         # Statements built once, with bound parameters: one round trip each.
-        self._finish = (
-            events.update()
-            .where(events.c.id == sa.bindparam("event_id"))
-            .values(
-                status=sa.bindparam("new_status"),
-                user_id=sa.bindparam("new_user_id"),
-                error=sa.bindparam("new_error"),
-                processed_at=sa.bindparam("new_processed_at"),
-            )
-        )
+        self._finish = mark_event(events, "mark_")
         self._select_subscriptions = sa.select(subscriptions).where(
             subscriptions.c.user_id == sa.bindparam("user_id")
         )
@@ -84,16 +81,7 @@ class SQLBillingLog:
         """
         table = self.events_table
         session = self.db.session
-        values = {
-            "id": event.id,
-            "type": event.type,
-            "created": event.created,
-            "customer_id": event.customer_id,
-            "status": EventStatus.RECEIVED,
-            "payload": payload,
-            "attempts": 1,
-            "received_at": utcnow(),
-        }
+        values = new_event_row(event, payload)
         connection = session.connection()
         upsert = self._upsert(connection.dialect, table, {"attempts": table.c.attempts + 1})
         if upsert is not None:
@@ -120,11 +108,11 @@ class SQLBillingLog:
         self.db.session.connection().execute(
             self._finish,
             {
-                "event_id": event_id,
-                "new_status": status,
-                "new_user_id": user_id,
-                "new_error": error,
-                "new_processed_at": utcnow(),
+                "mark_id": event_id,
+                "mark_status": status,
+                "mark_user_id": user_id,
+                "mark_error": error,
+                "mark_processed_at": utcnow(),
             },
         )
 
@@ -233,6 +221,20 @@ class SQLBillingLog:
                 statement = statement.returning(*(c for c in table.c if c.name != "payload"))
             self._upserts[key] = statement
         return self._upserts[key]
+
+
+def new_event_row(event: StripeEvent, payload: str) -> dict[str, Any]:
+    """The event log's row for an event recorded for the first time."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "created": event.created,
+        "customer_id": event.customer_id,
+        "status": EventStatus.RECEIVED,
+        "payload": payload,
+        "attempts": 1,
+        "received_at": utcnow(),
+    }
 
 
 def subscription_record(row: Mapping[str, Any] | RowMapping) -> SubscriptionRecord:

@@ -14,9 +14,9 @@ from ..account import FREE_PLAN, AccountChanges, BillingAccount
 from ..clock import as_utc, utcnow
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
-from .base import EventRecord, EventStatus, SeparateSteps
+from .base import EventRecord, SeparateSteps
 from .postgres_steps import PostgresSteps
-from .sql_log import SQLBillingLog, event_record, subscription_values
+from .sql_log import SQLBillingLog, event_record, new_event_row, subscription_values
 from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 if TYPE_CHECKING:
@@ -130,16 +130,7 @@ class SQLAlchemyUserStore(SQLBillingLog):
         connection = self.db.session.connection()
         if connection.dialect.name != "postgresql":
             return self._separate_steps.record_and_lock(event, payload, lock=lock)
-        values = {
-            "id": event.id,
-            "type": event.type,
-            "created": event.created,
-            "customer_id": event.customer_id,
-            "status": EventStatus.RECEIVED,
-            "payload": payload,
-            "attempts": 1,
-            "received_at": utcnow(),
-        }
+        values = new_event_row(event, payload)
         recorded, locked = self._postgres_steps.record_and_lock(
             connection, values, event.customer_id if lock else None
         )

@@ -53,3 +53,18 @@ def subscription_table(metadata: sa.MetaData, name: str = DEFAULT_SUBSCRIPTION_T
         sa.Column("last_event_at", sa.DateTime(timezone=True)),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
+
+
+def mark_event(events: sa.Table, prefix: str) -> sa.Update:
+    """``UPDATE events SET status, user_id, error, processed_at WHERE id``, its bound
+    parameters named ``<prefix>id``, ``<prefix>status``, …: how an event's processing ends."""
+    return (
+        events.update()
+        .where(events.c.id == sa.bindparam(f"{prefix}id"))
+        .values(
+            status=sa.bindparam(f"{prefix}status"),
+            user_id=sa.bindparam(f"{prefix}user_id"),
+            error=sa.bindparam(f"{prefix}error"),
+            processed_at=sa.bindparam(f"{prefix}processed_at"),
+        )
+    )

@@ -272,10 +272,10 @@ def test_trigger_without_a_webhook_secret_exits_1_and_sends_nothing(
 
 
 def test_trigger_of_an_unhandled_type_lists_the_handled_ones(host: Host) -> None:
-    result = billing(host, "trigger", "invoice.payment_failed")
+    result = billing(host, "trigger", "invoice.finalized")
 
     assert result.exit_code == 2
-    assert "'invoice.payment_failed' is not a type this package handles" in result.output
+    assert "'invoice.finalized' is not a type this package handles" in result.output
     for event_type in HANDLED_EVENT_TYPES:
         assert event_type in result.output
     assert host.events() == []
@@ -570,6 +570,10 @@ def test_create_webhook_endpoint_sends_the_handled_types_and_prints_the_secret_o
         ("enabled_events[2]", "customer.subscription.created"),
         ("enabled_events[3]", "customer.subscription.updated"),
         ("enabled_events[4]", "customer.subscription.deleted"),
+        ("enabled_events[5]", "invoice.payment_failed"),
+        ("enabled_events[6]", "invoice.paid"),
+        ("enabled_events[7]", "invoice.payment_action_required"),
+        ("enabled_events[8]", "customer.subscription.trial_will_end"),
         ("api_version", stripe_api.API_VERSION),
     ]
     assert result.output.count(signing_secret) == 1

@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from flask_stripe_billing import stripe_api
 from flask_stripe_billing.diagnostics import describe_key
 from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.testing import record_signals
 
 API_KEY = "sk_test_51DevCheckKey000000000000Zq9X"
 PRICE = load("stripe-openapi/price.json")
@@ -159,6 +160,24 @@ def test_trigger_by_customer_finds_the_account_and_uses_the_configured_price(
         result.output
     )
     assert host.user(1).plan == "gold"
+
+
+@pytest.mark.parametrize("layout", [(), ("--legacy-layout",)], ids=["current", "legacy"])
+def test_trigger_a_failed_payment_sends_payment_failed_and_changes_nothing(
+    host: Host, layout: tuple[str, ...]
+) -> None:
+    with record_signals() as sent:
+        result = billing(host, "trigger", "invoice.payment_failed", "--user", "1", *layout)
+
+    assert result.exit_code == 0, result.output
+    first, _, logged, before, after = result.output.splitlines()
+    assert first.startswith("invoice.payment_failed evt_test_")
+    assert "(customer cus_test, invoice in_placeholder, status open, amount_due " in first
+    assert logged == "  event log: processed"
+    assert before.replace("before: ", "") == after.replace("after:  ", "")
+    (call,) = sent["payment_failed"]
+    assert (call["user_id"], call["subscription_id"]) == ("1", "sub_test_1")
+    assert host.user(1).plan == "free"
 
 
 def test_trigger_for_an_unknown_customer_leaves_the_event_unmatched(host: Host) -> None:

@@ -187,7 +187,12 @@ def test_events_lists_newest_first_one_line_each(
 def test_events_filters_by_status_type_and_customer(host: Host) -> None:
     post_event(host.client, subscription_event(event_id="evt_mine"))
     post_event(host.client, subscription_event(event_id="evt_other", customer="cus_other"))
-    invoice = fixture_event("events/stripe-ruby-mock__invoice.payment_failed.json", id="evt_inv")
+    # An unhandled type (the invoice.payment_failed payload, renamed): recorded, ignored.
+    invoice = fixture_event(
+        "events/stripe-ruby-mock__invoice.payment_failed.json",
+        id="evt_inv",
+        type="invoice.finalized",
+    )
     post_event(host.client, invoice)
 
     def listed(*options: str) -> list[str]:
@@ -199,7 +204,7 @@ def test_events_filters_by_status_type_and_customer(host: Host) -> None:
     assert listed("--status", "unmatched", "--status", "ignored") == ["evt_inv", "evt_other"]
     assert listed("--type", "customer.subscription.updated") == ["evt_other", "evt_mine"]
     assert listed("--customer", "cus_test") == ["evt_mine"]
-    assert listed("--type", "invoice.payment_failed", "--customer", "cus_test") == []
+    assert listed("--type", "invoice.finalized", "--customer", "cus_test") == []
 
 
 def test_events_limit_shows_the_newest_and_says_there_are_more(host: Host) -> None:
@@ -712,7 +717,12 @@ def test_prune_deletes_only_old_events_that_are_done_with(
     failing_apply()
     post_event(host.client, subscription_event(event_id="evt_processed", created=NOW))
     post_event(host.client, subscription_event(event_id="evt_stale", created=NOW - 60))
-    invoice = fixture_event("events/stripe-ruby-mock__invoice.payment_failed.json", id="evt_inv")
+    # An unhandled type (the invoice.payment_failed payload, renamed): recorded, ignored.
+    invoice = fixture_event(
+        "events/stripe-ruby-mock__invoice.payment_failed.json",
+        id="evt_inv",
+        type="invoice.finalized",
+    )
     post_event(host.client, invoice)
     post_event(host.client, subscription_event(event_id="evt_unmatched", customer="cus_new"))
     post_event(host.client, subscription_event(event_id="evt_recent", created=NOW + 1))

@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from flask_stripe_billing import stripe_api
 from flask_stripe_billing.diagnostics import describe_key
 from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.testing import record_signals
 
 API_KEY = "sk_test_51DevCheckKey000000000000Zq9X"
 PRICE = load("stripe-openapi/price.json")
@@ -161,6 +162,24 @@ def test_trigger_by_customer_finds_the_account_and_uses_the_configured_price(
     assert host.user(1).plan == "gold"
 
 
+@pytest.mark.parametrize("layout", [(), ("--legacy-layout",)], ids=["current", "legacy"])
+def test_trigger_a_failed_payment_sends_payment_failed_and_changes_nothing(
+    host: Host, layout: tuple[str, ...]
+) -> None:
+    with record_signals() as sent:
+        result = billing(host, "trigger", "invoice.payment_failed", "--user", "1", *layout)
+
+    assert result.exit_code == 0, result.output
+    first, _, logged, before, after = result.output.splitlines()
+    assert first.startswith("invoice.payment_failed evt_test_")
+    assert "(customer cus_test, invoice in_placeholder, status open, amount_due " in first
+    assert logged == "  event log: processed"
+    assert before.replace("before: ", "") == after.replace("after:  ", "")
+    (call,) = sent["payment_failed"]
+    assert (call["user_id"], call["subscription_id"]) == ("1", "sub_test_1")
+    assert host.user(1).plan == "free"
+
+
 def test_trigger_for_an_unknown_customer_leaves_the_event_unmatched(host: Host) -> None:
     result = billing(host, "trigger", "customer.subscription.created", "--customer", "cus_nobody")
 
@@ -272,10 +291,10 @@ def test_trigger_without_a_webhook_secret_exits_1_and_sends_nothing(
 
 
 def test_trigger_of_an_unhandled_type_lists_the_handled_ones(host: Host) -> None:
-    result = billing(host, "trigger", "invoice.payment_failed")
+    result = billing(host, "trigger", "invoice.finalized")
 
     assert result.exit_code == 2
-    assert "'invoice.payment_failed' is not a type this package handles" in result.output
+    assert "'invoice.finalized' is not a type this package handles" in result.output
     for event_type in HANDLED_EVENT_TYPES:
         assert event_type in result.output
     assert host.events() == []
@@ -570,6 +589,10 @@ def test_create_webhook_endpoint_sends_the_handled_types_and_prints_the_secret_o
         ("enabled_events[2]", "customer.subscription.created"),
         ("enabled_events[3]", "customer.subscription.updated"),
         ("enabled_events[4]", "customer.subscription.deleted"),
+        ("enabled_events[5]", "invoice.payment_failed"),
+        ("enabled_events[6]", "invoice.paid"),
+        ("enabled_events[7]", "invoice.payment_action_required"),
+        ("enabled_events[8]", "customer.subscription.trial_will_end"),
         ("api_version", stripe_api.API_VERSION),
     ]
     assert result.output.count(signing_secret) == 1

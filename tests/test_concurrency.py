@@ -42,7 +42,7 @@ def worker_main(index: int, barrier: Any, tasks: Any, results: Any) -> None:
         with host.app.app_context():  # connect now, not at the barrier
             host.db.session.execute(sa.text("SELECT 1"))
         client = host.app.test_client()
-        seen: dict[str, list[Any]] = {"outcomes": [], "plan_changed": []}
+        seen: dict[str, list[Any]] = {"outcomes": [], "plan_changed": [], "lifecycle": []}
 
         def on_received(sender: Any, *, event: Any, status: str, **kwargs: Any) -> None:
             if sender is host.app:
@@ -52,8 +52,19 @@ def worker_main(index: int, barrier: Any, tasks: Any, results: Any) -> None:
             if sender is host.app:
                 seen["plan_changed"].append(event.id)
 
+        def on_lifecycle(sender: Any, *, event: Any, **kwargs: Any) -> None:
+            if sender is host.app:
+                seen["lifecycle"].append([event.type, event.id])
+
         signals.webhook_received.connect(on_received, weak=False)
         signals.plan_changed.connect(on_plan_changed, weak=False)
+        for lifecycle_signal in (
+            signals.payment_failed,
+            signals.payment_succeeded,
+            signals.payment_action_required,
+            signals.trial_will_end,
+        ):
+            lifecycle_signal.connect(on_lifecycle, weak=False)
     except BaseException:
         results.put({"error": traceback.format_exc()})
         return

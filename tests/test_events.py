@@ -449,6 +449,99 @@ def test_current_invoice_events_give_their_customer(fixture: str, customer: str)
     assert event.checkout_session is None
 
 
+# Invoices: both layouts
+
+
+def at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def test_2020_invoice_gives_its_facts_with_the_subscription_at_the_top() -> None:
+    payload = load("events/stripe-ruby-mock__invoice.payment_failed.json")
+    payload["data"]["object"]["subscription"] = "sub_old_layout"
+
+    invoice = parse_event(payload).invoice
+
+    assert invoice is not None
+    assert invoice.id == "in_000000000000000000000000"
+    assert invoice.customer_id == "cus_00000000000000"
+    assert invoice.subscription_id == "sub_old_layout"
+    assert (invoice.number, invoice.status) == ("C93E45D7-0001", "open")
+    assert invoice.created == at(1648320007)
+    assert (invoice.amount_due, invoice.amount_paid, invoice.currency) == (2000, 0, "usd")
+    assert (invoice.attempt_count, invoice.next_payment_attempt) == (1, None)
+    assert invoice.hosted_invoice_url is not None
+    assert invoice.hosted_invoice_url.startswith("https://invoice.stripe.com/i/acct_")
+    assert invoice.invoice_pdf is not None
+    assert invoice.invoice_pdf.endswith("/pdf?s=ap")
+
+
+def test_2020_invoice_of_no_subscription_says_so() -> None:
+    invoice = parse_event(load("events/stripe-ruby-mock__invoice.payment_failed.json")).invoice
+
+    assert invoice is not None
+    assert invoice.subscription_id is None
+
+
+def test_basil_invoice_names_its_subscription_in_its_parent() -> None:
+    fixture = "events/pay-rails__invoice.payment_failed.DATA_ONLY.json"
+    obj = load_object(fixture)
+    assert "subscription" not in obj  # gone from the top since 2025-03-31
+
+    invoice = parse_event(wrapped("invoice.payment_failed", fixture)).invoice
+
+    assert invoice is not None
+    assert (invoice.id, invoice.customer_id, invoice.subscription_id) == (
+        "in_1234",
+        "cus_1234",
+        "sub_1234",
+    )
+    assert (invoice.amount_due, invoice.amount_paid, invoice.currency) == (24900, 0, "usd")
+    assert invoice.attempt_count == 1
+    assert invoice.next_payment_attempt == at(1745552783)
+    assert invoice.number == "F612594F-0002"
+
+
+def test_dahlia_paid_invoice_gives_its_receipt_facts() -> None:
+    invoice = parse_event(
+        wrapped(
+            "invoice.paid",
+            "api-objects/pay-rails-vcr__2026-03-25.dahlia__invoice.paid.subscription_create.connect_direct.json",
+        )
+    ).invoice
+
+    assert invoice is not None
+    assert invoice.subscription_id == "sub_1TGnErQK2ZHS99RkHpVN5MOi"
+    assert (invoice.status, invoice.amount_paid, invoice.currency) == ("paid", 1000, "usd")
+    assert invoice.created == at(1774905649)
+    assert invoice.invoice_pdf is not None
+    assert invoice.invoice_pdf.startswith("https://pay.stripe.com/invoice/acct_1ISuLNQK2ZHS99Rk/")
+
+
+def test_openapi_invoice_reads_the_parent_even_when_its_type_is_quote_details() -> None:
+    invoice = parse_event(wrapped("invoice.paid", "stripe-openapi/invoice.json")).invoice
+
+    assert invoice is not None
+    assert invoice.subscription_id == "subscription"  # Stripe's generated value
+    assert (invoice.number, invoice.hosted_invoice_url, invoice.invoice_pdf) == (None, None, None)
+    assert invoice.next_payment_attempt == at(1234567890)
+
+
+def test_an_invoice_with_an_expanded_subscription_gives_its_id() -> None:
+    obj = load_object("events/pay-rails__invoice.payment_failed.DATA_ONLY.json")
+    obj["parent"]["subscription_details"]["subscription"] = {"id": "sub_1234", "object": "sub"}
+
+    invoice = parse_event(envelope("invoice.payment_failed", obj)).invoice
+
+    assert invoice is not None
+    assert invoice.subscription_id == "sub_1234"
+
+
+def test_only_invoice_objects_give_invoice_facts() -> None:
+    assert parse_event(subscription_event()).invoice is None
+    assert parse_event(checkout_event()).invoice is None
+
+
 def test_customer_event_gives_the_customer_itself() -> None:
     event = parse_event(
         wrapped("customer.updated", "api-objects/pay-rails-vcr__2026-03-25.dahlia__customer.json")

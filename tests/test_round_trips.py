@@ -109,6 +109,6 @@ def test_a_stale_event_writes_nothing_but_its_status(host: Host, wire: Wire) -> 
 
 
 def test_an_unhandled_type_is_recorded_and_marked(host: Host, wire: Wire) -> None:
-    statements, _ = deliver(host, wire, subscription_event("invoice.paid", created=NOW))
+    statements, _ = deliver(host, wire, subscription_event("invoice.finalized", created=NOW))
 
     assert kinds(statements) == expected(["INSERT", "UPDATE"], ["WITH", "WITH"])

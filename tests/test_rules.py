@@ -321,7 +321,7 @@ def test_event_for_no_account_is_unmatched_with_a_reason() -> None:
 
 
 def test_unhandled_type_is_ignored_without_looking_at_the_account() -> None:
-    event = parse_event(subscription_event("invoice.paid"))
+    event = parse_event(subscription_event("invoice.finalized"))
     decision = decide(event, AccountMatch(None, False), (), DEFAULTS, DECIDED_AT)
 
     assert decision.status == "ignored"
@@ -393,16 +393,22 @@ def test_projection_carries_the_primarys_trial_and_seats() -> None:
     assert account.subscription_quantity == 5
 
 
-def test_handled_event_types_are_the_five_of_the_design() -> None:
+def test_handled_event_types_are_the_nine_of_the_design() -> None:
     assert set(HANDLED_EVENT_TYPES) == {
         "checkout.session.completed",
         "checkout.session.async_payment_succeeded",
         "customer.subscription.created",
         "customer.subscription.updated",
         "customer.subscription.deleted",
+        # lifecycle events: signals only
+        "invoice.payment_failed",
+        "invoice.paid",
+        "invoice.payment_action_required",
+        "customer.subscription.trial_will_end",
     }
     for event_type in (
-        "invoice.paid",
+        "invoice.finalized",
+        "invoice.upcoming",
         "customer.created",
         "checkout.session.expired",
         "checkout.session.async_payment_failed",

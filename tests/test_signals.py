@@ -112,10 +112,12 @@ def deliver_duplicate(host: Host, monkeypatch: Any) -> str:
 
 
 def deliver_ignored(host: Host, monkeypatch: Any) -> str:
-    deliver(
-        host,
-        fixture_event("events/stripe-ruby-mock__invoice.payment_failed.json", id="evt_status"),
+    invoice = fixture_event(
+        "events/stripe-ruby-mock__invoice.payment_failed.json",
+        id="evt_status",
+        type="invoice.upcoming",
     )
+    deliver(host, invoice)  # a type this package does not handle
     return "ignored"
 
 

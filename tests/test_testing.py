@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -41,6 +41,10 @@ SOURCES = {
         "events/stripe-ruby-mock__customer.subscription.created.json"
     ),
     ("legacy", "checkout.session"): "events/stripe-ruby-mock__checkout.session.completed.json",
+    ("current", "invoice"): (
+        "api-objects/pay-rails-vcr__2026-03-25.dahlia__invoice.paid.subscription_create.connect_direct.json"
+    ),
+    ("legacy", "invoice"): "events/stripe-ruby-mock__invoice.payment_failed.json",
 }
 LAYOUTS = ("current", "legacy")
 
@@ -69,12 +73,16 @@ def keys(value: Any) -> set[str]:
 @pytest.mark.parametrize("event_type", HANDLED_EVENT_TYPES)
 def test_each_template_keeps_the_shape_of_the_real_payload(layout: str, event_type: str) -> None:
     template = json.loads((TEMPLATES / layout / f"{event_type}.json").read_text())
-    source = load_object(SOURCES[(layout, event_type.rsplit(".", 1)[0])])
+    kind = event_type.split(".")[0] if event_type.startswith("invoice.") else event_type
+    source = load_object(SOURCES[(layout, kind.rsplit(".", 1)[0])])
 
     obj = template["data"]["object"]
     assert template["object"] == "event"
     assert template["type"] == event_type
-    if layout == "current":
+    if layout == "current" and obj["object"] == "invoice":
+        assert keys(source) <= keys(obj)
+        assert obj["parent"]["subscription_details"]["subscription"] == "sub_placeholder"
+    elif layout == "current":
         # As an event carries it: the invoice as an id, not expanded.
         assert obj["latest_invoice" if "latest_invoice" in obj else "invoice"] == "in_placeholder"
         source.pop("latest_invoice", None)
@@ -114,8 +122,15 @@ def test_build_event_gives_an_event_the_package_reads(layout: str, event_type: s
     assert parsed.type == event_type
     assert parsed.customer_id == "cus_test"
     assert parsed.id.startswith("evt_test_")
-    if parsed.subscription is not None:
-        status = "canceled" if event_type.endswith(".deleted") else "active"
+    if parsed.invoice is not None:
+        assert parsed.invoice.subscription_id == "sub_test"
+        assert parsed.invoice.customer_id == "cus_test"
+        assert parsed.invoice.hosted_invoice_url is not None
+        assert parsed.invoice.created is not None
+        assert timedelta(0) <= parsed.created - parsed.invoice.created <= timedelta(seconds=5)
+    elif parsed.subscription is not None:
+        statuses = {"deleted": "canceled", "trial_will_end": "trialing"}
+        status = statuses.get(event_type.rsplit(".", 1)[1], "active")
         assert parsed.subscription.id == "sub_test"
         assert parsed.subscription.status == status
         assert parsed.subscription.price_ids == ("price_test",)
@@ -201,7 +216,8 @@ def test_build_event_does_not_share_objects_between_calls() -> None:
 @pytest.mark.parametrize(
     ("event_type", "options", "message"),
     [
-        ("invoice.paid", {}, "no template for 'invoice.paid'; the handled types are checkout"),
+        ("invoice.upcoming", {}, "no template for 'invoice.upcoming'; the handled types are"),
+        ("invoice.paid", {"status": "paid"}, "status is not an invoice's"),
         ("customer.subscription.updated", {"payment_status": "paid"}, "payment_status is a"),
         ("customer.subscription.updated", {"client_reference_id": "1"}, "client_reference_id"),
         ("customer.subscription.updated", {"subscription": None}, "needs a subscription id"),

@@ -732,7 +732,9 @@ def test_subscription_event_for_unknown_customer_is_unmatched(host: Host) -> Non
 
 def test_unhandled_event_type_is_acknowledged_and_ignored(make_host: MakeHost) -> None:
     host = subscribed(make_host)
-    payload = fixture_event("events/stripe-ruby-mock__invoice.payment_failed.json", created=NOW)
+    payload = fixture_event(
+        "events/stripe-ruby-mock__invoice.payment_failed.json", created=NOW, type="invoice.upcoming"
+    )
     payload["data"]["object"]["customer"] = "cus_test"
 
     row = deliver(host, payload)
@@ -743,7 +745,7 @@ def test_unhandled_event_type_is_acknowledged_and_ignored(make_host: MakeHost) -
     assert utc(user.updated_at) == LONG_AGO
     assert utc(host.subscription("sub_test")["last_event_at"]) == LONG_AGO
     assert row["status"] == "ignored"
-    assert row["type"] == "invoice.payment_failed"
+    assert row["type"] == "invoice.upcoming"
     assert row["customer_id"] == "cus_test"
     assert row["user_id"] is None
 

@@ -6,6 +6,7 @@ from .config import Settings
 from .errors import BillingError
 from .events import StripeEvent
 from .extension import StripeBilling
+from .invoices import Invoice
 from .pipeline import Outcome
 from .stores import (
     BillingMixin,
@@ -30,6 +31,7 @@ __all__ = [
     "EventRecord",
     "EventStatus",
     "InMemoryUserStore",
+    "Invoice",
     "Outcome",
     "SQLAlchemyUserStore",
     "Settings",

@@ -35,15 +35,28 @@ _TIMESTAMP_KEYS = frozenset(
         "created",
         "current_period_end",
         "current_period_start",
+        "effective_at",
+        "end",
         "ended_at",
         "expires_at",
+        "finalized_at",
+        "next_payment_attempt",
+        "paid_at",
+        "period_end",
+        "period_start",
+        "start",
         "start_date",
         "trial_end",
         "trial_start",
         "updated_at",
+        "webhooks_delivered_at",
     }
 )
 _ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+_DEFAULT_STATUSES = {
+    "customer.subscription.deleted": "canceled",
+    "customer.subscription.trial_will_end": "trialing",
+}
 
 
 def build_event(
@@ -70,6 +83,9 @@ def build_event(
     ``payment_status`` defaults to ``paid``; ``user_id`` goes to
     ``metadata.user_id`` and, unless ``client_reference_id`` is given, to
     ``client_reference_id``; ``price`` to ``metadata.price_id``.
+    Invoice events (``invoice.*``) are the invoice of ``subscription`` for
+    ``customer`` (matched by the customer alone, so ``user_id`` is not used);
+    ``customer.subscription.trial_will_end`` is a ``trialing`` subscription.
 
     ``created`` (default now) is the event's time; the object's own times move
     with it. ``event_id`` defaults to a new unique id. ``api_layout="legacy"``
@@ -89,7 +105,16 @@ def build_event(
     obj: dict[str, Any] = event["data"]["object"]
     _shift_times(obj, when - int(event["created"]))
     event.update(id=event_id or f"evt_test_{secrets.token_hex(12)}", created=when)
-    if event_type.startswith("customer.subscription."):
+    if event_type.startswith("invoice."):
+        for name, value in (
+            ("status", status),
+            ("payment_status", payment_status),
+            ("client_reference_id", client_reference_id),
+        ):
+            if value is not None:
+                raise ValueError(f"{name} is not an invoice's; not for {event_type}")
+        _fill_invoice(obj, customer=customer, subscription=subscription, price=price)
+    elif event_type.startswith("customer.subscription."):
         for name, value in (
             ("payment_status", payment_status),
             ("client_reference_id", client_reference_id),
@@ -98,7 +123,7 @@ def build_event(
                 raise ValueError(f"{name} is a Checkout session's; not for {event_type}")
         if not subscription:
             raise ValueError(f"{event_type} needs a subscription id")
-        default_status = "canceled" if event_type.endswith(".deleted") else "active"
+        default_status = _DEFAULT_STATUSES.get(event_type, "active")
         _fill_subscription(
             obj,
             subscription_id=subscription,
@@ -152,6 +177,30 @@ def _shift_times(value: Any, delta: int) -> None:
     elif isinstance(value, list):
         for item in value:
             _shift_times(item, delta)
+
+
+def _fill_invoice(
+    obj: dict[str, Any], *, customer: str | None, subscription: str | None, price: str
+) -> None:
+    """Make the invoice the customer's, for ``subscription``: ``subscription`` (legacy
+    layout) or ``parent.subscription_details`` (current), and on each line."""
+    obj["customer"] = customer
+    if "subscription" in obj:
+        obj["subscription"] = subscription
+    parent = obj.get("parent")
+    if isinstance(parent, dict) and isinstance(parent.get("subscription_details"), dict):
+        parent["subscription_details"]["subscription"] = subscription
+    for line in obj["lines"]["data"]:
+        if "subscription" in line:
+            line["subscription"] = subscription
+        details = (line.get("parent") or {}).get("subscription_item_details")
+        if isinstance(details, dict):
+            details["subscription"] = subscription
+        if isinstance(line.get("price"), dict):
+            line["price"]["id"] = price
+        pricing = (line.get("pricing") or {}).get("price_details")
+        if isinstance(pricing, dict):
+            pricing["price"] = price
 
 
 def _fill_subscription(

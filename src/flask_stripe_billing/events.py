@@ -2,7 +2,9 @@
 
 This is the only module that knows Stripe's JSON layouts, old and new: before API
 version 2025-03-31 ("basil") a subscription carries ``current_period_end``
-itself; since then the period dates live on each subscription item.
+itself; since then the period dates live on each subscription item, and an
+invoice names its subscription in ``parent.subscription_details`` instead of
+``subscription``.
 """
 
 from __future__ import annotations
@@ -54,6 +56,26 @@ class CheckoutSessionFacts:
 
 
 @dataclass(frozen=True)
+class InvoiceFacts:
+    """What an invoice object says, whatever the API version (amounts in the smallest unit)."""
+
+    id: str
+    customer_id: str | None
+    #: ``subscription`` (old layout), else ``parent.subscription_details.subscription``.
+    subscription_id: str | None
+    number: str | None
+    created: datetime | None
+    status: str | None
+    amount_due: int | None
+    amount_paid: int | None
+    currency: str | None
+    attempt_count: int | None
+    next_payment_attempt: datetime | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+
+
+@dataclass(frozen=True)
 class StripeEvent:
     """A verified Stripe event: the envelope plus the facts of its object."""
 
@@ -67,6 +89,7 @@ class StripeEvent:
     checkout_session: CheckoutSessionFacts | None
     #: The event as Stripe sent it, for signal receivers that need more.
     data: Mapping[str, Any]
+    invoice: InvoiceFacts | None = None
 
 
 def parse_event(payload: Any) -> StripeEvent:
@@ -104,6 +127,7 @@ def parse_event(payload: Any) -> StripeEvent:
         subscription=subscription,
         checkout_session=checkout,
         data=payload,
+        invoice=read_invoice(obj) if kind == "invoice" else None,
     )
 
 
@@ -114,6 +138,25 @@ def with_subscription(event: StripeEvent, obj: Mapping[str, Any]) -> StripeEvent
         event,
         subscription=subscription,
         customer_id=subscription.customer_id or event.customer_id,
+    )
+
+
+def read_invoice(obj: Mapping[str, Any]) -> InvoiceFacts:
+    """An invoice object (from an event or Stripe's API) as its facts."""
+    return InvoiceFacts(
+        id=_required_id(obj),
+        customer_id=_id(obj.get("customer")),
+        subscription_id=_id(obj.get("subscription")) or _parent_subscription_id(obj),
+        number=_str_or_none(obj.get("number")),
+        created=_time_or_none(obj.get("created")),
+        status=_str_or_none(obj.get("status")),
+        amount_due=_int_or_none(obj.get("amount_due")),
+        amount_paid=_int_or_none(obj.get("amount_paid")),
+        currency=_str_or_none(obj.get("currency")),
+        attempt_count=_int_or_none(obj.get("attempt_count")),
+        next_payment_attempt=_time_or_none(obj.get("next_payment_attempt")),
+        hosted_invoice_url=_str_or_none(obj.get("hosted_invoice_url")),
+        invoice_pdf=_str_or_none(obj.get("invoice_pdf")),
     )
 
 
@@ -172,8 +215,19 @@ def _quantity(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> int | N
     return None
 
 
+def _parent_subscription_id(obj: Mapping[str, Any]) -> str | None:
+    """``parent.subscription_details.subscription``: where invoices name it since 2025-03-31."""
+    parent = obj.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
+    return _id(details.get("subscription")) if isinstance(details, Mapping) else None
+
+
 def _time_or_none(value: Any) -> datetime | None:
     return timestamp(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _item_price_id(item: Mapping[str, Any]) -> str | None:

@@ -8,9 +8,11 @@ from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
 from . import pipeline, sync
+from .account import BillingAccount
 from .cli import register_commands
 from .config import Settings
 from .csrf import exempt_webhook_from_csrf
+from .invoices import Invoice, list_invoices
 from .pipeline import Outcome
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, PipelineSteps, SeparateSteps, SubscriptionLog, UserStore
@@ -93,6 +95,16 @@ class StripeBilling:
         Needs an app context.
         """
         return sync.sync_checkout_session(get_state(), app_object(), session_id)
+
+    def invoices(
+        self, account_or_user_id: BillingAccount | str | int, limit: int = 10
+    ) -> list[Invoice]:
+        """The newest invoices of a user's Stripe customer (none without one), from Stripe.
+
+        For a billing page's receipts. Needs an app context and ``STRIPE_API_KEY``;
+        raises :class:`~.errors.StripeServiceError` when Stripe fails.
+        """
+        return list_invoices(get_state(), account_or_user_id, limit)
 
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
         if EXTENSION_KEY not in setup.app.extensions:

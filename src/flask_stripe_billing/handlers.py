@@ -11,6 +11,7 @@ from collections.abc import Callable
 from .account import FREE_PLAN, BillingAccount
 from .config import Settings
 from .events import StripeEvent, SubscriptionFacts
+from .lifecycle import LIFECYCLE_SIGNALS
 from .subscriptions import TERMINAL_STATUSES, SubscriptionRecord
 
 #: Checkout payment states that mean the customer has paid (or owes nothing yet).
@@ -139,5 +140,6 @@ RULES: dict[str, Handler] = {
     "customer.subscription.deleted": subscription_deleted,
 }
 
-#: The event types to enable on the Stripe webhook endpoint.
-HANDLED_EVENT_TYPES = tuple(RULES)
+#: The event types to enable on the Stripe webhook endpoint: those that change
+#: records, then the lifecycle events that only become signals.
+HANDLED_EVENT_TYPES = (*RULES, *LIFECYCLE_SIGNALS)

@@ -17,6 +17,7 @@ from .account import AccountChanges, BillingAccount
 from .config import Settings
 from .events import StripeEvent
 from .handlers import HANDLED_EVENT_TYPES, RULES, carried_over
+from .lifecycle import LIFECYCLE_SIGNALS
 from .projection import project
 from .stores.base import EventStatus
 from .subscriptions import TERMINAL_STATUSES, SubscriptionRecord
@@ -75,15 +76,15 @@ def decide(
     now: datetime,
 ) -> Decision:
     """What ``event`` changes, given the account it names and that account's records."""
+    if event.type in LIFECYCLE_SIGNALS:
+        return decide_lifecycle(event, match)
     rule = RULES.get(event.type)
     if rule is None:
         return Decision(IGNORED)
     account = match.account
     unmatched = unmatched_reason(event, match)
     if account is None or unmatched is not None:
-        reason = unmatched or "no account"
-        notice = Notice("customer_not_found", {"customer_id": event.customer_id, "reason": reason})
-        return Decision(UNMATCHED, notices=(notice,), reason=reason)
+        return _unmatched(event, unmatched or "no account")
     by_id = {record.id: record for record in records}
     seeded = () if by_id else carried_over(account, settings)
     by_id.update((record.id, record) for record in seeded)
@@ -108,9 +109,24 @@ def decide(
     return Decision(PROCESSED, account, changes, changed, notices)
 
 
+def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:
+    """A lifecycle event changes nothing: it becomes its signal for its customer's account.
+
+    It never links a customer, so for a customer no account has yet it stays
+    ``unmatched`` (replayable once linked). Its subscription's watermark is left alone.
+    """
+    if match.account is None or not match.by_customer:
+        return _unmatched(event, unmatched_reason(event, AccountMatch(None, by_customer=False)))
+    signal, arguments = LIFECYCLE_SIGNALS[event.type]
+    kwargs = arguments(event, match.account)
+    if kwargs is None:
+        return Decision(IGNORED, reason=f"{event.type} does not carry the object it names")
+    return Decision(PROCESSED, match.account, notices=(Notice(signal, kwargs),))
+
+
 def is_handled(event_type: str) -> bool:
-    """Whether events of this type can change an account."""
-    return event_type in RULES
+    """Whether events of this type are about an account (a change or a lifecycle signal)."""
+    return event_type in RULES or event_type in LIFECYCLE_SIGNALS
 
 
 def unmatched_reason(event: StripeEvent, match: AccountMatch) -> str | None:
@@ -202,6 +218,13 @@ def _change_notices(before: BillingAccount, after: BillingAccount) -> tuple[Noti
     return tuple(notices)
 
 
+def _unmatched(event: StripeEvent, reason: str | None) -> Decision:
+    """The event stays ``unmatched`` for replay; ``customer_not_found`` says why."""
+    reason = reason or "no account"
+    notice = Notice("customer_not_found", {"customer_id": event.customer_id, "reason": reason})
+    return Decision(UNMATCHED, notices=(notice,), reason=reason)
+
+
 def _differences(changes: AccountChanges, account: BillingAccount) -> AccountChanges:
     """Only the fields whose value really changes."""
     kept = {k: v for k, v in changes.items() if getattr(account, k) != v}
@@ -215,6 +238,7 @@ __all__ = [
     "Decision",
     "Notice",
     "decide",
+    "decide_lifecycle",
     "is_handled",
     "is_stale",
     "subscribed_id",

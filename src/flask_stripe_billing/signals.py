@@ -42,6 +42,31 @@ webhook_failed = _signals.signal("webhook-failed")
 #: ``session_id``, ``price_id``.
 checkout_session_created = _signals.signal("checkout-session-created")
 
+#: A payment of an invoice failed (``invoice.payment_failed``); Stripe retries it
+#: on its own schedule. Sent once per event id. Keyword arguments: ``user_id``,
+#: ``account``, ``amount_due`` (smallest currency unit), ``currency``,
+#: ``attempt_count``, ``next_payment_attempt`` (datetime, None when Stripe will not
+#: retry), ``hosted_invoice_url`` (where the customer can pay), ``invoice_id``,
+#: ``subscription_id`` (None for an invoice of no subscription), ``event``.
+payment_failed = _signals.signal("payment-failed")
+
+#: An invoice was paid (``invoice.paid``). Sent once per event id. Keyword
+#: arguments: ``user_id``, ``account``, ``amount_paid`` (smallest currency unit),
+#: ``currency``, ``hosted_invoice_url``, ``invoice_pdf``, ``invoice_id``,
+#: ``subscription_id``, ``event``.
+payment_succeeded = _signals.signal("payment-succeeded")
+
+#: A payment needs the customer to act, e.g. 3-D Secure
+#: (``invoice.payment_action_required``). Sent once per event id. Keyword
+#: arguments: ``user_id``, ``account``, ``hosted_invoice_url``, ``invoice_id``,
+#: ``event``.
+payment_action_required = _signals.signal("payment-action-required")
+
+#: A trial ends soon (``customer.subscription.trial_will_end``, three days
+#: before). Sent once per event id. Keyword arguments: ``user_id``, ``account``,
+#: ``subscription_id``, ``trial_end`` (datetime), ``event``.
+trial_will_end = _signals.signal("trial-will-end")
+
 
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     """Send to each receiver in turn; one that raises is logged, the rest still run."""

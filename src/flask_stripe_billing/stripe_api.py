@@ -106,6 +106,12 @@ class StripeGateway:
             page = self.client.v1.subscriptions.list(params)  # type: ignore[arg-type]
             return [subscription.to_dict() for subscription in page.data], bool(page.has_more)
 
+    def list_invoices(self, customer_id: str, limit: int) -> list[dict[str, Any]]:
+        """The customer's newest ``limit`` invoices (one page), as plain data."""
+        with _translated_errors("list invoices"):
+            page = self.client.v1.invoices.list({"customer": customer_id, "limit": limit})
+            return [invoice.to_dict() for invoice in page.data]
+
     def retrieve_balance(self) -> dict[str, Any]:
         """The account's balance: the cheapest read that proves the API key works."""
         with _translated_errors("read the balance"):

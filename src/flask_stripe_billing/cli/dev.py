@@ -246,6 +246,13 @@ def _facts(obj: dict[str, object], event_type: str) -> list[tuple[str, object]]:
             ("price", price),
             ("user", obj.get("client_reference_id")),
         ]
+    if event_type.startswith("invoice."):
+        return [
+            ("customer", obj.get("customer")),
+            ("invoice", obj.get("id")),
+            ("status", obj.get("status")),
+            ("amount_due", obj.get("amount_due")),
+        ]
     items = obj.get("items")
     data = items.get("data") if isinstance(items, dict) else None
     first = data[0] if isinstance(data, list) and data and isinstance(data[0], dict) else {}

@@ -8,8 +8,9 @@ from .base import (
     SubscriptionLog,
     UserStore,
 )
+from .columns import BillingMixin
 from .memory import InMemoryUserStore
-from .sqlalchemy import BillingMixin, SQLAlchemyUserStore
+from .sqlalchemy import SQLAlchemyUserStore
 
 __all__ = [
     "BillingMixin",

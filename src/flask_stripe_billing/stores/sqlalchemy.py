@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.orm import Mapped, mapped_column
 
 from ..account import FREE_PLAN, AccountChanges, BillingAccount
 from ..clock import as_utc, utcnow
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
 from .base import EventRecord, SeparateSteps
+from .columns import resolve_columns
 from .postgres_steps import PostgresSteps
 from .sql_log import SQLBillingLog, event_record, new_event_row, subscription_values
 from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
@@ -22,48 +22,8 @@ from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
 
+
 #: BillingAccount field → model attribute, as BillingMixin names them.
-DEFAULT_COLUMNS: dict[str, str] = {
-    "email": "email",
-    "stripe_customer_id": "stripe_customer_id",
-    "stripe_subscription_id": "stripe_subscription_id",
-    "plan": "plan",
-    "subscription_status": "stripe_subscription_status",
-    "current_period_end": "current_period_end",
-    "cancel_at_period_end": "cancel_at_period_end",
-    "updated_at": "updated_at",
-    "trial_end": "trial_end",
-    "subscription_quantity": "subscription_quantity",
-}
-#: Fields the store cannot work without.
-REQUIRED_FIELDS = frozenset(
-    {"stripe_customer_id", "stripe_subscription_id", "plan", "subscription_status"}
-)
-#: Fields of version 1 that are gone, with what replaced them.
-REMOVED_FIELDS = {
-    "last_event_at": "each subscription record keeps its own ordering watermark now; "
-    "remove it from columns={...} (the column may stay in the table)",
-}
-
-
-class BillingMixin:
-    """The billing columns, for a host model: ``class User(BillingMixin, db.Model)``."""
-
-    plan: Mapped[str] = mapped_column(
-        sa.String(50), default=FREE_PLAN, server_default=FREE_PLAN, nullable=False
-    )
-    stripe_customer_id: Mapped[str | None] = mapped_column(sa.String(255), unique=True, index=True)
-    stripe_subscription_id: Mapped[str | None] = mapped_column(sa.String(255))
-    stripe_subscription_status: Mapped[str | None] = mapped_column(sa.String(50))
-    current_period_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    cancel_at_period_end: Mapped[bool] = mapped_column(
-        sa.Boolean, default=False, server_default=sa.text("false"), nullable=False
-    )
-    updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    trial_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    subscription_quantity: Mapped[int | None] = mapped_column(sa.Integer)
-
-
 class SQLAlchemyUserStore(SQLBillingLog):
     """``UserStore`` over a Flask-SQLAlchemy model, plus the event log and subscriptions.
 
@@ -87,7 +47,7 @@ class SQLAlchemyUserStore(SQLBillingLog):
             subscription_table_name=subscription_table_name,
         )
         self.model = model
-        resolved = _resolve_columns(model, columns or {})
+        resolved = resolve_columns(model, columns or {})
         self._key_attr: str = resolved.pop("user_id") or ""
         self.columns = resolved
         mapper = sa.inspect(model)
@@ -301,32 +261,3 @@ def _account(row: RowMapping) -> BillingAccount:
         trial_end=as_utc(row.get("trial_end")),
         subscription_quantity=row.get("subscription_quantity"),
     )
-
-
-def _resolve_columns(
-    model: type[Any], overrides: Mapping[str, str | None]
-) -> dict[str, str | None]:
-    """Check the mapping against the model; default names the model lacks become None."""
-    for field, replacement in REMOVED_FIELDS.items():
-        if field in overrides:
-            raise ValueError(f"{field!r} is no longer a BillingAccount field: {replacement}")
-    unknown = set(overrides) - set(DEFAULT_COLUMNS) - {"user_id"}
-    if unknown:
-        raise ValueError(f"unknown BillingAccount fields in columns: {sorted(unknown)}")
-    mapper = sa.inspect(model)
-    primary_key = mapper.get_property_by_column(mapper.primary_key[0]).key
-    resolved: dict[str, str | None] = {"user_id": overrides.get("user_id") or primary_key}
-    for field, default in DEFAULT_COLUMNS.items():
-        explicit = field in overrides
-        attribute = overrides[field] if explicit else default
-        if attribute is not None and not hasattr(model, attribute):
-            if explicit or field in REQUIRED_FIELDS:
-                raise ValueError(
-                    f"{model.__name__} has no attribute {attribute!r} for {field!r}; "
-                    "add BillingMixin or map it with columns={...}"
-                )
-            attribute = None
-        if attribute is None and field in REQUIRED_FIELDS:
-            raise ValueError(f"{field!r} needs a column on {model.__name__}")
-        resolved[field] = attribute
-    return resolved

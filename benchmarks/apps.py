@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,7 +77,7 @@ def create_baseline(database_url: str | None = None) -> Flask:
                 {
                     "plan": plan,
                     "status": status,
-                    "now": datetime.now(timezone.utc),
+                    "now": datetime.now(UTC),
                     "customer": _field(obj, "customer"),
                 },
             )
@@ -109,7 +109,7 @@ def create_raw_baseline(database_url: str | None = None) -> Flask:
                 {
                     "plan": plan,
                     "status": status,
-                    "now": datetime.now(timezone.utc),
+                    "now": datetime.now(UTC),
                     "customer": obj.get("customer"),
                 },
             )

@@ -1,4 +1,4 @@
-"""One account's billing state, and the changes a store is asked to make to it."""
+"""One account's billing state, the questions asked of it, and the changes to make to it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypedDict
 
+from .clock import as_utc, utcnow
+from .config import Settings
+
 FREE_PLAN = "free"
+#: Statuses in which a subscription gives access to its plan.
+PAYING_STATUSES = frozenset({"active", "trialing"})
+#: Statuses of a subscription that gives nothing any more (see docs/gating.md).
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,60 @@ class BillingAccount:
     def with_changes(self, changes: AccountChanges) -> BillingAccount:
         """Return a copy with ``changes`` applied (what a store's ``apply`` does)."""
         return replace(self, **changes)
+
+    # Queries: pure, on the stored fields; ``now`` defaults to the current UTC time.
+
+    def is_paying(self, *, past_due_keeps_plan: bool = True) -> bool:
+        """Whether the subscription pays for access: active or trialing, or past_due
+        while the grace applies (``STRIPE_PAST_DUE_KEEPS_PLAN``, on by default)."""
+        if self.subscription_status in PAYING_STATUSES:
+            return True
+        return self.subscription_status == "past_due" and past_due_keeps_plan
+
+    def on_trial(self, now: datetime | None = None) -> bool:
+        """Whether the subscription is trialing and its trial has not ended yet."""
+        trial_end = as_utc(self.trial_end)
+        return (
+            self.subscription_status == "trialing"
+            and trial_end is not None
+            and trial_end > (now or utcnow())
+        )
+
+    def on_grace_period(self, now: datetime | None = None) -> bool:
+        """Whether the subscription is canceled at period end and that end is still ahead:
+        the user keeps access until then."""
+        period_end = as_utc(self.current_period_end)
+        return (
+            self.cancel_at_period_end
+            and self.subscription_status in PAYING_STATUSES | {"past_due"}
+            and period_end is not None
+            and period_end > (now or utcnow())
+        )
+
+    def is_past_due(self) -> bool:
+        """Whether Stripe is retrying a failed payment of the subscription."""
+        return self.subscription_status == "past_due"
+
+    def has_ended(self) -> bool:
+        """Whether the account had a subscription that now gives nothing.
+
+        An account that never subscribed (no status) has not ended; a subscription
+        that ended keeps its record, so its status says so.
+        """
+        return self.subscription_status in ENDED_STATUSES
+
+    def has_plan(self, *plans: str) -> bool:
+        """Whether the account's plan is one of ``plans`` (none given: any paid plan).
+
+        ``plan`` is already ``free`` when the status grants nothing.
+        """
+        if not plans:
+            return self.plan != FREE_PLAN
+        return self.plan in plans
+
+    def has_feature(self, feature: str, settings: Settings) -> bool:
+        """Whether the account's plan includes ``feature`` in ``STRIPE_BILLING_FEATURES``."""
+        return feature in settings.features.get(self.plan, ())
 
 
 class AccountChanges(TypedDict, total=False):

@@ -379,3 +379,29 @@ def test_flask_login_anonymous_is_turned_away() -> None:
 
     assert (html.status_code, html.headers["Location"]) == (302, "/pricing")
     assert (json.status_code, json.get_json()["error"]) == (401, "authentication_error")
+
+
+def test_the_blueprint_feature_gate(make_host: Callable[..., Host]) -> None:
+    host = make_host(
+        {**URLS, "STRIPE_BILLING_FEATURES": '{"pro": ["reports"]}'},
+        current_user_id=header_user_id,
+    )
+    reports = Blueprint("reports", __name__, url_prefix="/reports")
+
+    @reports.get("/")
+    def index() -> str:
+        return "reports"
+
+    host.billing.require_feature_for_blueprint(reports, "reports")
+    host.app.register_blueprint(reports)
+    host.add_user(1, stripe_customer_id="cus_test")
+
+    before = host.client.get("/reports/", headers=as_user(1, JSON))
+    subscribe(host)
+    after = host.client.get("/reports/", headers=as_user(1, JSON))
+
+    assert (before.status_code, before.get_json()["details"]) == (
+        403,
+        {"required_feature": "reports", "current_plan": "free"},
+    )
+    assert (after.status_code, after.get_data(as_text=True)) == (200, "reports")

@@ -99,7 +99,11 @@ def test_any_paid_plan_gate_names_no_plan(make_host: Callable[..., Host]) -> Non
     response = host.client.get("/paid", headers=as_user(1, JSON))
 
     assert response.status_code == 402
-    assert response.get_json()["details"] == {"required_plans": [], "current_plan": "free"}
+    assert response.get_json() == {
+        "error": "payment_required",
+        "message": "This page needs a paid plan",
+        "details": {"required_plans": [], "current_plan": "free"},
+    }
 
 
 def test_a_json_body_is_a_json_caller(make_host: Callable[..., Host]) -> None:

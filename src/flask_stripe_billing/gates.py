@@ -40,9 +40,9 @@ def plan_check(plans: tuple[str, ...]) -> Check:
     def check(account: BillingAccount, settings: Settings) -> BillingError | None:
         if account.has_plan(*plans):
             return None
-        wanted = " or ".join(plans) if plans else "a paid"
+        wanted = f"the {' or '.join(plans)} plan" if plans else "a paid plan"
         return PlanRequiredError(
-            f"This page needs the {wanted} plan",
+            f"This page needs {wanted}",
             {"required_plans": list(plans), "current_plan": account.plan},
         )
 

@@ -96,6 +96,17 @@ def test_naive_times_are_read_as_utc() -> None:
     assert subject.on_grace_period(now=NOW)
 
 
+def test_a_naive_now_is_read_as_utc() -> None:
+    subject = account(
+        "trialing", trial_end=AFTER, current_period_end=AFTER, cancel_at_period_end=True
+    )
+    naive_now = NOW.replace(tzinfo=None)
+    naive_later = (AFTER + timedelta(seconds=1)).replace(tzinfo=None)
+
+    assert (subject.on_trial(now=naive_now), subject.on_trial(now=naive_later)) == (True, False)
+    assert subject.on_grace_period(now=naive_now)
+
+
 def test_now_defaults_to_the_current_time() -> None:
     real_now = datetime.now(UTC)
     ahead = account("trialing", trial_end=real_now + timedelta(hours=1))

@@ -57,7 +57,7 @@ class BillingAccount:
         return (
             self.subscription_status == "trialing"
             and trial_end is not None
-            and trial_end > (now or utcnow())
+            and trial_end > _utc_now_or(now)
         )
 
     def on_grace_period(self, now: datetime | None = None) -> bool:
@@ -68,7 +68,7 @@ class BillingAccount:
             self.cancel_at_period_end
             and self.subscription_status in PAYING_STATUSES | {"past_due"}
             and period_end is not None
-            and period_end > (now or utcnow())
+            and period_end > _utc_now_or(now)
         )
 
     def is_past_due(self) -> bool:
@@ -95,6 +95,11 @@ class BillingAccount:
     def has_feature(self, feature: str, settings: Settings) -> bool:
         """Whether the account's plan includes ``feature`` in ``STRIPE_BILLING_FEATURES``."""
         return feature in settings.features.get(self.plan, ())
+
+
+def _utc_now_or(now: datetime | None) -> datetime:
+    """``now`` in UTC (naive is taken as UTC), or the current time."""
+    return as_utc(now) or utcnow()
 
 
 class AccountChanges(TypedDict, total=False):

@@ -8,10 +8,9 @@ from typing import TypedDict
 
 from .clock import as_utc, utcnow
 from .config import Settings
+from .subscriptions import PAID_STATUSES
 
 FREE_PLAN = "free"
-#: Statuses in which a subscription gives access to its plan.
-PAYING_STATUSES = frozenset({"active", "trialing"})
 #: Statuses of a subscription that gives nothing any more (see docs/gating.md).
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
 
@@ -45,9 +44,12 @@ class BillingAccount:
     # Queries: pure, on the stored fields; ``now`` defaults to the current UTC time.
 
     def is_paying(self, *, past_due_keeps_plan: bool = True) -> bool:
-        """Whether the subscription pays for access: active or trialing, or past_due
-        while the grace applies (``STRIPE_PAST_DUE_KEEPS_PLAN``, on by default)."""
-        if self.subscription_status in PAYING_STATUSES:
+        """Whether the subscription pays for access: active, trialing, or past_due in grace.
+
+        The grace is the app's ``STRIPE_PAST_DUE_KEEPS_PLAN`` (on by default);
+        pass ``settings.past_due_keeps_plan`` when yours is off.
+        """
+        if self.subscription_status in PAID_STATUSES:
             return True
         return self.subscription_status == "past_due" and past_due_keeps_plan
 
@@ -61,12 +63,11 @@ class BillingAccount:
         )
 
     def on_grace_period(self, now: datetime | None = None) -> bool:
-        """Whether the subscription is canceled at period end and that end is still ahead:
-        the user keeps access until then."""
+        """Whether the subscription ends at a period end still ahead: access until then."""
         period_end = as_utc(self.current_period_end)
         return (
             self.cancel_at_period_end
-            and self.subscription_status in PAYING_STATUSES | {"past_due"}
+            and self.subscription_status in PAID_STATUSES | {"past_due"}
             and period_end is not None
             and period_end > _utc_now_or(now)
         )

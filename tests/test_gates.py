@@ -318,6 +318,16 @@ def test_the_blueprint_gate_turns_others_away(make_host: Callable[..., Host]) ->
     assert (anonymous.status_code, anonymous.get_json()["error"]) == (401, "authentication_error")
 
 
+def test_gates_let_a_cors_preflight_through(make_host: Callable[..., Host]) -> None:
+    host, _ = blueprint_host(make_host)
+    gated = gated_host(make_host)
+
+    for client, path in ((host.client, "/team/dashboard"), (gated.client, "/pro")):
+        response = client.options(path, headers={"Access-Control-Request-Method": "GET"})
+        assert response.status_code == 200
+        assert "GET" in response.headers["Allow"]
+
+
 def test_the_blueprint_gate_runs_on_no_other_request(make_host: Callable[..., Host]) -> None:
     host, asked = blueprint_host(make_host)
 

@@ -30,6 +30,9 @@ class ViewDecorator(Protocol):
     def __call__(self, view: Callable[P, R], /) -> Callable[P, R | Response]: ...
 
 
+#: Methods no gate checks.
+EXEMPT_METHODS = frozenset({"OPTIONS"})
+
 #: What a gate asks of a signed-in user's account: None to let them in, else why not.
 Check = Callable[[BillingAccount, Settings], BillingError | None]
 
@@ -89,7 +92,13 @@ def guard_blueprint(blueprint: Blueprint, check: Check) -> None:
 
 
 def gate(check: Check) -> Response | None:
-    """None when the current user passes ``check``; else the answer turning them away."""
+    """None when the current user passes ``check``; else the answer turning them away.
+
+    ``OPTIONS`` passes, as with Flask-Login's ``login_required``: a CORS
+    preflight carries no credentials.
+    """
+    if request.method in EXEMPT_METHODS:
+        return None
     state = get_state()
     settings = state.settings
     account = current_account_or_none(state)

@@ -76,6 +76,7 @@ def test_a_free_user_is_sent_to_the_pricing_page(make_host: Callable[..., Host])
     for path in ("/pro", "/paid", "/export"):
         response = host.client.get(path, headers=as_user(1, HTML))
         assert (response.status_code, response.headers["Location"]) == (302, "/pricing")
+        assert response.headers["Vary"] == "Accept"
     assert host.user(1).plan == "free"
 
 
@@ -91,6 +92,7 @@ def test_a_free_json_caller_gets_402_naming_the_plan(make_host: Callable[..., Ho
         "details": {"required_plans": ["pro"], "current_plan": "free"},
     }
     assert "Location" not in response.headers
+    assert response.headers["Vary"] == "Accept"
 
 
 def test_any_paid_plan_gate_names_no_plan(make_host: Callable[..., Host]) -> None:

@@ -120,11 +120,16 @@ def current_account_or_none(state: BillingState) -> BillingAccount | None:
 
 
 def refusal(error: BillingError, url: str | None) -> Response:
-    """A redirect to ``url`` for HTML callers; the JSON error for JSON callers or no url."""
+    """A redirect to ``url`` for HTML callers; the JSON error for JSON callers or no url.
+
+    The answer depends on ``Accept``, so it says so to caches (``Vary: Accept``).
+    """
     if url is not None and not wants_json():
-        return redirect(resolve_url(url))
-    response, status = error_response(error)
-    response.status_code = status
+        response = redirect(resolve_url(url))
+    else:
+        response, status = error_response(error)
+        response.status_code = status
+    response.vary.add("Accept")
     return response
 
 

@@ -139,7 +139,16 @@ def test_anonymous_html_callers_are_sent_to_the_login_page(
 
     response = host.client.get(path, headers=HTML)
 
-    assert (response.status_code, response.headers["Location"]) == (302, "/login")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/login?next=%2F{path[1:]}"
+
+
+def test_the_login_redirect_keeps_the_query_of_both(make_host: Callable[..., Host]) -> None:
+    host = gated_host(make_host, {"STRIPE_BILLING_LOGIN_URL": "https://id.example.com/in?app=7"})
+
+    response = host.client.get("/pro?tab=2", headers=HTML)
+
+    assert response.headers["Location"] == "https://id.example.com/in?app=7&next=%2Fpro%3Ftab%3D2"
 
 
 def test_anonymous_html_callers_go_to_pricing_without_a_login_url(

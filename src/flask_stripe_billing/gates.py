@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, Protocol, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
@@ -104,7 +105,9 @@ def gate(check: Check) -> Response | None:
     account = current_account_or_none(state)
     if account is None:
         error: BillingError = AuthenticationError("Sign in to see this page")
-        return refusal(error, settings.login_url or settings.pricing_url)
+        if settings.login_url is None:
+            return refusal(error, settings.pricing_url)
+        return refusal(error, with_next(resolve_url(settings.login_url)))
     failed = check(account, settings)
     if failed is None:
         return None
@@ -143,6 +146,17 @@ def wants_json() -> bool:
         return True
     best = request.accept_mimetypes.best_match(("text/html", "application/json"))
     return best == "application/json"
+
+
+def with_next(url: str) -> str:
+    """``url`` with ``next`` naming the page asked for, so the login can send the user back.
+
+    A path on this site (as Flask-Login's ``next``): the login view decides
+    whether to follow it.
+    """
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query), ("next", request.full_path.rstrip("?"))]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def resolve_url(url: str) -> str:

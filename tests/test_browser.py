@@ -384,11 +384,10 @@ def test_upgrade_in_the_browser_then_the_webhook_makes_bob_pro(
         assert example.user(BOB)["stripe_customer_id"] == CUSTOMER["id"]  # stored before Checkout
         screens.save("fake-checkout")
 
-        # Before Stripe's webhook, bob is still free: /pro is the 403 page.
+        # Before Stripe's webhook, bob is still free: the /pro gate sends him to pricing.
         driver.get(f"{base}/pro")
-        assert heading(driver) == "Pro users only"
-        assert "You are on the free plan." in driver.page_source
-        assert example.status("/pro", driver.get_cookies()) == 403
+        assert heading(driver) == "Pricing"
+        assert driver.current_url == f"{base}/pricing"
         screens.save("pro-before-webhook")
 
         # Stripe sends checkout.session.completed for bob's session, signed.

@@ -233,3 +233,28 @@ def test_online_endpoints_that_cannot_be_listed_add_nothing(
 
     assert result.exit_code == 0, result.output
     assert not [line for line in lines(result) if "webhook endpoints" in line]
+
+
+# What the view gates read
+
+
+def test_check_shows_the_gate_settings(make_host: Callable[..., Host]) -> None:
+    host = make_host(
+        {
+            "STRIPE_BILLING_FEATURES": '{"pro": ["export", "api"], "free": []}',
+            "STRIPE_BILLING_PRICING_URL": "pricing",
+        }
+    )
+
+    result = check(host)
+
+    assert "set STRIPE_BILLING_FEATURES pro: export, api; free: -" in lines(result)
+    assert "set STRIPE_BILLING_PRICING_URL pricing" in lines(result)
+    assert "default STRIPE_BILLING_LOGIN_URL none: gates use the pricing URL" in lines(result)
+
+
+def test_check_says_what_the_gates_do_without_their_settings(host: Host) -> None:
+    result = check(host)
+
+    assert "default STRIPE_BILLING_FEATURES none: feature gates let no one in" in lines(result)
+    assert "default STRIPE_BILLING_PRICING_URL none: gates answer browsers in JSON" in lines(result)

@@ -40,6 +40,7 @@ ENVIRONMENT = (
     "STRIPE_CANCEL_URL",
     "STRIPE_PORTAL_RETURN_URL",
     "STRIPE_BILLING_PLANS",
+    "STRIPE_BILLING_PRICING_URL",
     "PRO_PLAN_NAME",
     "SECRET_KEY",
 )
@@ -112,20 +113,29 @@ def test_acting_as_a_user_is_remembered_until_changed(make_example: Callable[...
     assert answer.json["error"] == "authentication_error"
 
 
-def test_pro_page_is_403_for_free_users_and_200_after_the_checkout_webhook(
+def test_pro_page_sends_free_users_to_pricing_until_the_checkout_webhook(
     make_example: Callable[..., Flask],
 ) -> None:
     app = make_example()  # no STRIPE_WEBHOOK_SECRET: the example's demo secret
     client = app.test_client()
-    assert client.get("/pro").status_code == 403  # nobody
-    assert client.get("/pro?as=2").status_code == 403  # bob, free
+    nobody = client.get("/pro")
+    assert (nobody.status_code, nobody.headers["Location"]) == (302, "/pricing")
+    bob_free = client.get("/pro?as=2")
+    assert (bob_free.status_code, bob_free.headers["Location"]) == (302, "/pricing")
+    as_json = client.get("/pro", headers={"Accept": "application/json"})
+    assert (as_json.status_code, as_json.json["details"]) == (
+        402,
+        {"required_plans": [], "current_plan": "free"},
+    )
 
     event = checkout_event(customer="cus_bob", subscription="sub_bob", client_reference_id="2")
     assert post_event(client, event, secret=DEMO_WEBHOOK_SECRET).status_code == 200
 
     page = client.get("/pro")
     assert page.status_code == 200
-    assert "Welcome, bob@example.com" in page.get_data(as_text=True)
+    assert "Welcome, bob@example.com: everything here is for pro users" in page.get_data(
+        as_text=True
+    )
     bob = user(app, BOB)
     assert (bob["plan"], bob["subscription_status"]) == ("pro", "active")
     assert bob["stripe_customer_id"] == "cus_bob"

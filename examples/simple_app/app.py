@@ -1,9 +1,11 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
 Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
-``/billing/success`` (where Checkout sends the user back) and ``/pro`` (for Pro
-users only). The example has no real login: add ``?as=2`` to any page to act
-as user 2 from then on (remembered in the session), ``?as=`` to act as nobody.
+``/billing/success`` (where Checkout sends the user back) and ``/pro`` (for users
+on a paid plan only, gated by ``billing.plan_required()``: others are sent to
+the pricing page, JSON callers get 402). The example has no real login: add
+``?as=2`` to any page to act as user 2 from then on (remembered in the
+session), ``?as=`` to act as nobody.
 
 Run it with ``make run`` (or ``flask --app examples/simple_app/app.py run``) and
 point the Stripe CLI at it::
@@ -49,6 +51,8 @@ BASE_URL = "http://127.0.0.1:5000"
 DEFAULT_URLS = {
     "STRIPE_SUCCESS_URL": BASE_URL + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
     "STRIPE_CANCEL_URL": BASE_URL + "/pricing",
+    # Where the /pro gate sends users without a paid plan: an endpoint name.
+    "STRIPE_BILLING_PRICING_URL": "pricing",
 }
 
 db = SQLAlchemy()
@@ -238,13 +242,12 @@ SUCCESS_PAGE = """
 
 PRO_PAGE = """
 <h1>Pro</h1>
-<p>Welcome, {{ me.email }}: everything here is for {{ me.plan }} users.</p>
-"""
-
-NOT_PRO_PAGE = """
-<h1>Pro users only</h1>
-<p>{% if me %}You are on the free plan.{% else %}Act as a user first.{% endif %}
-<a href="{{ url_for('pricing') }}">See pricing</a>.</p>
+<p>Welcome, {{ me.email }}: everything here is for {{ billing_account.plan }} users.</p>
+{% if billing_account.is_past_due() %}
+<p>Your last payment failed; Stripe will try again. Update your card with Manage billing.</p>
+{% elif billing_account.on_grace_period() %}
+<p>Your plan ends on {{ billing_account.current_period_end.date() }}.</p>
+{% endif %}
 """
 
 
@@ -286,11 +289,9 @@ def checkout_success() -> str:
     return render_template_string(HEADER + SUCCESS_PAGE, note=note)
 
 
-def pro() -> str | tuple[str, int]:
-    """A page only users on a paid plan see."""
-    user = current_user()
-    if user is None or user.plan == "free":
-        return render_template_string(HEADER + NOT_PRO_PAGE), 403
+@billing.plan_required()
+def pro() -> str:
+    """A page only users on a paid plan see; the others go to the pricing page."""
     return render_template_string(HEADER + PRO_PAGE)
 
 

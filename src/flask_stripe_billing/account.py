@@ -1,4 +1,4 @@
-"""One account's billing state, and the changes a store is asked to make to it."""
+"""One account's billing state, the questions asked of it, and the changes to make to it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TypedDict
 
+from .clock import as_utc, utcnow
+from .config import Settings
+from .subscriptions import PAID_STATUSES
+
 FREE_PLAN = "free"
+#: Statuses of a subscription that gives nothing any more (see docs/gating.md).
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,67 @@ class BillingAccount:
     def with_changes(self, changes: AccountChanges) -> BillingAccount:
         """Return a copy with ``changes`` applied (what a store's ``apply`` does)."""
         return replace(self, **changes)
+
+    # Queries: pure, on the stored fields; ``now`` defaults to the current UTC time.
+
+    def is_paying(self, *, past_due_keeps_plan: bool = True) -> bool:
+        """Whether the subscription pays for access: active, trialing, or past_due in grace.
+
+        The grace is the app's ``STRIPE_PAST_DUE_KEEPS_PLAN`` (on by default);
+        pass ``settings.past_due_keeps_plan`` when yours is off.
+        """
+        if self.subscription_status in PAID_STATUSES:
+            return True
+        return self.subscription_status == "past_due" and past_due_keeps_plan
+
+    def on_trial(self, now: datetime | None = None) -> bool:
+        """Whether the subscription is trialing and its trial has not ended yet."""
+        trial_end = as_utc(self.trial_end)
+        return (
+            self.subscription_status == "trialing"
+            and trial_end is not None
+            and trial_end > _utc_now_or(now)
+        )
+
+    def on_grace_period(self, now: datetime | None = None) -> bool:
+        """Whether the subscription ends at a period end still ahead: access until then."""
+        period_end = as_utc(self.current_period_end)
+        return (
+            self.cancel_at_period_end
+            and self.subscription_status in PAID_STATUSES | {"past_due"}
+            and period_end is not None
+            and period_end > _utc_now_or(now)
+        )
+
+    def is_past_due(self) -> bool:
+        """Whether Stripe is retrying a failed payment of the subscription."""
+        return self.subscription_status == "past_due"
+
+    def has_ended(self) -> bool:
+        """Whether the account had a subscription that now gives nothing.
+
+        An account that never subscribed (no status) has not ended; a subscription
+        that ended keeps its record, so its status says so.
+        """
+        return self.subscription_status in ENDED_STATUSES
+
+    def has_plan(self, *plans: str) -> bool:
+        """Whether the account's plan is one of ``plans`` (none given: any paid plan).
+
+        ``plan`` is already ``free`` when the status grants nothing.
+        """
+        if not plans:
+            return self.plan != FREE_PLAN
+        return self.plan in plans
+
+    def has_feature(self, feature: str, settings: Settings) -> bool:
+        """Whether the account's plan includes ``feature`` in ``STRIPE_BILLING_FEATURES``."""
+        return feature in settings.features.get(self.plan, ())
+
+
+def _utc_now_or(now: datetime | None) -> datetime:
+    """``now`` in UTC (naive is taken as UTC), or the current time."""
+    return as_utc(now) or utcnow()
 
 
 class AccountChanges(TypedDict, total=False):

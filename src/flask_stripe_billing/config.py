@@ -48,6 +48,12 @@ class Settings:
     api_connect_timeout: float = DEFAULT_API_CONNECT_TIMEOUT
     api_read_timeout: float = DEFAULT_API_READ_TIMEOUT
     api_max_retries: int = DEFAULT_API_MAX_RETRIES
+    #: Plan → the feature keys it includes (what ``feature_required`` checks).
+    features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Where a gate sends a signed-in user without the plan: a URL or an endpoint name.
+    pricing_url: str | None = None
+    #: Where a gate sends an anonymous user (default: the pricing page).
+    login_url: str | None = None
 
     @classmethod
     def from_config(
@@ -86,6 +92,9 @@ class Settings:
             ),
             api_read_timeout=_seconds(get("STRIPE_API_READ_TIMEOUT"), DEFAULT_API_READ_TIMEOUT),
             api_max_retries=_count(get("STRIPE_API_MAX_RETRIES"), DEFAULT_API_MAX_RETRIES),
+            features=_features(get("STRIPE_BILLING_FEATURES")),
+            pricing_url=_text(get("STRIPE_BILLING_PRICING_URL")),
+            login_url=_text(get("STRIPE_BILLING_LOGIN_URL")),
         )
 
     def __repr__(self) -> str:
@@ -150,6 +159,21 @@ def _plans(value: Any) -> dict[str, str]:
             raise ValueError("STRIPE_BILLING_PLANS must look like price_id=plan,...")
         plans[pair[0].strip()] = pair[1].strip()
     return plans
+
+
+def _features(value: Any) -> dict[str, tuple[str, ...]]:
+    """A mapping or a JSON object of plan → list of feature keys."""
+    if value is None:
+        return {}
+    loaded = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(loaded, Mapping):
+        raise ValueError("STRIPE_BILLING_FEATURES must map plan names to lists of features")
+    features = {}
+    for plan, keys in loaded.items():
+        if isinstance(keys, str) or not isinstance(keys, list | tuple | set | frozenset):
+            raise ValueError(f"STRIPE_BILLING_FEATURES[{plan!r}] must be a list of feature keys")
+        features[str(plan)] = tuple(str(key) for key in keys)
+    return features
 
 
 def _flag(value: Any, *, default: bool) -> bool:

@@ -90,6 +90,7 @@ def check_settings(settings: Settings) -> list[Finding]:
         state = "default" if current == default else "set"
         found.append(Finding(state, setting, _value_text(current)))
     found.append(_refetch(settings))
+    found.extend(_gates(settings))
     found.extend(check_versions())
     return found
 
@@ -279,6 +280,22 @@ def _where(error: BillingError) -> str:
     request_id = error.details.get("request_id")
     parts.append(f"request {request_id}" if request_id else "")
     return ", ".join(part for part in parts if part)
+
+
+def _gates(settings: Settings) -> list[Finding]:
+    """What the view gates read: the features per plan and where they send browsers."""
+    features = "; ".join(
+        f"{plan}: {', '.join(keys) or '-'}" for plan, keys in settings.features.items()
+    )
+    settings_and_defaults = (
+        ("STRIPE_BILLING_FEATURES", features, "none: feature gates let no one in"),
+        ("STRIPE_BILLING_PRICING_URL", settings.pricing_url, "none: gates answer browsers in JSON"),
+        ("STRIPE_BILLING_LOGIN_URL", settings.login_url, "none: gates use the pricing URL"),
+    )
+    return [
+        Finding("set", name, value) if value else Finding("default", name, default)
+        for name, value, default in settings_and_defaults
+    ]
 
 
 def _value_text(value: object) -> str:

@@ -26,6 +26,14 @@ class AuthenticationError(BillingError):
     """The route needs a signed-in user and there is none."""
 
 
+class PlanRequiredError(BillingError):
+    """The signed-in user's plan is not one the page needs: paying would open it."""
+
+
+class FeatureRequiredError(BillingError):
+    """The signed-in user's plan does not include the feature the page needs."""
+
+
 class NotFoundError(BillingError):
     """The thing asked for does not exist (e.g. no Stripe customer yet)."""
 

@@ -7,16 +7,18 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
-from . import pipeline, sync
+from . import gates, pipeline, sync
 from .account import BillingAccount
 from .cli import register_commands
 from .config import Settings
 from .csrf import exempt_webhook_from_csrf
+from .gates import ViewDecorator
 from .invoices import Invoice, list_invoices
 from .pipeline import Outcome
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, PipelineSteps, SeparateSteps, SubscriptionLog, UserStore
 from .stripe_api import StripeGateway, make_client
+from .template_context import billing_template_context
 from .views import create_blueprint
 
 try:  # optional: the default current_user_id when the app uses Flask-Login
@@ -106,6 +108,34 @@ class StripeBilling:
         """
         return list_invoices(get_state(), account_or_user_id, limit)
 
+    def plan_required(self, *plans: str) -> ViewDecorator:
+        """Decorate a view so that only users on one of ``plans`` see it.
+
+        No plan given: any paid plan. Anonymous callers get the login page
+        (or 401), others without the plan the pricing page (or 402).
+        """
+        return gates.guard(gates.plan_check(plans))
+
+    def feature_required(self, feature: str) -> ViewDecorator:
+        """Decorate a view so that only users whose plan includes ``feature`` see it.
+
+        Features per plan come from ``STRIPE_BILLING_FEATURES``. Anonymous
+        callers get the login page (or 401), others the pricing page (or 403).
+        """
+        return gates.guard(gates.feature_check(feature))
+
+    def require_plan_for_blueprint(self, blueprint: Blueprint, *plans: str) -> None:
+        """Gate every view of ``blueprint`` like :meth:`plan_required`.
+
+        Uses ``blueprint.before_request``, so only that blueprint's requests are
+        checked; call it before the blueprint is registered.
+        """
+        gates.guard_blueprint(blueprint, gates.plan_check(plans))
+
+    def require_feature_for_blueprint(self, blueprint: Blueprint, feature: str) -> None:
+        """Gate every view of ``blueprint`` like :meth:`feature_required`."""
+        gates.guard_blueprint(blueprint, gates.feature_check(feature))
+
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
         if EXTENSION_KEY not in setup.app.extensions:
             self._set_up(setup.app)  # type: ignore[arg-type]
@@ -145,6 +175,7 @@ class StripeBilling:
             dispatch=dispatch or self.dispatch,
         )
         exempt_webhook_from_csrf(app)
+        app.context_processor(billing_template_context)
         register_commands(app)
 
 

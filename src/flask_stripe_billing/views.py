@@ -15,10 +15,12 @@ from .errors import (
     BillingError,
     ConflictError,
     EventNotRecordedError,
+    FeatureRequiredError,
     MethodNotAllowedError,
     NotConfiguredError,
     NotFoundError,
     PayloadTooLargeError,
+    PlanRequiredError,
     StripeServiceError,
     ValidationError,
 )
@@ -35,6 +37,8 @@ MAX_JSON_BODY_BYTES = 64 * 1024
 HTTP_ANSWERS: dict[type[BillingError], tuple[int, str]] = {
     ValidationError: (400, "validation_error"),
     AuthenticationError: (401, "authentication_error"),
+    PlanRequiredError: (402, "payment_required"),
+    FeatureRequiredError: (403, "forbidden"),
     NotFoundError: (404, "not_found"),
     MethodNotAllowedError: (405, "method_not_allowed"),
     ConflictError: (409, "conflict"),

@@ -9,7 +9,7 @@ import click
 import requests
 from flask.cli import with_appcontext
 
-from .. import diagnostics
+from .. import diagnostics, findings
 from ..account import BillingAccount
 from ..config import Settings
 from ..delivery import post_stripe_event, sign_payload, webhook_path
@@ -152,8 +152,8 @@ def check_command(online: bool) -> None:
     ]
     if online:
         sections.append(("Stripe", diagnostics.check_online(state.settings, state.stripe)))
-    click.echo(diagnostics.report(sections))
-    if any(finding.problem for _, findings in sections for finding in findings):
+    click.echo(findings.report(sections))
+    if any(finding.problem for _, group in sections for finding in group):
         raise click.exceptions.Exit(1)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from conftest import ON_POSTGRES, Host
-from support import NOW, post_event, subscription_event
+from support import NOW, fixture_event, post_event, subscription_event
 
 
 class Wire:
@@ -112,3 +112,16 @@ def test_an_unhandled_type_is_recorded_and_marked(host: Host, wire: Wire) -> Non
     statements, _ = deliver(host, wire, subscription_event("invoice.finalized", created=NOW))
 
     assert kinds(statements) == expected(["INSERT", "UPDATE"], ["WITH", "WITH"])
+
+
+def test_a_lifecycle_event_reads_no_subscription_records(host: Host, wire: Wire) -> None:
+    failed = fixture_event(
+        "events/stripe-ruby-mock__invoice.payment_failed.json", id="evt_failed", created=NOW
+    )
+    failed["data"]["object"]["customer"] = "cus_test"
+
+    statements, _ = deliver(host, wire, failed)
+
+    # record the event and lock the account, then mark it: its signal is all it does.
+    assert kinds(statements) == expected(["INSERT", "SELECT", "UPDATE"], ["WITH", "WITH"])
+    assert host.events()[0]["status"] == "processed"

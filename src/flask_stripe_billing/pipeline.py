@@ -23,6 +23,7 @@ from .redact import describe_error, describe_traceback
 from .rules import AccountMatch, Decision, Notice
 from .state import BillingState
 from .stores.base import RETRYABLE_STATUSES, EventStatus, StoreUnavailableError, UserStore
+from .subscriptions import SubscriptionRecord
 from .webhook import read_event, verify_signature
 
 logger = logging.getLogger("flask_stripe_billing")
@@ -192,7 +193,9 @@ def _process(state: BillingState, event: StripeEvent, payload: str | None) -> Ou
     if handled:
         match = find_account(event, state.user_store, locked)
         account = match.account
-        records = state.subscription_log.subscriptions_of(account.user_id) if account else []
+        records: list[SubscriptionRecord] = []
+        if account is not None and event.type in rules.RULES:  # lifecycle events change none
+            records = state.subscription_log.subscriptions_of(account.user_id)
         decision = rules.decide(event, match, records, state.settings, utcnow())
     else:
         decision = Decision(EventStatus.IGNORED)

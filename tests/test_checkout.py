@@ -511,3 +511,55 @@ def test_conflict_points_to_the_portal_under_the_blueprints_prefix(
     assert response.status_code == 409
     assert response.json["details"]["portal"] == "/api/billing/portal"
     assert len(stripe_api.calls) == 0
+
+
+def test_checkout_options_from_the_configuration_reach_stripe(
+    shop: Callable[..., Host], stripe_api: Any
+) -> None:
+    host = shop(
+        STRIPE_CHECKOUT_AUTOMATIC_TAX=True,
+        STRIPE_CHECKOUT_TAX_ID_COLLECTION="true",
+        STRIPE_CHECKOUT_BILLING_ADDRESS="required",
+        STRIPE_CHECKOUT_COUPON="coupon_launch",
+        STRIPE_CHECKOUT_LOCALE="fr",
+        STRIPE_ALLOW_PROMOTION_CODES=True,
+    )
+    host.add_user(2, stripe_customer_id="cus_existing")
+    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
+
+    response = host.client.post("/billing/checkout-session", json={}, headers=as_user("2"))
+
+    assert response.status_code == 200
+    (call,) = stripe_calls(stripe_api, "/checkout/sessions")
+    sent = form(call)
+    assert {key: value for key, value in sent.items() if key not in BASE_FIELDS} == {
+        "automatic_tax[enabled]": "true",
+        "tax_id_collection[enabled]": "true",
+        "customer_update[address]": "auto",
+        "customer_update[name]": "auto",
+        "billing_address_collection": "required",
+        "discounts[0][coupon]": "coupon_launch",
+        "locale": "fr",
+    }
+    assert "allow_promotion_codes" not in sent  # Stripe takes a coupon or codes, not both
+
+
+BASE_FIELDS = {
+    "mode",
+    "customer",
+    "line_items[0][price]",
+    "line_items[0][quantity]",
+    "success_url",
+    "cancel_url",
+    "client_reference_id",
+    "metadata[user_id]",
+    "metadata[price_id]",
+    "subscription_data[metadata][user_id]",
+}
+
+
+def test_a_billing_address_option_stripe_does_not_know_is_refused_at_set_up(
+    shop: Callable[..., Host],
+) -> None:
+    with pytest.raises(ValueError, match="STRIPE_CHECKOUT_BILLING_ADDRESS must be one of"):
+        shop(STRIPE_CHECKOUT_BILLING_ADDRESS="sometimes")

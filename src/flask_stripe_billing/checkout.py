@@ -105,8 +105,36 @@ def session_params(
         "client_reference_id": account.user_id,
         "metadata": metadata,
         "subscription_data": {"metadata": {"user_id": account.user_id}},
-        "allow_promotion_codes": settings.allow_promotion_codes,
+        **checkout_options(settings),
     }
+
+
+def checkout_options(settings: Settings) -> dict[str, Any]:
+    """The Checkout options the settings ask for, and only those.
+
+    A coupon replaces promotion codes (Stripe takes one or the other). With
+    Stripe Tax or tax ids, the customer we pass must take the address and name
+    the buyer enters, so that tax is computed and invoiced on them.
+    """
+    options: dict[str, Any] = {}
+    if settings.checkout_coupon:
+        options["discounts"] = [{"coupon": settings.checkout_coupon}]
+    else:
+        options["allow_promotion_codes"] = settings.allow_promotion_codes
+    customer_update = {}
+    if settings.checkout_automatic_tax:
+        options["automatic_tax"] = {"enabled": True}
+        customer_update["address"] = "auto"
+    if settings.checkout_tax_id_collection:
+        options["tax_id_collection"] = {"enabled": True}
+        customer_update["name"] = "auto"
+    if customer_update:
+        options["customer_update"] = customer_update
+    if settings.checkout_billing_address:
+        options["billing_address_collection"] = settings.checkout_billing_address
+    if settings.checkout_locale:
+        options["locale"] = settings.checkout_locale
+    return options
 
 
 def session_idempotency_key(account: BillingAccount, price_id: str, now: float) -> str:

@@ -11,6 +11,8 @@ from typing import Any
 from .redact import mask_key
 
 DEFAULT_PRO_PLAN = "pro"
+#: What Checkout's ``billing_address_collection`` accepts.
+BILLING_ADDRESS_CHOICES = ("auto", "required")
 DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024
 DEFAULT_TOLERANCE_SECONDS = 300
 #: Seconds to open a connection to Stripe's API, and to wait for its answer, per attempt.
@@ -54,6 +56,12 @@ class Settings:
     pricing_url: str | None = None
     #: Where a gate sends an anonymous user (default: the pricing page).
     login_url: str | None = None
+    #: Checkout options: Stripe Tax, tax ids, the billing address, a coupon, the locale.
+    checkout_automatic_tax: bool = False
+    checkout_tax_id_collection: bool = False
+    checkout_billing_address: str | None = None
+    checkout_coupon: str | None = None
+    checkout_locale: str | None = None
 
     @classmethod
     def from_config(
@@ -95,6 +103,17 @@ class Settings:
             features=_features(get("STRIPE_BILLING_FEATURES")),
             pricing_url=_text(get("STRIPE_BILLING_PRICING_URL")),
             login_url=_text(get("STRIPE_BILLING_LOGIN_URL")),
+            checkout_automatic_tax=_flag(get("STRIPE_CHECKOUT_AUTOMATIC_TAX"), default=False),
+            checkout_tax_id_collection=_flag(
+                get("STRIPE_CHECKOUT_TAX_ID_COLLECTION"), default=False
+            ),
+            checkout_billing_address=_choice(
+                get("STRIPE_CHECKOUT_BILLING_ADDRESS"),
+                "STRIPE_CHECKOUT_BILLING_ADDRESS",
+                BILLING_ADDRESS_CHOICES,
+            ),
+            checkout_coupon=_text(get("STRIPE_CHECKOUT_COUPON")),
+            checkout_locale=_text(get("STRIPE_CHECKOUT_LOCALE")),
         )
 
     def __repr__(self) -> str:
@@ -126,6 +145,14 @@ class Settings:
             if price_id in self.plans:
                 return self.plans[price_id]
         return self.pro_plan_name
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str | None:
+    """One of ``choices``, or None when unset; anything else is a configuration error."""
+    text = _text(value)
+    if text is not None and text not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {text!r}")
+    return text
 
 
 def _text(value: Any) -> str | None:

@@ -372,6 +372,88 @@ def test_portal_uses_the_configured_return_url(shop: Callable[..., Host], stripe
     assert form(call)["return_url"] == "https://app.example.com/account"
 
 
+@pytest.mark.parametrize(
+    ("flow", "flow_data"),
+    [
+        ("payment_method_update", {"flow_data[type]": "payment_method_update"}),
+        (
+            "subscription_cancel",
+            {
+                "flow_data[type]": "subscription_cancel",
+                "flow_data[subscription_cancel][subscription]": "sub_paying",
+            },
+        ),
+        (
+            "subscription_update",
+            {
+                "flow_data[type]": "subscription_update",
+                "flow_data[subscription_update][subscription]": "sub_paying",
+            },
+        ),
+    ],
+)
+def test_portal_deep_links_into_a_flow_with_the_configured_portal(
+    shop: Callable[..., Host], stripe_api: Any, flow: str, flow_data: dict[str, str]
+) -> None:
+    host = shop(STRIPE_PORTAL_CONFIGURATION="bpc_settings_page")
+    host.add_user(2, stripe_customer_id="cus_paying")
+    paid = subscription_event(customer="cus_paying", subscription="sub_paying")
+    assert post_event(host.client, paid).status_code == 200
+    stripe_api.add(responses.POST, f"{API}/billing_portal/sessions", json=PORTAL)
+
+    response = host.client.get(f"/billing/portal?flow={flow}", headers=as_user("2"))
+
+    assert response.status_code == 200
+    assert response.json == {"url": PORTAL["url"]}
+    (call,) = stripe_calls(stripe_api, "/billing_portal/sessions")
+    assert form(call) == {
+        "customer": "cus_paying",
+        "return_url": "https://app.example.com/",
+        "configuration": "bpc_settings_page",
+        **flow_data,
+    }
+
+
+def test_portal_refuses_an_unknown_flow_and_a_subscription_flow_without_one(
+    shop: Callable[..., Host], stripe_api: Any
+) -> None:
+    host = shop()
+    host.add_user(2, stripe_customer_id="cus_paying")
+
+    unknown = host.client.get("/billing/portal?flow=refund_everything", headers=as_user("2"))
+    nothing_to_cancel = host.client.get(
+        "/billing/portal?flow=subscription_cancel", headers=as_user("2")
+    )
+
+    assert unknown.status_code == 400
+    assert unknown.json["error"] == "validation_error"
+    assert unknown.json["details"] == {"field": "flow"}
+    assert nothing_to_cancel.status_code == 409
+    assert nothing_to_cancel.json["error"] == "conflict"
+    assert len(stripe_api.calls) == 0
+
+
+def test_portal_url_from_python_for_a_payment_failed_email(
+    shop: Callable[..., Host], stripe_api: Any
+) -> None:
+    host = shop()
+    host.add_user(2, stripe_customer_id="cus_paying")
+    stripe_api.add(responses.POST, f"{API}/billing_portal/sessions", json=PORTAL)
+
+    with host.app.app_context():
+        url = host.billing.portal_url(2, flow="payment_method_update")
+        with pytest.raises(LookupError, match="no user '9'"):
+            host.billing.portal_url("9")
+
+    assert url == PORTAL["url"]
+    (call,) = stripe_calls(stripe_api, "/billing_portal/sessions")
+    assert form(call) == {
+        "customer": "cus_paying",
+        "return_url": "https://app.example.com/",
+        "flow_data[type]": "payment_method_update",
+    }
+
+
 def test_portal_without_a_customer_is_404(shop: Callable[..., Host], stripe_api: Any) -> None:
     host = shop()
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from .account import BillingAccount
 from .config import Settings
-from .errors import ConflictError, NotConfiguredError, ValidationError
+from .errors import ConflictError, NotConfiguredError, NotFoundError, ValidationError
 from .subscriptions import PAID_STATUSES
 
 #: The ``interval`` values a client may ask for, and the setting naming each price.
@@ -75,6 +75,33 @@ def portal_return_url(settings: Settings) -> str:
         if parts.scheme and parts.netloc:
             return f"{parts.scheme}://{parts.netloc}/"
     raise NotConfiguredError(["STRIPE_PORTAL_RETURN_URL"])
+
+
+#: The portal's deep links (``flow_data.type``) the portal route offers.
+PORTAL_FLOWS = ("payment_method_update", "subscription_cancel", "subscription_update")
+
+
+def portal_params(
+    account: BillingAccount, return_url: str, settings: Settings, flow: str | None
+) -> dict[str, Any]:
+    """The Billing-portal session: the customer, where to come back, the configuration,
+    and a deep link into one flow (the account's subscription for the subscription flows)."""
+    if account.stripe_customer_id is None:
+        raise NotFoundError("No Stripe customer for this user yet; subscribe first")
+    params: dict[str, Any] = {"customer": account.stripe_customer_id, "return_url": return_url}
+    if settings.portal_configuration:
+        params["configuration"] = settings.portal_configuration
+    if flow is None:
+        return params
+    if flow not in PORTAL_FLOWS:
+        raise ValidationError(f"flow must be one of {', '.join(PORTAL_FLOWS)}", {"field": "flow"})
+    flow_data: dict[str, Any] = {"type": flow}
+    if flow != "payment_method_update":
+        if account.stripe_subscription_id is None:
+            raise ConflictError("No subscription to change yet; subscribe first", {"flow": flow})
+        flow_data[flow] = {"subscription": account.stripe_subscription_id}
+    params["flow_data"] = flow_data
+    return params
 
 
 def customer_params(account: BillingAccount) -> dict[str, Any]:

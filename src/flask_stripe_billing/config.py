@@ -35,6 +35,8 @@ class Settings:
     success_url: str | None = None
     cancel_url: str | None = None
     portal_return_url: str | None = None
+    #: The Billing-portal configuration (``bpc_...``); None: the account's default.
+    portal_configuration: str | None = None
     pro_plan_name: str = DEFAULT_PRO_PLAN
     #: Price ID → plan name, for apps with more than one paid plan.
     plans: Mapping[str, str] = field(default_factory=dict)
@@ -84,6 +86,7 @@ class Settings:
             success_url=_text(get("STRIPE_SUCCESS_URL")),
             cancel_url=_text(get("STRIPE_CANCEL_URL")),
             portal_return_url=_text(get("STRIPE_PORTAL_RETURN_URL")),
+            portal_configuration=_text(get("STRIPE_PORTAL_CONFIGURATION")),
             pro_plan_name=_text(get("PRO_PLAN_NAME")) or DEFAULT_PRO_PLAN,
             plans=_plans(get("STRIPE_BILLING_PLANS")),
             past_due_keeps_plan=_flag(get("STRIPE_PAST_DUE_KEEPS_PLAN"), default=True),

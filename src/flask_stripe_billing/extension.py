@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
-from . import gates, pipeline, sync
+from . import checkout, gates, pipeline, sync
 from .account import BillingAccount
 from .cli import register_commands
 from .config import Settings
@@ -107,6 +107,21 @@ class StripeBilling:
         raises :class:`~.errors.StripeServiceError` when Stripe fails.
         """
         return list_invoices(get_state(), account_or_user_id, limit)
+
+    def portal_url(
+        self, account_or_user_id: BillingAccount | str | int, flow: str | None = None
+    ) -> str:
+        """A Billing-portal session's URL for a user, opened on ``flow`` if given.
+
+        ``flow``: ``payment_method_update``, ``subscription_cancel`` or
+        ``subscription_update`` (the account's subscription), e.g. for the link
+        in a payment-failed e-mail. Needs an app context and ``STRIPE_API_KEY``.
+        """
+        state = get_state()
+        account = state.account_of(account_or_user_id)
+        return_url = checkout.portal_return_url(state.settings)
+        params = checkout.portal_params(account, return_url, state.settings, flow)
+        return state.require_stripe().create_portal_session(params)
 
     def plan_required(self, *plans: str) -> ViewDecorator:
         """Decorate a view so that only users on one of ``plans`` see it.

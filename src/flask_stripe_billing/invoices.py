@@ -41,20 +41,11 @@ def list_invoices(
     """
     if not 1 <= limit <= MAX_INVOICES:
         raise ValueError(f"limit must be between 1 and {MAX_INVOICES}")
-    account = _account(state, account_or_user_id)
+    account = state.account_of(account_or_user_id)
     if account.stripe_customer_id is None:
         return []
     listed = state.require_stripe().list_invoices(account.stripe_customer_id, limit)
     return [_invoice(obj) for obj in listed]
-
-
-def _account(state: BillingState, account_or_user_id: BillingAccount | str | int) -> BillingAccount:
-    if isinstance(account_or_user_id, BillingAccount):
-        return account_or_user_id
-    account = state.user_store.get(str(account_or_user_id))
-    if account is None:
-        raise LookupError(f"no user {account_or_user_id!r}")
-    return account
 
 
 def _invoice(obj: dict[str, object]) -> Invoice:

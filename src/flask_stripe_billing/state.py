@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from .account import BillingAccount
 from .config import Settings
 from .errors import NotConfiguredError
 from .stores.base import EventLog, PipelineSteps, SubscriptionLog, UserStore
@@ -36,6 +37,15 @@ class BillingState:
     stripe: StripeGateway | None
     #: Dispatch mode's hand-off to a queue; None processes events inline.
     dispatch: Dispatch | None = None
+
+    def account_of(self, account_or_user_id: BillingAccount | str | int) -> BillingAccount:
+        """The account itself, or the one of this user id; LookupError for an unknown user."""
+        if isinstance(account_or_user_id, BillingAccount):
+            return account_or_user_id
+        account = self.user_store.get(str(account_or_user_id))
+        if account is None:
+            raise LookupError(f"no user {account_or_user_id!r}")
+        return account
 
     def require_stripe(self) -> StripeGateway:
         """The Stripe gateway, or a 503 naming the missing key."""

@@ -66,11 +66,11 @@ class StripeGateway:
         action = "create a Checkout session"
         return _text_field(session, "id", action), _text_field(session, "url", action)
 
-    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+    def create_portal_session(self, params: dict[str, Any]) -> str:
         """Create a Billing-portal session and return its URL."""
         with _translated_errors("create a billing portal session"):
             session = self.client.v1.billing_portal.sessions.create(
-                {"customer": customer_id, "return_url": return_url}
+                params  # type: ignore[arg-type]
             )
         return _text_field(session, "url", "create a billing portal session")
 

@@ -122,14 +122,18 @@ def checkout_session() -> Response:
 
 
 def portal() -> Response:
-    """A Billing-portal session for the current user's Stripe customer."""
+    """A Billing-portal session for the current user's Stripe customer.
+
+    ``?flow=payment_method_update`` (or ``subscription_cancel``,
+    ``subscription_update``) opens the portal on that flow.
+    """
     state = get_state()
     account = current_account(state)
     gateway = state.require_stripe()
     return_url = checkout.portal_return_url(state.settings)
-    if account.stripe_customer_id is None:
-        raise NotFoundError("No Stripe customer for this user yet; subscribe first")
-    return jsonify(url=gateway.create_portal_session(account.stripe_customer_id, return_url))
+    flow = request.args.get("flow") or None
+    params = checkout.portal_params(account, return_url, state.settings, flow)
+    return jsonify(url=gateway.create_portal_session(params))
 
 
 def wrong_method(allowed: str) -> Response:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import responses
 import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
@@ -165,6 +166,13 @@ def host(make_host: Callable[..., Host]) -> Host:
     made = make_host()
     made.add_user(1, stripe_customer_id="cus_test")
     return made
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[responses.RequestsMock]:
+    """Stripe's HTTP API, mocked with ``responses``: stripe-python runs for real."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
 
 
 @pytest.fixture

@@ -72,12 +72,6 @@ def shop(make_host: Callable[..., Host]) -> Callable[..., Host]:
     return make
 
 
-@pytest.fixture
-def stripe_api() -> Any:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def form(call: Any) -> dict[str, str]:
     """The form fields of a recorded request, flattened as stripe-python sends them."""
     return {k: v[0] for k, v in parse_qs(call.request.body).items()}

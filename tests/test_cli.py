@@ -101,12 +101,6 @@ def failing_apply(host: Host, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
 
 
 @pytest.fixture
-def stripe_api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 def synced(make_host: Callable[..., Host]) -> Host:
     """A host with an API key; user 1 is the trialing fixture's customer."""
     made = make_host({"STRIPE_API_KEY": API_KEY})

@@ -69,12 +69,6 @@ def make_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
             db.engine.dispose()
 
 
-@pytest.fixture
-def stripe_api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def user(app: Flask, user_id: int) -> dict[str, Any]:
     """The user's billing state as the example's own JSON page shows it."""
     data: dict[str, Any] = app.test_client().get(f"/users/{user_id}").json

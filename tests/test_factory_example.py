@@ -109,12 +109,6 @@ def app(tmp_path: Path, clean_environment: None) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-@pytest.fixture
-def stripe_api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def csrf_token(client: Any) -> str:
     """The CSRF token of the client's session, as the pages carry it."""
     html = client.get("/login").get_data(as_text=True)

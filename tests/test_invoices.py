@@ -4,7 +4,7 @@ stripe-python really runs), as small frozen ``Invoice`` values."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -38,12 +38,6 @@ def at(seconds: int) -> datetime:
 def page(*invoices: dict[str, Any]) -> dict[str, Any]:
     """A list answer of ``GET /v1/invoices``."""
     return {"object": "list", "data": list(invoices), "has_more": False, "url": "/v1/invoices"}
-
-
-@pytest.fixture
-def stripe_api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
 
 
 @pytest.fixture

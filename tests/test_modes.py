@@ -26,12 +26,6 @@ def stripe_subscription(**fields: Any) -> dict[str, Any]:
     return {**SUBSCRIPTION, **fields}
 
 
-@pytest.fixture
-def stripe_api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 # Re-fetch mode
 
 

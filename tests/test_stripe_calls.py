@@ -49,12 +49,6 @@ def shop(make_host: Callable[..., Host]) -> Callable[..., Host]:
     return make
 
 
-@pytest.fixture
-def stripe_api() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        yield mock
-
-
 def link_customer(host: Host) -> None:
     with host.app.app_context():
         host.db.session.get(host.User, 1).stripe_customer_id = "cus_known"

@@ -30,6 +30,8 @@ class Settings:
     #: Masked in ``repr`` (error reporters capture reprs of frame locals).
     api_key: str | None = field(default=None, repr=False)
     webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: Signing secrets of event destinations that send thin (v2) event notifications.
+    thin_webhook_secrets: tuple[str, ...] = field(default=(), repr=False)
     price_pro_monthly: str | None = None
     price_pro_yearly: str | None = None
     success_url: str | None = None
@@ -81,6 +83,7 @@ class Settings:
         return cls(
             api_key=_text(get("STRIPE_API_KEY")),
             webhook_secrets=_secrets(get("STRIPE_WEBHOOK_SECRET")),
+            thin_webhook_secrets=_secrets(get("STRIPE_THIN_WEBHOOK_SECRET")),
             price_pro_monthly=_text(get("STRIPE_PRICE_PRO_MONTHLY")),
             price_pro_yearly=_text(get("STRIPE_PRICE_PRO_YEARLY")),
             success_url=_text(get("STRIPE_SUCCESS_URL")),
@@ -124,6 +127,7 @@ class Settings:
         shown = [
             f"api_key={mask_key(self.api_key) if self.api_key else None!r}",
             f"webhook_secrets=<{len(self.webhook_secrets)} signing secrets>",
+            f"thin_webhook_secrets=<{len(self.thin_webhook_secrets)} signing secrets>",
             *(f"{item.name}={getattr(self, item.name)!r}" for item in fields(self) if item.repr),
         ]
         return f"Settings({', '.join(shown)})"

@@ -13,7 +13,7 @@ import stripe
 from flask import Flask
 
 from .state import get_state
-from .views import webhook
+from .views import thin_webhook, webhook
 
 if TYPE_CHECKING:
     from flask.testing import FlaskClient
@@ -33,8 +33,18 @@ def sign_payload(payload: bytes | str, secret: str, timestamp: int | None = None
 
 def webhook_path(app: Flask) -> str:
     """The path of the extension's webhook on ``app`` (``/stripe/webhook`` unless prefixed)."""
+    return _path_of(app, webhook)
+
+
+def thin_webhook_path(app: Flask) -> str:
+    """The path of the thin-event endpoint on ``app`` (``/stripe/thin-webhook`` unless
+    prefixed)."""
+    return _path_of(app, thin_webhook)
+
+
+def _path_of(app: Flask, target: object) -> str:
     for endpoint, view in app.view_functions.items():
-        if view is webhook:
+        if view is target:
             return next(app.url_map.iter_rules(endpoint)).rule
     raise RuntimeError("StripeBilling's blueprint is not registered on this app")
 

@@ -97,7 +97,9 @@ def parse_event(payload: Any) -> StripeEvent:
     if not isinstance(payload, dict):
         raise EventParseError("body is not a JSON object")
     if payload.get("object") == "v2.core.event":
-        raise EventParseError("thin (v2) events are not supported")
+        raise EventParseError(
+            "this is a thin event notification: send it to the thin-event endpoint"
+        )
     if payload.get("object") != "event":
         raise EventParseError("body is not a Stripe event")
     event_id = payload.get("id")

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
-from . import checkout, gates, pipeline, sync
+from . import checkout, gates, sync, thin_pipeline
 from .account import BillingAccount
 from .cli import register_commands
 from .config import Settings
@@ -87,7 +87,7 @@ class StripeBilling:
         Needs an app context. Idempotent: an event already processed is reported
         as a duplicate and changes nothing.
         """
-        return pipeline.run_stored(get_state(), app_object(), event_id)
+        return thin_pipeline.run_stored(get_state(), app_object(), event_id)
 
     def sync_checkout_session(self, session_id: str) -> Outcome:
         """Apply a completed Checkout session at once, from Stripe's API.

@@ -11,7 +11,7 @@ arrives twice at the same moment on two workers.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import rules, signals
@@ -46,6 +46,15 @@ class Outcome:
     notices: tuple[Notice, ...] = ()
 
 
+@dataclass(frozen=True)
+class ThinOrigin:
+    """Where a thin notification's fetched event comes from: the notification as the event
+    log records it, and the snapshot event of the same change (None: Stripe named none)."""
+
+    logged: StripeEvent
+    twin: StripeEvent | None = None
+
+
 def receive(state: BillingState, app: Any, body: bytes, signature: str | None) -> Outcome:
     """A webhook delivery: verify → parse → run (dispatch mode: record, then hand over)."""
     settings = state.settings
@@ -71,21 +80,32 @@ def run_stored(state: BillingState, app: Any, event_id: str) -> Outcome:
     return run(state, app, read_event(record.payload), record.payload)
 
 
-def run(state: BillingState, app: Any, event: StripeEvent, payload: str | None) -> Outcome:
+def run(
+    state: BillingState,
+    app: Any,
+    event: StripeEvent,
+    payload: str | None,
+    *,
+    thin: ThinOrigin | None = None,
+) -> Outcome:
     """Carry one event through the pipeline and send its signals after the commit.
 
     ``payload`` is the verified body, recorded in the event log. None marks a
     snapshot read from Stripe's API: it is decided and applied the same way but
     not logged, and a failure is raised rather than recorded.
 
+    ``thin`` marks an ``event`` made from a thin notification's fetched object
+    (the re-fetch mode does not read it again): the log records the notification,
+    and its snapshot twin is claimed in the same transaction.
+
     Raises :class:`EventNotRecordedError` only when a delivered event could not
     be stored, so that Stripe delivers it again.
     """
-    if state.settings.refetch_subscriptions and payload is not None:
+    if state.settings.refetch_subscriptions and payload is not None and thin is None:
         event = refresh_subscription(state, event)
     try:
         with state.event_log.transaction():
-            outcome = _process(state, event, payload)
+            outcome = _process(state, event, payload, thin)
     except StoreUnavailableError:
         if payload is None:
             raise
@@ -99,7 +119,8 @@ def run(state: BillingState, app: Any, event: StripeEvent, payload: str | None) 
             describe_traceback(error),
             extra={"event_id": event.id, "event_type": event.type},
         )
-        outcome = _record_failure(state, event, payload, error)
+        logged = thin.logged if thin is not None else event
+        outcome = _record_failure(state, logged, payload, error)
     announce(app, outcome, logged=payload is not None)
     return outcome
 
@@ -178,13 +199,23 @@ def not_recorded(event: StripeEvent, reason: str) -> EventNotRecordedError:
     return EventNotRecordedError()
 
 
-def _process(state: BillingState, event: StripeEvent, payload: str | None) -> Outcome:
+def _process(
+    state: BillingState, event: StripeEvent, payload: str | None, thin: ThinOrigin | None = None
+) -> Outcome:
     """Inside the transaction: record, find the account and its records, decide, write."""
     steps = state.steps
     handled = rules.is_handled(event.type)
+    twin = thin.twin if thin is not None and payload is not None else None
+    logged = thin.logged if thin is not None else event
+    if twin is not None and payload is not None:
+        settled = claim_twin(state, logged, twin, payload)
+        if settled is not None:
+            return replace(settled, event=event)
     if payload is not None:
-        record, locked = steps.record_and_lock(event, payload, lock=handled)
+        record, locked = steps.record_and_lock(logged, payload, lock=handled)
         if record.status not in RETRYABLE_STATUSES:
+            if twin is not None:
+                state.event_log.finish_event(twin.id, record.status, user_id=record.user_id)
             return Outcome(event, DUPLICATE)
     elif handled and event.customer_id:
         locked = state.user_store.get_by_customer_id(event.customer_id, lock=True)
@@ -207,6 +238,10 @@ def _process(state: BillingState, event: StripeEvent, payload: str | None) -> Ou
         records=decision.records,
         error=decision.reason,
     )
+    if twin is not None:
+        user_id = decision.account.user_id if decision.account is not None else None
+        note = f"applied through thin event {event.id}"
+        state.event_log.finish_event(twin.id, decision.status, user_id=user_id, error=note)
     return Outcome(
         event,
         decision.status,
@@ -215,6 +250,24 @@ def _process(state: BillingState, event: StripeEvent, payload: str | None) -> Ou
         reason=decision.reason,
         notices=decision.notices,
     )
+
+
+def claim_twin(
+    state: BillingState, event: StripeEvent, twin: StripeEvent, payload: str
+) -> Outcome | None:
+    """Lock the row of the thin notification's snapshot twin (before the account, as the
+    snapshot's own delivery does); if the twin was applied already, the notification is done.
+
+    Returns the notification's outcome when it is done, None when it is to be applied.
+    """
+    log = state.event_log
+    claimed = log.record_event(twin, payload)
+    if claimed.status in RETRYABLE_STATUSES:
+        return None
+    log.record_event(event, payload)
+    note = f"applied through snapshot event {twin.id}"
+    log.finish_event(event.id, claimed.status, user_id=claimed.user_id, error=note)
+    return Outcome(event, DUPLICATE, reason=note)
 
 
 def _record_failure(

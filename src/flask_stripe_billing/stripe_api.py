@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import stripe
+from stripe import RequestOptions
 
 from .config import DEFAULT_API_MAX_RETRIES, Settings
 from .errors import StripeServiceError
@@ -74,17 +75,29 @@ class StripeGateway:
             )
         return _text_field(session, "url", "create a billing portal session")
 
-    def retrieve_checkout_session(self, session_id: str) -> dict[str, Any]:
+    def retrieve_checkout_session(
+        self, session_id: str, options: RequestOptions | None = None
+    ) -> dict[str, Any]:
         """A Checkout session as plain data."""
         with _translated_errors("retrieve a Checkout session"):
-            session = self.client.v1.checkout.sessions.retrieve(session_id)
+            session = self.client.v1.checkout.sessions.retrieve(session_id, options=options)
         return session.to_dict()
 
-    def retrieve_subscription(self, subscription_id: str) -> dict[str, Any]:
+    def retrieve_subscription(
+        self, subscription_id: str, options: RequestOptions | None = None
+    ) -> dict[str, Any]:
         """A subscription as plain data (Stripe's latest state)."""
         with _translated_errors("retrieve a subscription"):
-            subscription = self.client.v1.subscriptions.retrieve(subscription_id)
+            subscription = self.client.v1.subscriptions.retrieve(subscription_id, options=options)
         return subscription.to_dict()
+
+    def retrieve_invoice(
+        self, invoice_id: str, options: RequestOptions | None = None
+    ) -> dict[str, Any]:
+        """An invoice as plain data (Stripe's latest state)."""
+        with _translated_errors("retrieve an invoice"):
+            invoice = self.client.v1.invoices.retrieve(invoice_id, options=options)
+        return invoice.to_dict()
 
     def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
         """Every subscription of a customer, whatever its status, as plain data."""
@@ -143,6 +156,24 @@ class StripeGateway:
                 }
             )
         return endpoint.to_dict()
+
+    def create_thin_event_destination(
+        self, name: str, url: str, enabled_events: list[str]
+    ) -> dict[str, Any]:
+        """Create an event destination sending thin events to ``url``; the answer holds its
+        signing secret (asked for with ``include``; only now)."""
+        with _translated_errors("create an event destination"):
+            destination = self.client.v2.core.event_destinations.create(
+                {
+                    "name": name,
+                    "type": "webhook_endpoint",
+                    "event_payload": "thin",
+                    "enabled_events": enabled_events,
+                    "webhook_endpoint": {"url": url},
+                    "include": ["webhook_endpoint.signing_secret"],
+                }
+            )
+        return destination.to_dict()
 
 
 @contextmanager

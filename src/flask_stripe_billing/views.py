@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from . import checkout, pipeline, signals
+from . import checkout, pipeline, signals, thin_pipeline
 from .account import BillingAccount
 from .errors import (
     AuthenticationError,
@@ -62,6 +62,7 @@ def create_blueprint() -> Blueprint:
     blueprint = Blueprint("stripe_billing", __name__)
     for path, view, method in (
         ("/stripe/webhook", webhook, "POST"),
+        ("/stripe/thin-webhook", thin_webhook, "POST"),
         ("/billing/checkout-session", checkout_session, "POST"),
         ("/billing/portal", portal, "GET"),
     ):
@@ -92,6 +93,39 @@ def webhook() -> Response:
             "event_id": event.id,
             "event_type": event.type,
             "customer_id": event.customer_id,
+            "status": outcome.status,
+        },
+    )
+    return jsonify(received=True)
+
+
+def thin_webhook() -> Response:
+    """Receive a thin event notification: verify → record → fetch its object → apply → signal.
+
+    200 once the notification is recorded, also when its object could not be
+    fetched (it stays ``received`` for replay); 5xx only when nothing was recorded.
+    """
+    state = get_state()
+    settings = state.settings
+    missing = [
+        name
+        for name, value in (
+            ("STRIPE_THIN_WEBHOOK_SECRET", settings.thin_webhook_secrets),
+            ("STRIPE_API_KEY", state.stripe),
+        )
+        if not value
+    ]
+    if missing:
+        raise NotConfiguredError(missing)
+    body = read_body(settings.max_webhook_bytes)
+    signature = request.headers.get("Stripe-Signature")
+    outcome = thin_pipeline.receive_thin(state, app_object(), body, signature)
+    logger.info(
+        "Stripe thin event received",
+        extra={
+            "event_id": outcome.event.id,
+            "event_type": outcome.event.type,
+            "customer_id": outcome.event.customer_id,
             "status": outcome.status,
         },
     )

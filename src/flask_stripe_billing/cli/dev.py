@@ -20,6 +20,7 @@ from ..rules import HANDLED_EVENT_TYPES
 from ..state import app_object, get_state
 from ..stripe_api import API_VERSION
 from .common import NotFound, reported_errors
+from .thin import create_thin_destination, trigger_thin
 
 #: Seconds to wait for a running server named by ``trigger --url``.
 DELIVERY_TIMEOUT = 10
@@ -56,6 +57,12 @@ RESPONSE_WIDTH = 200
     metavar="URL",
     help="Post to a running server's webhook instead of this app in-process.",
 )
+@click.option(
+    "--thin",
+    is_flag=True,
+    help="A thin notification to the thin-event endpoint; the app fetches the object.",
+)
+@click.option("--object", "object_id", metavar="ID", help="--thin: the related object's id.")
 @with_appcontext
 def trigger_command(
     event_type: str,
@@ -67,6 +74,8 @@ def trigger_command(
     user_id: str | None,
     legacy_layout: bool,
     url: str | None,
+    thin: bool,
+    object_id: str | None,
 ) -> None:
     """Send a signed test event to the webhook: `stripe trigger`, offline.
 
@@ -75,8 +84,12 @@ def trigger_command(
     --url). With --user, the customer and subscription default to the
     user's own; a user not linked yet is linked by the event. Prints the
     answer and the account before and after. Exit code 1 if the webhook
-    did not answer 2xx.
+    did not answer 2xx. With --thin, a thin notification of EVENT_TYPE about
+    --object (default: the subscription) is signed with STRIPE_THIN_WEBHOOK_SECRET
+    and the app fetches that object from Stripe's API.
     """
+    if thin:
+        return trigger_thin(event_type, object_id or subscription, user_id, url)
     if event_type not in HANDLED_EVENT_TYPES:
         raise click.BadParameter(
             f"{event_type!r} is not a type this package handles; trigger one of: "
@@ -167,16 +180,21 @@ def check_command(online: bool) -> None:
     metavar="URL",
     help="The webhook's public URL, e.g. https://example.com/stripe/webhook.",
 )
+@click.option("--thin", is_flag=True, help="An event destination sending thin events.")
 @with_appcontext
-def create_webhook_endpoint_command(url: str) -> None:
+def create_webhook_endpoint_command(url: str, thin: bool) -> None:
     """Create this app's webhook endpoint in Stripe and print its signing secret once.
 
     The endpoint gets exactly the event types this package handles and the
-    API version its client is pinned to. Needs STRIPE_API_KEY.
+    API version its client is pinned to. With --thin, an event destination
+    sending their thin (v1.) types, unversioned, to the thin-event endpoint's
+    URL. Needs STRIPE_API_KEY.
     """
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise click.BadParameter("give the full URL, https://...", param_hint="--url")
+    if thin:
+        return create_thin_destination(url)
     gateway = get_state().stripe
     if gateway is None:
         raise click.ClickException(

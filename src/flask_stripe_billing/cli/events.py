@@ -7,7 +7,7 @@ from datetime import timedelta
 import click
 from flask.cli import with_appcontext
 
-from .. import pipeline
+from .. import thin_pipeline
 from ..clock import utcnow
 from ..errors import BillingError
 from ..reports import TIME_FORMAT, describe_replay, error_text, event_table, plural
@@ -104,7 +104,7 @@ def replay_command(event_ids: tuple[str, ...], replay_all: bool) -> None:
     failed = skipped = 0
     for record in records:
         try:
-            outcome = pipeline.run_stored(state, app_object(), record.id)
+            outcome = thin_pipeline.run_stored(state, app_object(), record.id)
         except (BillingError, LookupError) as error:
             click.echo(f"{record.id} {record.type}: not replayed: {error_text(error)}")
             failed += 1

@@ -1,0 +1,316 @@
+"""POST /stripe/thin-webhook: thin notifications, their object fetched from Stripe's API,
+applied by the same pipeline as snapshot events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import requests
+import responses
+from conftest import Host
+from support import NOW, load_object, post_event, subscription_event
+from thin_support import (
+    API,
+    INVOICE_OBJECT,
+    THIN_SECRET,
+    notification,
+    serve,
+    subscription_object,
+    thin_config,
+)
+
+from flask_stripe_billing.stripe_api import API_VERSION
+from flask_stripe_billing.testing import record_signals
+
+THIN = "/stripe/thin-webhook"
+Received = dict[str, list[dict[str, Any]]]
+
+
+@pytest.fixture
+def thin_host(make_host: Callable[..., Host]) -> Host:
+    """A host with thin events configured and user 1 linked to customer ``cus_test``."""
+    made = make_host(thin_config())
+    made.add_user(1, stripe_customer_id="cus_test")
+    return made
+
+
+def post_thin(
+    client: Any, body: dict[str, Any] | bytes, *, secret: str = THIN_SECRET, **kwargs: Any
+) -> Any:
+    """POST a notification signed with the thin secret, as an event destination would."""
+    return post_event(client, body, secret=secret, path=THIN, **kwargs)
+
+
+def rows(host: Host) -> dict[str, tuple[str, str | None, int]]:
+    """Event log: id → (status, user id, attempts)."""
+    return {r["id"]: (r["status"], r["user_id"], r["attempts"]) for r in host.events()}
+
+
+def test_a_thin_subscription_update_applies_the_subscription_as_stripe_has_it_now(
+    thin_host: Host, stripe_api: responses.RequestsMock, received: Received
+) -> None:
+    fetch = serve(stripe_api, subscription_object(status="active"))
+    thin = notification(event_id="evt_thin_1")
+
+    response = post_thin(thin_host.client, thin)
+
+    assert response.status_code == 200
+    assert response.get_json() == {"received": True}
+    user = thin_host.user(1)
+    assert (user.plan, user.stripe_subscription_status) == ("pro", "active")
+    assert user.stripe_subscription_id == "sub_test"
+    assert thin_host.subscription("sub_test")["status"] == "active"
+    [row] = thin_host.events()
+    assert (row["id"], row["type"], row["status"]) == (
+        "evt_thin_1",
+        "v1.customer.subscription.updated",
+        "processed",
+    )
+    assert json.loads(row["payload"]) == thin  # the notification as Stripe sent it
+    assert row["attempts"] == 1
+    [call] = fetch.calls
+    assert call.request.method == "GET"
+    assert call.request.url == f"{API}/v1/subscriptions/sub_test"
+    assert call.request.headers["Stripe-Request-Trigger"] == "event=evt_thin_1"
+    assert call.request.headers["Stripe-Version"] == API_VERSION
+    assert "Stripe-Context" not in call.request.headers
+    [changed] = received["plan_changed"]
+    assert (changed["old_plan"], changed["new_plan"], changed["event"].id) == (
+        "free",
+        "pro",
+        "evt_thin_1",
+    )
+    [seen] = received["webhook_received"]
+    assert (seen["event"].id, seen["status"]) == ("evt_thin_1", "processed")
+
+
+def test_the_fetch_runs_in_the_notifications_account_context(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    fetch = serve(stripe_api, subscription_object())
+
+    post_thin(thin_host.client, notification(context="acct_123"))
+
+    assert fetch.calls[0].request.headers["Stripe-Context"] == "acct_123"
+
+
+def test_a_thin_deleted_notification_ends_the_subscription_from_its_fetched_state(
+    thin_host: Host, stripe_api: responses.RequestsMock, received: Received
+) -> None:
+    serve(stripe_api, subscription_object(status="active"))
+    post_thin(thin_host.client, notification("v1.customer.subscription.created"))
+    stripe_api.replace(
+        responses.GET,
+        f"{API}/v1/subscriptions/sub_test",
+        json=subscription_object(status="canceled"),
+    )
+
+    response = post_thin(thin_host.client, notification("v1.customer.subscription.deleted"))
+
+    assert response.status_code == 200
+    user = thin_host.user(1)
+    assert (user.plan, user.stripe_subscription_status) == ("free", "canceled")
+    assert [c["new_plan"] for c in received["plan_changed"]] == ["pro", "free"]
+
+
+def test_a_thin_notification_links_a_new_customer_to_the_user_its_subscription_names(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    thin_host.add_user(2)
+    serve(stripe_api, subscription_object(customer="cus_new", subscription="sub_new", user_id="2"))
+
+    post_thin(thin_host.client, notification(related_id="sub_new"))
+
+    user = thin_host.user(2)
+    assert (user.stripe_customer_id, user.plan) == ("cus_new", "pro")
+
+
+def test_a_duplicate_notification_is_fetched_and_applied_once(
+    thin_host: Host, stripe_api: responses.RequestsMock, received: Received
+) -> None:
+    fetch = serve(stripe_api, subscription_object())
+    thin = notification(event_id="evt_thin_dup")
+
+    first = post_thin(thin_host.client, thin)
+    second = post_thin(thin_host.client, thin)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert len(fetch.calls) == 1
+    assert rows(thin_host) == {"evt_thin_dup": ("processed", "1", 1)}
+    assert len(received["plan_changed"]) == 1
+    assert [s["status"] for s in received["webhook_received"]] == ["processed", "duplicate"]
+
+
+def test_a_late_snapshot_event_never_rolls_back_what_a_thin_notification_fetched(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    serve(stripe_api, subscription_object(status="active"))
+    post_thin(thin_host.client, notification())
+    older = subscription_event(status="past_due", event_id="evt_old", created=NOW - 60)
+
+    post_event(thin_host.client, older)
+
+    user = thin_host.user(1)
+    assert user.stripe_subscription_status == "active"
+    assert rows(thin_host)["evt_old"][0] == "stale"
+
+
+def test_a_late_thin_notification_applies_the_latest_state_not_its_own_moment(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    post_event(thin_host.client, subscription_event(status="past_due", created=NOW - 10))
+    serve(stripe_api, subscription_object(status="active"))
+    old = notification(created=datetime.now(UTC) - timedelta(hours=2))
+
+    post_thin(thin_host.client, old)
+
+    assert thin_host.user(1).stripe_subscription_status == "active"
+
+
+def test_an_unhandled_thin_type_is_recorded_ignored_and_not_fetched(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    example = notification("v1.billing.meter.error_report_triggered", event_id="evt_meter")
+    example["related_object"] = {"id": "mtr_1", "type": "billing.meter", "url": "/v1/mtr_1"}
+
+    response = post_thin(thin_host.client, example)
+
+    assert response.status_code == 200
+    assert rows(thin_host) == {"evt_meter": ("ignored", None, 1)}
+    assert len(stripe_api.calls) == 0
+
+
+def test_a_thin_invoice_payment_failed_becomes_the_payment_failed_signal(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    invoice = load_object(INVOICE_OBJECT)
+    invoice.update(id="in_1", customer="cus_test", status="open", amount_due=1500)
+    serve(stripe_api, invoice)
+    thin = notification("v1.invoice.payment_failed", "in_1", related_type="invoice")
+
+    with record_signals() as signals_sent:
+        response = post_thin(thin_host.client, thin)
+
+    assert response.status_code == 200
+    [failed] = signals_sent["payment_failed"]
+    assert (failed["user_id"], failed["invoice_id"], failed["amount_due"]) == (
+        "1",
+        "in_1",
+        1500,
+    )
+    assert thin_host.user(1).plan == "free"
+
+
+@pytest.mark.parametrize(
+    ("answer", "calls"),
+    [
+        pytest.param(requests.exceptions.ReadTimeout("read timed out"), 2, id="timeout"),
+        pytest.param(500, 2, id="5xx"),
+        pytest.param(404, 1, id="404"),
+    ],
+)
+def test_a_failed_fetch_keeps_the_notification_received_and_replay_fetches_it_again(
+    thin_host: Host,
+    stripe_api: responses.RequestsMock,
+    received: Received,
+    answer: Any,
+    calls: int,
+) -> None:
+    url = f"{API}/v1/subscriptions/sub_test"
+    if isinstance(answer, Exception):
+        failing = stripe_api.get(url, body=answer)
+    else:
+        failing = serve(stripe_api, subscription_object(), status=answer)
+    thin = notification(event_id="evt_thin_fail")
+
+    response = post_thin(thin_host.client, thin)
+
+    assert response.status_code == 200  # recorded: Stripe must not retry, replay will
+    assert len(failing.calls) == calls  # the configured retries (one), not for a 404
+    [row] = thin_host.events()
+    assert (row["status"], row["attempts"]) == ("received", 1)
+    assert row["error"].startswith("could not fetch subscription sub_test: StripeServiceError")
+    assert thin_host.user(1).plan == "free"
+    assert received.get("plan_changed") is None
+
+    stripe_api.replace(responses.GET, url, json=subscription_object())
+    result = thin_host.app.test_cli_runner().invoke(args=["billing", "replay", "--all"])
+
+    assert result.exit_code == 0, result.output
+    assert "evt_thin_fail v1.customer.subscription.updated: received → processed" in result.output
+    assert thin_host.user(1).plan == "pro"
+    assert rows(thin_host) == {"evt_thin_fail": ("processed", "1", 2)}
+    assert len(received["plan_changed"]) == 1
+
+
+def test_stripes_next_delivery_of_a_notification_whose_fetch_failed_fetches_again(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    serve(stripe_api, subscription_object(), status=503)
+    thin = notification()
+    post_thin(
+        thin_host.client,
+        thin,
+    )
+    stripe_api.replace(
+        responses.GET, f"{API}/v1/subscriptions/sub_test", json=subscription_object()
+    )
+
+    post_thin(thin_host.client, thin)
+
+    assert thin_host.user(1).plan == "pro"
+
+
+def test_a_notification_not_recorded_answers_503_so_stripe_retries(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    serve(stripe_api, subscription_object())
+    with thin_host.app.app_context():
+        thin_host.db.drop_all()
+
+    response = post_thin(thin_host.client, notification())
+
+    assert response.status_code == 503
+    assert response.get_json()["error"] == "external_service_error"
+    with thin_host.app.app_context():
+        thin_host.db.create_all()
+
+
+def test_a_stored_notification_replays_through_the_extension_api(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    serve(stripe_api, subscription_object(), status=500)
+    post_thin(thin_host.client, notification(event_id="evt_thin_api"))
+    stripe_api.replace(
+        responses.GET, f"{API}/v1/subscriptions/sub_test", json=subscription_object()
+    )
+
+    with thin_host.app.app_context():
+        outcome = thin_host.billing.process_event("evt_thin_api")
+
+    assert (outcome.status, outcome.event.id) == ("processed", "evt_thin_api")
+    assert thin_host.user(1).plan == "pro"
+
+
+def test_dispatch_mode_records_the_notification_and_the_worker_fetches(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    queued: list[str] = []
+    made = make_host(thin_config(), dispatch=queued.append)
+    made.add_user(1, stripe_customer_id="cus_test")
+    fetch = serve(stripe_api, subscription_object())
+
+    response = post_thin(made.client, notification(event_id="evt_thin_q"))
+
+    assert response.status_code == 200
+    assert queued == ["evt_thin_q"]
+    assert rows(made) == {"evt_thin_q": ("received", None, 1)}
+    assert len(fetch.calls) == 0
+    with made.app.app_context():
+        made.billing.process_event("evt_thin_q")
+    assert made.user(1).plan == "pro"
+    assert len(fetch.calls) == 1

@@ -63,10 +63,14 @@ def subscription_object(
     status: str = "active",
     price: str | None = None,
     user_id: str | None = None,
+    period_end: int | None = None,
 ) -> dict[str, Any]:
     """A subscription as Stripe's API answers it today (periods on the items)."""
     obj = load_object(SUBSCRIPTION_OBJECT)
     obj.update(id=subscription, customer=customer, status=status)
+    if period_end is not None:
+        for item in obj["items"]["data"]:
+            item["current_period_end"] = period_end
     if user_id is not None:
         obj["metadata"] = {"user_id": user_id}
     if price is not None:

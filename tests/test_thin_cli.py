@@ -1,0 +1,170 @@
+"""``flask billing trigger --thin`` and ``create-webhook-endpoint --thin``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import responses
+from conftest import Host
+from thin_support import API, API_KEY, serve, subscription_object, thin_config
+
+from flask_stripe_billing.thin_fetch import THIN_EVENT_TYPES
+
+DESTINATIONS_URL = f"{API}/v2/core/event_destinations"
+
+
+def billing(host: Host, *args: str) -> Any:
+    return host.app.test_cli_runner().invoke(args=["billing", *args])
+
+
+def test_trigger_thin_signs_a_notification_and_the_app_fetches_its_subscription(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host(thin_config())
+    host.add_user(1, stripe_customer_id="cus_test")
+    fetch = serve(stripe_api, subscription_object(subscription="sub_cli"))
+
+    result = billing(
+        host, "trigger", "--thin", "customer.subscription.updated", "--subscription", "sub_cli"
+    )
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("v1.customer.subscription.updated evt_test_")
+    assert lines[0].endswith("(subscription sub_cli)")
+    assert lines[1:] == [
+        '  → /stripe/thin-webhook (in-process): HTTP 200 {"received":true}',
+        "  event log: processed",
+    ]
+    assert fetch.calls[0].request.url == f"{API}/v1/subscriptions/sub_cli"
+    assert host.user(1).plan == "pro"
+    [row] = host.events()
+    assert row["type"] == "v1.customer.subscription.updated"
+    notification = json.loads(row["payload"])
+    assert notification["object"] == "v2.core.event"
+    assert notification["related_object"] == {
+        "id": "sub_cli",
+        "type": "subscription",
+        "url": "/v1/subscriptions/sub_cli",
+    }
+
+
+def test_trigger_thin_defaults_to_the_users_subscription_and_reports_a_failed_fetch(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host(thin_config(STRIPE_API_MAX_RETRIES="0"))
+    host.add_user(1, stripe_customer_id="cus_test", stripe_subscription_id="sub_mine")
+    serve(stripe_api, subscription_object(subscription="sub_mine"), status=404)
+
+    result = billing(host, "trigger", "--thin", "v1.customer.subscription.updated", "--user", "1")
+
+    assert result.exit_code == 0, result.output
+    assert "(subscription sub_mine)" in result.output
+    assert "  event log: received (could not fetch subscription sub_mine: " in result.output
+
+
+def test_trigger_thin_needs_the_thin_signing_secret(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host({"STRIPE_API_KEY": API_KEY})
+
+    result = billing(host, "trigger", "--thin", "customer.subscription.updated")
+
+    assert result.exit_code == 1
+    assert "STRIPE_THIN_WEBHOOK_SECRET is not set" in result.output
+    assert host.events() == []
+
+
+def test_trigger_thin_refuses_a_type_it_does_not_handle_and_an_invoice_without_its_id(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host(thin_config())
+
+    unknown = billing(host, "trigger", "--thin", "customer.created")
+    no_invoice = billing(host, "trigger", "--thin", "invoice.payment_failed")
+
+    assert unknown.exit_code == 2
+    assert "'customer.created' is not a thin type this package handles" in unknown.output
+    assert no_invoice.exit_code == 2
+    assert "--object (the invoice id) is required" in no_invoice.output
+    assert host.events() == []
+    assert len(stripe_api.calls) == 0
+
+
+def test_create_webhook_endpoint_thin_creates_an_event_destination_for_thin_events(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host({"STRIPE_API_KEY": API_KEY})
+    url = "https://example.com/stripe/thin-webhook"
+    signing_secret = "whsec_thin_KNawkCGElQ8WpG4RxazUqZTW"
+    stripe_api.post(
+        DESTINATIONS_URL,
+        json={
+            "id": "ed_test_61RM8ltWcTW4mbsxf16RJyfa2xSQLHJJh1sxm7H0KVT6",
+            "object": "v2.core.event_destination",
+            "created": "2024-10-22T16:20:09.931Z",
+            "description": None,
+            "enabled_events": list(THIN_EVENT_TYPES),
+            "event_payload": "thin",
+            "events_from": ["self"],
+            "livemode": False,
+            "metadata": {},
+            "name": "flask-stripe-billing thin events",
+            "snapshot_api_version": None,
+            "status": "enabled",
+            "status_details": None,
+            "type": "webhook_endpoint",
+            "updated": "2024-10-22T16:20:09.937Z",
+            "webhook_endpoint": {"signing_secret": signing_secret, "url": url},
+        },
+    )
+
+    result = billing(host, "create-webhook-endpoint", "--thin", "--url", url)
+
+    assert result.exit_code == 0, result.output
+    [call] = stripe_api.calls
+    assert call.request.method == "POST"
+    assert call.request.headers["Content-Type"].startswith("application/json")
+    assert json.loads(call.request.body) == {
+        "name": "flask-stripe-billing thin events",
+        "type": "webhook_endpoint",
+        "event_payload": "thin",
+        "enabled_events": [
+            "v1.customer.subscription.created",
+            "v1.customer.subscription.updated",
+            "v1.customer.subscription.deleted",
+            "v1.customer.subscription.trial_will_end",
+            "v1.checkout.session.completed",
+            "v1.checkout.session.async_payment_succeeded",
+            "v1.invoice.payment_failed",
+            "v1.invoice.paid",
+            "v1.invoice.payment_action_required",
+        ],
+        "webhook_endpoint": {"url": url},
+        "include": ["webhook_endpoint.signing_secret"],
+    }
+    assert result.output.splitlines()[0] == (
+        "Created event destination ed_test_61RM8ltWcTW4mbsxf16RJyfa2xSQLHJJh1sxm7H0KVT6 "
+        f"(test mode) for {url}"
+    )
+    assert f"  {signing_secret}" in result.output.splitlines()
+    assert "STRIPE_THIN_WEBHOOK_SECRET" in result.output
+
+
+def test_create_webhook_endpoint_thin_reports_stripes_refusal_as_one_line(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host({"STRIPE_API_KEY": API_KEY})
+    stripe_api.post(
+        DESTINATIONS_URL,
+        status=400,
+        json={"error": {"type": "invalid_request_error", "message": "Unknown event type"}},
+    )
+
+    result = billing(host, "create-webhook-endpoint", "--thin", "--url", "https://example.com/thin")
+
+    assert result.exit_code == 1
+    assert "Stripe could not create an event destination" in result.output
+    assert API_KEY not in result.output

@@ -314,3 +314,26 @@ def test_dispatch_mode_records_the_notification_and_the_worker_fetches(
         made.billing.process_event("evt_thin_q")
     assert made.user(1).plan == "pro"
     assert len(fetch.calls) == 1
+
+
+def test_csrf_protect_leaves_the_thin_endpoint_open_and_the_memory_store_applies_it(
+    stripe_api: responses.RequestsMock,
+) -> None:
+    from flask import Flask
+    from flask_wtf.csrf import CSRFProtect
+
+    from flask_stripe_billing import BillingAccount, InMemoryUserStore, StripeBilling
+
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", **thin_config())
+    store = InMemoryUserStore([BillingAccount(user_id="1", stripe_customer_id="cus_test")])
+    StripeBilling(app, user_store=store)
+    CSRFProtect(app)  # after the extension, as apps often do
+    serve(stripe_api, subscription_object())
+
+    response = post_thin(app.test_client(), notification())
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    account = store.get("1")
+    assert account is not None
+    assert (account.plan, account.subscription_status) == ("pro", "active")

@@ -6,11 +6,13 @@ from collections.abc import Callable
 
 from flask import Flask
 
-from .views import webhook, wrong_method
+from .views import thin_webhook, webhook, wrong_method
 
-#: The names Flask-WTF knows the views by: the webhook, and the 405 answer of
-#: every route (which must say 405, not that a CSRF token is missing).
-EXEMPT_VIEWS = tuple(f"{view.__module__}.{view.__name__}" for view in (webhook, wrong_method))
+#: The names Flask-WTF knows the views by: the webhooks (snapshot and thin), and the
+#: 405 answer of every route (which must say 405, not that a CSRF token is missing).
+EXEMPT_VIEWS = tuple(
+    f"{view.__module__}.{view.__name__}" for view in (webhook, thin_webhook, wrong_method)
+)
 #: Flask-WTF names its extension so in ``app.extensions``.
 CSRF_EXTENSION = "csrf"
 

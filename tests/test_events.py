@@ -600,7 +600,7 @@ def with_fields(**fields: Any) -> dict[str, Any]:
             id="bare-subscription",
         ),
         pytest.param(without("object"), "not a Stripe event", id="no-object"),
-        pytest.param(thin_event(), "thin (v2) events", id="thin-v2-event"),
+        pytest.param(thin_event(), "this is a thin event notification", id="thin-v2-event"),
         pytest.param(without("id"), "no id", id="no-id"),
         pytest.param(with_fields(id=""), "no id", id="empty-id"),
         pytest.param(without("type"), "no type", id="no-type"),

@@ -18,7 +18,7 @@ from flask import Flask
 
 from . import signals
 from .account import BillingAccount
-from .delivery import post_stripe_event, sign_payload, webhook_path
+from .delivery import post_stripe_event, sign_payload, thin_webhook_path, webhook_path
 from .event_builder import (
     API_LAYOUTS,
     DEFAULT_CUSTOMER,
@@ -27,6 +27,7 @@ from .event_builder import (
     ApiLayout,
     build_event,
 )
+from .notifications import build_notification
 from .rules import HANDLED_EVENT_TYPES
 from .state import get_state
 from .stores.base import UserStore
@@ -43,11 +44,13 @@ __all__ = [
     "assert_plan",
     "assert_subscription_status",
     "build_event",
+    "build_notification",
     "get_account",
     "get_subscriptions",
     "post_stripe_event",
     "record_signals",
     "sign_payload",
+    "thin_webhook_path",
     "webhook_path",
 ]
 

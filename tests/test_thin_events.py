@@ -337,3 +337,29 @@ def test_csrf_protect_leaves_the_thin_endpoint_open_and_the_memory_store_applies
     account = store.get("1")
     assert account is not None
     assert (account.plan, account.subscription_status) == ("pro", "active")
+
+
+def test_the_public_testing_helpers_build_and_post_a_thin_notification(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    from flask_stripe_billing.testing import (
+        build_notification,
+        post_stripe_event,
+        thin_webhook_path,
+    )
+
+    subscription = subscription_object(subscription="sub_helper")
+    stripe_api.get(f"{API}/v1/subscriptions/sub_helper", json=subscription)
+    thin = build_notification("v1.customer.subscription.updated", "sub_helper", "subscription")
+
+    response = post_stripe_event(
+        thin_host.client,
+        thin,
+        secret=thin_host.app.config["STRIPE_THIN_WEBHOOK_SECRET"],
+        path=thin_webhook_path(thin_host.app),
+    )
+
+    assert response.status_code == 200
+    assert thin["related_object"]["url"] == "/v1/subscriptions/sub_helper"
+    assert thin["created"].endswith("Z")
+    assert thin_host.user(1).stripe_subscription_id == "sub_helper"

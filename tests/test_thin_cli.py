@@ -168,3 +168,28 @@ def test_create_webhook_endpoint_thin_reports_stripes_refusal_as_one_line(
     assert result.exit_code == 1
     assert "Stripe could not create an event destination" in result.output
     assert API_KEY not in result.output
+
+
+def check_lines(host: Host) -> tuple[int, list[str]]:
+    result = billing(host, "check")
+    return result.exit_code, [" ".join(line.split()) for line in result.output.splitlines()]
+
+
+def test_check_reports_the_thin_secret_and_takes_thin_events_alone_as_enough(
+    make_host: Callable[..., Host],
+) -> None:
+    thin_only = make_host({**thin_config(), "STRIPE_WEBHOOK_SECRET": ""})
+    no_key = make_host({"STRIPE_THIN_WEBHOOK_SECRET": "whsec_thin"})
+    snapshot_only = make_host()
+
+    code, shown = check_lines(thin_only)
+    assert code == 0, shown
+    assert "missing STRIPE_WEBHOOK_SECRET the webhook answers 503; thin events only" in shown
+    assert "set STRIPE_THIN_WEBHOOK_SECRET 1 signing secret" in shown
+    code, shown = check_lines(no_key)
+    assert code == 1
+    assert "invalid STRIPE_THIN_WEBHOOK_SECRET set, but STRIPE_API_KEY is needed to fetch" in shown
+    code, shown = check_lines(snapshot_only)
+    assert code == 0, shown
+    assert "missing STRIPE_THIN_WEBHOOK_SECRET optional: /stripe/thin-webhook answers 503" in shown
+    assert "whsec_thin" not in " ".join(check_lines(no_key)[1])

@@ -42,7 +42,11 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
 
 def check_settings(settings: Settings) -> list[Finding]:
     """Each setting: set, missing or default, and what a missing one turns off."""
-    found = [_webhook_secrets(settings.webhook_secrets), _api_key(settings.api_key)]
+    found = [
+        _webhook_secrets(settings.webhook_secrets, thin=bool(settings.thin_webhook_secrets)),
+        _thin_secrets(settings),
+        _api_key(settings.api_key),
+    ]
     no_price = not settings.configured_prices
     for name, value, interval in (
         ("STRIPE_PRICE_PRO_MONTHLY", settings.price_pro_monthly, "monthly"),
@@ -154,8 +158,12 @@ def describe_key(key: str) -> tuple[str, bool]:
     return text, True
 
 
-def _webhook_secrets(secrets: tuple[str, ...]) -> Finding:
-    name = "STRIPE_WEBHOOK_SECRET"
+def _webhook_secrets(
+    secrets: tuple[str, ...], name: str = "STRIPE_WEBHOOK_SECRET", *, thin: bool = False
+) -> Finding:
+    """A signing secret setting; the snapshot one is required unless thin events are on."""
+    if not secrets and thin:
+        return Finding("missing", name, "the webhook answers 503; thin events only")
     if not secrets:
         return Finding("missing", name, "required: the webhook answers 503 without it", True)
     odd = sum(1 for secret in secrets if not secret.startswith("whsec_"))
@@ -163,6 +171,16 @@ def _webhook_secrets(secrets: tuple[str, ...]) -> Finding:
     if odd:
         return Finding("invalid", name, f"{detail}, {odd} not starting with whsec_", True)
     return Finding("set", name, detail)
+
+
+def _thin_secrets(settings: Settings) -> Finding:
+    """The thin-event endpoint's secrets; with them, it needs the API key to fetch."""
+    name = "STRIPE_THIN_WEBHOOK_SECRET"
+    if not settings.thin_webhook_secrets:
+        return Finding("missing", name, "optional: /stripe/thin-webhook answers 503")
+    if not settings.api_key:
+        return Finding("invalid", name, "set, but STRIPE_API_KEY is needed to fetch", True)
+    return _webhook_secrets(settings.thin_webhook_secrets, name)
 
 
 def _api_key(key: str | None) -> Finding:

@@ -363,3 +363,30 @@ def test_the_public_testing_helpers_build_and_post_a_thin_notification(
     assert thin["related_object"]["url"] == "/v1/subscriptions/sub_helper"
     assert thin["created"].endswith("Z")
     assert thin_host.user(1).stripe_subscription_id == "sub_helper"
+
+
+def test_a_notification_about_an_unknown_customer_stays_unmatched_until_linked(
+    thin_host: Host, stripe_api: responses.RequestsMock, received: Received
+) -> None:
+    thin_host.add_user(2)
+    serve(stripe_api, subscription_object(customer="cus_unknown", subscription="sub_x"))
+    thin = notification(related_id="sub_x", event_id="evt_thin_unknown", snapshot_event="evt_s")
+
+    response = post_thin(thin_host.client, thin)
+
+    assert response.status_code == 200
+    statuses = {row["id"]: (row["status"], row["error"]) for row in thin_host.events()}
+    reason = "no account is linked to customer cus_unknown"
+    assert statuses == {"evt_thin_unknown": ("unmatched", reason), "evt_s": ("unmatched", reason)}
+    [missing] = received["customer_not_found"]
+    assert missing["customer_id"] == "cus_unknown"
+
+    runner = thin_host.app.test_cli_runner()
+    linked = runner.invoke(args=["billing", "link", "2", "cus_unknown"], input="y\n")
+    assert linked.exit_code == 0, linked.output
+    replayed = runner.invoke(args=["billing", "replay", "evt_thin_unknown"])
+
+    assert replayed.exit_code == 0, replayed.output
+    assert thin_host.user(2).plan == "pro"
+    statuses = {row["id"]: row["status"] for row in thin_host.events()}
+    assert statuses == {"evt_thin_unknown": "processed", "evt_s": "processed"}

@@ -240,8 +240,9 @@ def _process(
     )
     if twin is not None:
         user_id = decision.account.user_id if decision.account is not None else None
-        note = f"applied through thin event {event.id}"
-        state.event_log.finish_event(twin.id, decision.status, user_id=user_id, error=note)
+        note = f"applied through thin event {event.id}" if decision.reason is None else None
+        error = note or decision.reason
+        state.event_log.finish_event(twin.id, decision.status, user_id=user_id, error=error)
     return Outcome(
         event,
         decision.status,

@@ -191,5 +191,8 @@ def test_check_reports_the_thin_secret_and_takes_thin_events_alone_as_enough(
     assert "invalid STRIPE_THIN_WEBHOOK_SECRET set, but STRIPE_API_KEY is needed to fetch" in shown
     code, shown = check_lines(snapshot_only)
     assert code == 0, shown
-    assert "missing STRIPE_THIN_WEBHOOK_SECRET optional: /stripe/thin-webhook answers 503" in shown
+    assert (
+        "default STRIPE_THIN_WEBHOOK_SECRET none: thin events off (/stripe/thin-webhook: 503)"
+        in shown
+    )
     assert "whsec_thin" not in " ".join(check_lines(no_key)[1])

@@ -177,7 +177,7 @@ def _thin_secrets(settings: Settings) -> Finding:
     """The thin-event endpoint's secrets; with them, it needs the API key to fetch."""
     name = "STRIPE_THIN_WEBHOOK_SECRET"
     if not settings.thin_webhook_secrets:
-        return Finding("missing", name, "optional: /stripe/thin-webhook answers 503")
+        return Finding("default", name, "none: thin events off (/stripe/thin-webhook: 503)")
     if not settings.api_key:
         return Finding("invalid", name, "set, but STRIPE_API_KEY is needed to fetch", True)
     return _webhook_secrets(settings.thin_webhook_secrets, name)

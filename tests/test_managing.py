@@ -13,8 +13,8 @@ import requests
 import responses
 from conftest import Host
 from manage_support import (
-    API_KEY,
     AFTER,
+    API_KEY,
     CUSTOMER,
     ITEM,
     PERIOD_END,

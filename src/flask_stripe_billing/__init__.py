@@ -7,6 +7,7 @@ from .errors import BillingError
 from .events import StripeEvent
 from .extension import StripeBilling
 from .invoices import Invoice
+from .management import ChangePreview, PreviewLine, SubscriptionChange
 from .pipeline import Outcome
 from .stores import (
     BillingMixin,
@@ -27,16 +28,19 @@ __all__ = [
     "BillingAccount",
     "BillingError",
     "BillingMixin",
+    "ChangePreview",
     "EventLog",
     "EventRecord",
     "EventStatus",
     "InMemoryUserStore",
     "Invoice",
     "Outcome",
+    "PreviewLine",
     "SQLAlchemyUserStore",
     "Settings",
     "StripeBilling",
     "StripeEvent",
+    "SubscriptionChange",
     "SubscriptionLog",
     "SubscriptionRecord",
     "UserStore",

@@ -194,6 +194,38 @@ def test_change_plan_at_period_end_reuses_the_schedule_the_subscription_has(
     assert update.request.path_url == f"/v1/subscription_schedules/{schedule['id']}"
 
 
+def test_the_current_price_at_period_end_undoes_a_scheduled_change(
+    managed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    schedule = scheduled_schedule()
+    reads(stripe_api, subscription(schedule=schedule["id"]))
+    released = {**schedule, "status": "released", "subscription": None}
+    released["released_subscription"] = SUB
+    answer(stripe_api, "POST", f"/subscription_schedules/{schedule['id']}/release", released)
+
+    change = call(managed, "change_plan", 1, "small-monthly", at_period_end=True)
+
+    (release,) = writes(stripe_api)
+    assert_stripe_call(
+        release, "POST", f"/subscription_schedules/{schedule['id']}/release", {}, "release"
+    )
+    assert (change.action, change.schedule_id, change.scheduled_price_id) == (
+        "keep_plan",
+        schedule["id"],
+        None,
+    )
+    assert change.after.plan == "pro"
+
+
+def test_the_current_price_at_period_end_without_a_schedule_is_a_conflict(
+    managed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    reads(stripe_api)
+    with pytest.raises(ConflictError, match="on this price already"):
+        call(managed, "change_plan", 1, "small-monthly", at_period_end=True)
+    assert writes(stripe_api) == []
+
+
 def test_a_change_now_is_refused_while_a_change_is_scheduled(
     managed: Host, stripe_api: responses.RequestsMock
 ) -> None:

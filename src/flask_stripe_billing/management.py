@@ -34,7 +34,8 @@ Who = BillingAccount | str | int
 class SubscriptionChange:
     """What a change did: the account before and after, and when it takes effect."""
 
-    #: ``cancel``, ``cancel_now``, ``resume``, ``change_plan`` or ``change_quantity``.
+    #: ``cancel``, ``cancel_now``, ``resume``, ``change_plan``, ``keep_plan`` (a scheduled
+    #: change undone) or ``change_quantity``.
     action: str
     subscription_id: str
     before: BillingAccount
@@ -135,12 +136,16 @@ def change_plan(
     proration_behavior: str | None = None,
 ) -> SubscriptionChange:
     """Move the subscription to a configured price now (prorated), or at the period end
-    through a subscription schedule."""
+    through a subscription schedule. The current price at the period end undoes a
+    scheduled change (the schedule is released)."""
     proration = _proration(state, proration_behavior)
     now = current(state, who)
-    price = rules.check_price(price_id, state.settings, now.facts)
-    item = rules.changed_item(now.subscription, state.settings)
     gateway = state.require_stripe()
+    price = rules.configured_price(price_id, state.settings)
+    if at_period_end and rules.keeps_current_price(now.subscription, now.facts, price):
+        return _keep_current_price(state, app, now)
+    price = rules.check_price(price, state.settings, now.facts)
+    item = rules.changed_item(now.subscription, state.settings)
     if not at_period_end:
         rules.check_not_scheduled(now.subscription)
         params = rules.item_params(item, proration, price_id=price)
@@ -172,6 +177,16 @@ def change_plan(
         scheduled_price_id=price,
         schedule_id=str(answer.object.get("id")),
     )
+
+
+def _keep_current_price(state: BillingState, app: Any, now: Current) -> SubscriptionChange:
+    """Undo a scheduled change: release the schedule; the subscription keeps its price."""
+    gateway = state.require_stripe()
+    schedule_id = rules.schedule_id_of(now.subscription) or ""
+    released = gateway.release_schedule(schedule_id, rules.idempotency_key("release"))
+    subscription = gateway.retrieve_subscription(now.facts.id)
+    answer = Answer(subscription, released.answered_at)
+    return _applied(state, app, now, "keep_plan", answer, schedule_id=schedule_id)
 
 
 def change_quantity(

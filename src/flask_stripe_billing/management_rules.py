@@ -78,17 +78,23 @@ def check_changeable(facts: SubscriptionFacts) -> None:
         )
 
 
-def check_price(price_id: Any, settings: Settings, facts: SubscriptionFacts) -> str:
-    """A configured price (400 otherwise) the subscription is not on already (409)."""
+def configured_price(price_id: Any, settings: Settings) -> str:
+    """One of the configured prices (400 otherwise): never a price the caller invents."""
     if not isinstance(price_id, str) or price_id not in settings.configured_prices:
         raise ValidationError("price_id is not one of the configured prices", {"field": "price_id"})
+    return price_id
+
+
+def check_price(price_id: Any, settings: Settings, facts: SubscriptionFacts) -> str:
+    """A configured price (400 otherwise) the subscription is not on already (409)."""
+    price = configured_price(price_id, settings)
     check_changeable(facts)
-    if price_id in facts.price_ids:
+    if price in facts.price_ids:
         raise ConflictError(
             "The subscription is on this price already",
-            {"subscription": facts.id, "price_id": price_id},
+            {"subscription": facts.id, "price_id": price},
         )
-    return price_id
+    return price
 
 
 def check_quantity(quantity: Any, facts: SubscriptionFacts) -> int:
@@ -113,13 +119,20 @@ def check_when(when: Any) -> bool:
     return bool(when == "period_end")
 
 
+def keeps_current_price(
+    subscription: Mapping[str, Any], facts: SubscriptionFacts, price_id: str
+) -> bool:
+    """Whether a change at the period end to the current price undoes a scheduled change."""
+    return schedule_id_of(subscription) is not None and price_id in facts.price_ids
+
+
 def check_not_scheduled(subscription: Mapping[str, Any]) -> None:
     """A change made now would be undone by a schedule's next phase: refuse it."""
     schedule = schedule_id_of(subscription)
     if schedule is not None:
         raise ConflictError(
-            "A plan change is scheduled for the period end; "
-            "schedule the new price at the period end instead",
+            "A plan change is scheduled for the period end; schedule the current price "
+            "at the period end to undo it first",
             {"subscription": subscription.get("id"), "schedule": schedule},
         )
 

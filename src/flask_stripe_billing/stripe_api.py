@@ -143,6 +143,14 @@ class StripeGateway:
             )
         return _answer(schedule)
 
+    def release_schedule(self, schedule_id: str, idempotency_key: str) -> Answer:
+        """Release the subscription from its schedule: the scheduled phases are dropped."""
+        with _translated_errors("undo the scheduled change"):
+            schedule = self.client.v1.subscription_schedules.release(
+                schedule_id, None, {"idempotency_key": idempotency_key}
+            )
+        return _answer(schedule)
+
     def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
         """The invoice a change would make (``create_preview``: nothing changes at Stripe)."""
         with _translated_errors("preview the invoice"):

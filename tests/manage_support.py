@@ -5,13 +5,14 @@ API for it mocked with responses."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl
 
 import responses
 from conftest import Host, build_host
-from flask import request
+from flask import Flask, request
 from support import NOW, envelope, load, post_event
 
 API = "https://api.stripe.com/v1"
@@ -41,12 +42,17 @@ CONFIG = {
 SUBSCRIBED_AT = NOW - 600
 
 
-def managed_host(config: dict[str, Any] | None = None) -> Host:
+def managed_host(
+    config: dict[str, Any] | None = None, set_up: Callable[[Flask], object] | None = None
+) -> Host:
     """User 1 pays (``small-monthly``) as the webhook told the app; user 2 has nothing.
-    The current user is named by the X-User header."""
+    The current user is named by the X-User header. ``set_up`` runs on the app before
+    its first request."""
     host = build_host(
         {**CONFIG, **(config or {})}, current_user_id=lambda: request.headers.get("X-User")
     )
+    if set_up is not None:
+        set_up(host.app)
     host.add_user(1, stripe_customer_id=CUSTOMER)
     host.add_user(2)
     event = envelope(

@@ -5,6 +5,7 @@ stripe-python really runs), the account right after, and the webhook that follow
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,9 +13,12 @@ import pytest
 import requests
 import responses
 from conftest import Host
+from flask import Flask
 from manage_support import (
     AFTER,
+    API,
     API_KEY,
+    CONFIG,
     CUSTOMER,
     ITEM,
     PERIOD_END,
@@ -24,15 +28,16 @@ from manage_support import (
     answer,
     drop,
     form,
+    http_date,
     managed_host,
     reads,
     subscription,
     swapped,
     writes,
 )
-from support import NOW, envelope, post_event
+from support import NOW, SECRET, envelope, post_event
 
-from flask_stripe_billing import signals
+from flask_stripe_billing import BillingAccount, InMemoryUserStore, StripeBilling, signals
 from flask_stripe_billing.errors import ConflictError, StripeServiceError, ValidationError
 from flask_stripe_billing.events import timestamp
 from flask_stripe_billing.management import ChangePreview, PreviewLine
@@ -536,3 +541,53 @@ def test_a_later_change_at_stripe_still_applies_after_the_call(
     assert webhook(managed, subscription(), created=NOW + 60) == "processed"
 
     assert managed.user(1).plan == "pro"
+
+
+def test_a_webhook_processed_while_the_call_runs_is_not_applied_twice(
+    managed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    """Stripe's webhook of the change arrives (same second) before the call applies its
+    answer: the answer then changes nothing more, and plan_changed is sent once."""
+    reads(stripe_api)
+    statuses: list[str] = []
+
+    def stripe_answers(request: Any) -> tuple[int, dict[str, str], str]:
+        statuses.append(webhook(managed, copy.deepcopy(AFTER), created=NOW))
+        return 200, {"Date": http_date(NOW)}, json.dumps(swapped())
+
+    stripe_api.add_callback("POST", f"{API}/subscriptions/{SUB}", callback=stripe_answers)
+    changed: list[dict[str, Any]] = []
+    receiver = lambda sender, **kw: changed.append(kw)  # noqa: E731
+    signals.plan_changed.connect(receiver)
+    try:
+        change = call(managed, "change_plan", 1, "small-annual")
+    finally:
+        signals.plan_changed.disconnect(receiver)
+
+    assert statuses == ["processed"]
+    assert (change.before.plan, change.after.plan) == ("pro", "pro-annual")
+    assert [(c["old_plan"], c["new_plan"]) for c in changed] == [("pro", "pro-annual")]
+    assert managed.subscription(SUB)["price_ids"] == "small-annual"
+
+
+def test_the_in_memory_store_is_managed_the_same_way(stripe_api: responses.RequestsMock) -> None:
+    store = InMemoryUserStore([BillingAccount(user_id="1", stripe_customer_id=CUSTOMER)])
+    app = Flask(__name__)
+    app.config.update(STRIPE_WEBHOOK_SECRET=SECRET, **CONFIG)
+    billing = StripeBilling(app, user_store=store)
+    subscribed = envelope(
+        "customer.subscription.updated",
+        subscription(),
+        created=NOW - 60,
+        api_version="2025-10-29.clover",
+    )
+    assert post_event(app.test_client(), subscribed).status_code == 200
+    reads(stripe_api)
+    answer(stripe_api, "POST", f"/subscriptions/{SUB}", swapped(), at=NOW)
+
+    with app.app_context():
+        change = billing.change_plan("1", "small-annual")
+
+    assert change.after.plan == "pro-annual"
+    account = store.get("1")
+    assert account is not None and account.plan == "pro-annual"

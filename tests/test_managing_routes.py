@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import responses
 from conftest import Host
+from flask import Flask
 from manage_support import (
     PERIOD_END,
     PREVIEW,
@@ -351,5 +352,36 @@ def test_commands_without_an_api_key_say_so(stripe_api: responses.RequestsMock) 
         result = cli(host, "cancel", "1")
         assert result.exit_code == 1
         assert "STRIPE_API_KEY is not set" in result.output
+    finally:
+        drop(host)
+
+
+def test_csrf_protect_guards_the_routes_as_it_guards_checkout(
+    stripe_api: responses.RequestsMock,
+) -> None:
+    from flask_wtf.csrf import CSRFProtect, generate_csrf
+
+    def set_up(app: Flask) -> None:
+        CSRFProtect(app)  # after the extension, as apps often do
+        app.add_url_rule("/token", view_func=generate_csrf)
+
+    config = {**ROUTES_ON, "WTF_CSRF_ENABLED": True, "SECRET_KEY": "test", "TESTING": False}
+    host = managed_host(config, set_up)
+    try:
+        reads(stripe_api, subscription(cancel_at_period_end=True))
+        answer(stripe_api, "POST", f"/subscriptions/{SUB}", subscription(), at=NOW)
+        client = host.client
+
+        refused = client.post("/billing/subscription/resume", json={}, headers={"X-User": "1"})
+        token = client.get("/token").get_data(as_text=True)
+        allowed = client.post(
+            "/billing/subscription/resume",
+            json={},
+            headers={"X-User": "1", "X-CSRFToken": token},
+        )
+
+        assert (refused.status_code, b"CSRF" in refused.data) == (400, True)
+        assert allowed.status_code == 200, allowed.get_json()
+        assert len(writes(stripe_api)) == 1
     finally:
         drop(host)

@@ -32,7 +32,8 @@ Who = BillingAccount | str | int
 
 @dataclass(frozen=True)
 class SubscriptionChange:
-    """What a change did: the account before and after, and when it takes effect."""
+    """What a change did: the account before the call and after it, and when it takes
+    effect."""
 
     #: ``cancel``, ``cancel_now``, ``resume``, ``change_plan``, ``keep_plan`` (a scheduled
     #: change undone) or ``change_quantity``.
@@ -200,9 +201,9 @@ def change_quantity(
     """Set the number of seats of the subscription's item, now (prorated)."""
     proration = _proration(state, proration_behavior)
     now = current(state, who)
-    seats = rules.check_quantity(quantity, now.facts)
-    rules.check_not_scheduled(now.subscription)
     item = rules.changed_item(now.subscription, state.settings)
+    seats = rules.check_quantity(quantity, now.facts, item)
+    rules.check_not_scheduled(now.subscription)
     answer = state.require_stripe().update_subscription(
         now.facts.id,
         rules.item_params(item, proration, quantity=seats),
@@ -244,8 +245,7 @@ def _applied(
     if after is None:
         with state.event_log.transaction():
             after = state.account_of(now.account.user_id)
-    before = outcome.before or now.account
-    return SubscriptionChange(action, now.facts.id, before, after, **extra)
+    return SubscriptionChange(action, now.facts.id, now.account, after, **extra)
 
 
 def _proration(state: BillingState, proration_behavior: str | None) -> str:

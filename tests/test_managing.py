@@ -37,10 +37,16 @@ from manage_support import (
 )
 from support import NOW, SECRET, envelope, post_event
 
-from flask_stripe_billing import BillingAccount, InMemoryUserStore, StripeBilling, signals
+from flask_stripe_billing import (
+    BillingAccount,
+    ChangePreview,
+    InMemoryUserStore,
+    PreviewLine,
+    StripeBilling,
+    signals,
+)
 from flask_stripe_billing.errors import ConflictError, StripeServiceError, ValidationError
 from flask_stripe_billing.events import timestamp
-from flask_stripe_billing.management import ChangePreview, PreviewLine
 from flask_stripe_billing.stripe_api import API_VERSION
 
 

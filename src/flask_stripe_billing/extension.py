@@ -9,12 +9,13 @@ from flask.blueprints import BlueprintSetupState
 
 from . import checkout, gates, management, pipeline, sync
 from .account import BillingAccount
+from .change_preview import ChangePreview, preview_change
 from .cli import register_commands
 from .config import Settings
 from .csrf import exempt_webhook_from_csrf
 from .gates import ViewDecorator
 from .invoices import Invoice, list_invoices
-from .management import ChangePreview, SubscriptionChange, Who
+from .management import SubscriptionChange, Who
 from .management_views import add_management_routes
 from .pipeline import Outcome
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
@@ -162,7 +163,7 @@ class StripeBilling:
         self, who: Who, price_id: str, *, at_period_end: bool = False
     ) -> ChangePreview:
         """What :meth:`change_plan` would invoice, from Stripe's invoice preview."""
-        return management.preview_change(get_state(), who, price_id, at_period_end=at_period_end)
+        return preview_change(get_state(), who, price_id, at_period_end=at_period_end)
 
     def change_quantity(
         self, who: Who, quantity: int, *, proration_behavior: str | None = None

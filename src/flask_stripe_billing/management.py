@@ -50,36 +50,6 @@ class SubscriptionChange:
 
 
 @dataclass(frozen=True)
-class PreviewLine:
-    """One line of a previewed invoice (amount in the currency's smallest unit)."""
-
-    description: str | None
-    amount: int
-    #: Whether the line is a proration (credit or charge for the rest of the period).
-    proration: bool
-
-
-@dataclass(frozen=True)
-class ChangePreview:
-    """The invoice a plan change would make, from Stripe's preview; nothing changed yet.
-
-    A change now with ``create_prorations`` shows the next invoice (the prorations
-    and the next period); with ``always_invoice`` the invoice made at once; a
-    change at the period end shows the first invoice at the new price.
-    """
-
-    subscription_id: str
-    price_id: str
-    #: ``now`` or ``period_end``.
-    when: str
-    amount_due: int | None
-    currency: str | None
-    subtotal: int | None
-    total: int | None
-    lines: tuple[PreviewLine, ...]
-
-
-@dataclass(frozen=True)
 class Current:
     """An account and its subscription as Stripe's API has it now: where a change starts."""
 
@@ -141,7 +111,6 @@ def change_plan(
     scheduled change (the schedule is released)."""
     proration = _proration(state, proration_behavior)
     now = current(state, who)
-    gateway = state.require_stripe()
     price = rules.configured_price(price_id, state.settings)
     if at_period_end and rules.keeps_current_price(now.subscription, now.facts, price):
         return _keep_current_price(state, app, now)
@@ -150,19 +119,27 @@ def change_plan(
     if not at_period_end:
         rules.check_not_scheduled(now.subscription)
         params = rules.item_params(item, proration, price_id=price)
-        answer = gateway.update_subscription(
+        answer = state.require_stripe().update_subscription(
             now.facts.id, params, rules.idempotency_key("change-plan")
         )
         return _applied(state, app, now, "change_plan", answer)
+    return _schedule_change(state, app, now, rules.price_of(item) or "", price)
+
+
+def _schedule_change(
+    state: BillingState, app: Any, now: Current, old_price: str, new_price: str
+) -> SubscriptionChange:
+    """A change at the period end: the subscription's schedule (made from it if it has
+    none) gets a next phase on the new price."""
+    gateway = state.require_stripe()
     schedule_id = rules.schedule_id_of(now.subscription)
     if schedule_id is not None:
         schedule = gateway.retrieve_schedule(schedule_id)
     else:
         schedule = gateway.create_schedule(now.facts.id, rules.idempotency_key("schedule"))
-    old_price = rules.price_of(item) or ""
     answer = gateway.update_schedule(
         str(schedule.get("id")),
-        rules.schedule_params(schedule, old_price, price),
+        rules.schedule_params(schedule, old_price, new_price),
         rules.idempotency_key("schedule-change"),
     )
     subscription = answer.object.get("subscription")
@@ -175,7 +152,7 @@ def change_plan(
         "change_plan",
         Answer(dict(subscription), answer.answered_at),
         effective_at=now.facts.current_period_end,
-        scheduled_price_id=price,
+        scheduled_price_id=new_price,
         schedule_id=str(answer.object.get("id")),
     )
 
@@ -212,29 +189,6 @@ def change_quantity(
     return _applied(state, app, now, "change_quantity", answer)
 
 
-def preview_change(
-    state: BillingState, who: Who, price_id: str, *, at_period_end: bool = False
-) -> ChangePreview:
-    """What moving to ``price_id`` would invoice (Stripe's ``create_preview``)."""
-    now = current(state, who)
-    price = rules.check_price(price_id, state.settings, now.facts)
-    item = rules.changed_item(now.subscription, state.settings)
-    proration = "none" if at_period_end else state.settings.proration_behavior
-    invoice = state.require_stripe().preview_invoice(
-        rules.preview_params(now.subscription, item, price, proration)
-    )
-    return ChangePreview(
-        subscription_id=now.facts.id,
-        price_id=price,
-        when="period_end" if at_period_end else "now",
-        amount_due=_int(invoice.get("amount_due")),
-        currency=_text(invoice.get("currency")),
-        subtotal=_int(invoice.get("subtotal")),
-        total=_int(invoice.get("total")),
-        lines=tuple(_line(line) for line in _data(invoice.get("lines"))),
-    )
-
-
 def _applied(
     state: BillingState, app: Any, now: Current, action: str, answer: Answer, **extra: Any
 ) -> SubscriptionChange:
@@ -258,26 +212,3 @@ def _proration(state: BillingState, proration_behavior: str | None) -> str:
             {"field": "proration_behavior"},
         )
     return proration_behavior
-
-
-def _line(line: Mapping[str, Any]) -> PreviewLine:
-    """A preview line; ``proration`` sits under ``parent`` since the 2025-03-31 API."""
-    parent = line.get("parent")
-    details = parent.get("subscription_item_details") if isinstance(parent, Mapping) else None
-    proration = details.get("proration") if isinstance(details, Mapping) else line.get("proration")
-    return PreviewLine(
-        _text(line.get("description")), _int(line.get("amount")) or 0, bool(proration)
-    )
-
-
-def _data(value: Any) -> list[Mapping[str, Any]]:
-    data = value.get("data") if isinstance(value, Mapping) else None
-    return [item for item in data or [] if isinstance(item, Mapping)]
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None

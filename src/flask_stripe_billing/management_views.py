@@ -14,7 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from . import checkout, management
+from . import change_preview, checkout, management
 from .account import BillingAccount
 from .errors import NotFoundError, ValidationError
 from .management import SubscriptionChange
@@ -77,7 +77,7 @@ def preview_change() -> Response:
     state, account, body = _request()
     price_id = checkout.choose_price(body, state.settings)
     at_period_end = check_when(body.get("when", "now"))
-    preview = management.preview_change(state, account, price_id, at_period_end=at_period_end)
+    preview = change_preview.preview_change(state, account, price_id, at_period_end=at_period_end)
     return jsonify(asdict(preview))
 
 

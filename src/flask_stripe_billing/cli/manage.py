@@ -16,7 +16,8 @@ from flask.cli import with_appcontext
 from .. import management
 from .. import management_rules as rules
 from ..account import BillingAccount
-from ..management import ChangePreview, Current, SubscriptionChange
+from ..change_preview import ChangePreview, preview_change
+from ..management import Current, SubscriptionChange
 from ..state import BillingState, app_object, get_state
 from .common import NotFound, reported_errors
 
@@ -73,9 +74,7 @@ def change_plan_command(user_id: str, price_id: str, at_period_end: bool, dry_ru
     with reported_errors():
         if dry_run:
             preview = _run(
-                lambda: management.preview_change(
-                    state, user_id, price_id, at_period_end=at_period_end
-                )
+                lambda: preview_change(state, user_id, price_id, at_period_end=at_period_end)
             )
             _show_preview(state, user_id, preview)
             return

@@ -385,3 +385,16 @@ def test_csrf_protect_guards_the_routes_as_it_guards_checkout(
         assert len(writes(stripe_api)) == 1
     finally:
         drop(host)
+
+
+def test_routes_without_an_api_key_answer_503(stripe_api: responses.RequestsMock) -> None:
+    host = managed_host({**ROUTES_ON, "STRIPE_API_KEY": ""})
+    try:
+        response = post(host, "cancel")
+        assert response.status_code == 503
+        assert response.get_json()["details"] == {
+            "service": "Stripe",
+            "missing": ["STRIPE_API_KEY"],
+        }
+    finally:
+        drop(host)

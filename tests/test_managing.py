@@ -597,3 +597,22 @@ def test_the_in_memory_store_is_managed_the_same_way(stripe_api: responses.Reque
     assert change.after.plan == "pro-annual"
     account = store.get("1")
     assert account is not None and account.plan == "pro-annual"
+
+
+def test_each_change_logs_one_line_with_its_action(
+    managed: Host, stripe_api: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    reads(stripe_api)
+    answer(stripe_api, "POST", f"/subscriptions/{SUB}", swapped(), at=NOW)
+
+    with caplog.at_level("INFO", logger="flask_stripe_billing"):
+        call(managed, "change_plan", 1, "small-annual")
+
+    (record,) = [r for r in caplog.records if r.getMessage() == "Stripe subscription changed"]
+    assert (record.action, record.user_id, record.subscription_id, record.status) == (
+        "change_plan",
+        "1",
+        SUB,
+        "processed",
+    )
+    assert API_KEY not in caplog.text

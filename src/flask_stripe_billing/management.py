@@ -10,6 +10,7 @@ rolls the record back. When Stripe fails nothing is applied (502).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,8 @@ from .events import SubscriptionFacts, read_subscription
 from .state import BillingState
 from .stripe_api import Answer
 from .sync import snapshot_event
+
+logger = logging.getLogger("flask_stripe_billing")
 
 #: Who a change is for: the account itself or its user id.
 Who = BillingAccount | str | int
@@ -199,6 +202,15 @@ def _applied(
     if after is None:
         with state.event_log.transaction():
             after = state.account_of(now.account.user_id)
+    logger.info(
+        "Stripe subscription changed",
+        extra={
+            "action": action,
+            "user_id": now.account.user_id,
+            "subscription_id": now.facts.id,
+            "status": outcome.status,
+        },
+    )
     return SubscriptionChange(action, now.facts.id, now.account, after, **extra)
 
 

@@ -317,7 +317,9 @@ def test_change_plan_dry_run_shows_the_preview_and_changes_nothing(
 
     assert result.exit_code == 0, result.output
     assert f"{SUB} would move to small-annual now" in result.output
-    assert "10.00 USD due" in result.output
+    assert "Stripe's preview invoice: 10.00 USD due (1 line). Nothing was changed." in (
+        " ".join(result.output.split())
+    )
     assert writes(stripe_api) == []
     assert managed.user(1).plan == "pro"
 

@@ -18,6 +18,7 @@ from .. import management_rules as rules
 from ..account import BillingAccount
 from ..change_preview import ChangePreview, preview_change
 from ..management import Current, SubscriptionChange
+from ..reports import plural
 from ..state import BillingState, app_object, get_state
 from .common import NotFound, reported_errors
 
@@ -118,7 +119,7 @@ def _show_preview(state: BillingState, user_id: str, preview: ChangePreview) -> 
     click.echo(
         f"Dry run: {preview.subscription_id} would move to {preview.price_id} {when}; "
         f"Stripe's preview invoice: {_money(preview.amount_due, preview.currency)} due "
-        f"({len(preview.lines)} lines). Nothing was changed."
+        f"({plural(len(preview.lines), 'line')}). Nothing was changed."
     )
 
 

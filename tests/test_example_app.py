@@ -260,3 +260,20 @@ def test_success_page_without_an_api_key_waits_for_the_webhook(
     html = page.get_data(as_text=True)
     assert "Stripe billing is not configured" in html
     assert "Your plan: <b>free</b>" in html
+
+
+def test_the_settings_page_sends_a_user_without_subscription_to_pricing(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+
+    page = client.get(f"/settings?as={BOB}")
+    refused = client.post("/billing/subscription/cancel", json={})
+
+    assert page.status_code == 200
+    assert b"You have no subscription yet" in page.data
+    assert b'href="/pricing"' in page.data
+    assert refused.status_code == 409  # the example turns the routes on
+    assert refused.json["message"] == "No subscription to change; subscribe first"
+    assert list(stripe_api.calls) == []

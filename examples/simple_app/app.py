@@ -1,9 +1,11 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
 Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
-``/billing/success`` (where Checkout sends the user back) and ``/pro`` (for users
+``/billing/success`` (where Checkout sends the user back), ``/pro`` (for users
 on a paid plan only, gated by ``billing.plan_required()``: others are sent to
-the pricing page, JSON callers get 402). The example has no real login: add
+the pricing page, JSON callers get 402) and ``/settings`` (the app's own page
+that cancels, resumes and switches the plan through the extension's JSON
+routes, ``templates/settings.html``). The example has no real login: add
 ``?as=2`` to any page to act as user 2 from then on (remembered in the
 session), ``?as=`` to act as nobody.
 
@@ -29,7 +31,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, render_template_string, request, session
+from flask import Flask, render_template, render_template_string, request, session
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,11 +50,13 @@ from flask_stripe_billing import (
 DEMO_WEBHOOK_SECRET = "whsec_demo_only_not_secret"
 #: Where ``make run`` serves the app; Checkout sends the user back here.
 BASE_URL = "http://127.0.0.1:5000"
-DEFAULT_URLS = {
+DEFAULTS = {
     "STRIPE_SUCCESS_URL": BASE_URL + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
     "STRIPE_CANCEL_URL": BASE_URL + "/pricing",
     # Where the /pro gate sends users without a paid plan: an endpoint name.
     "STRIPE_BILLING_PRICING_URL": "pricing",
+    # The JSON routes the settings page calls (off unless set).
+    "STRIPE_BILLING_MANAGEMENT_ROUTES": "1",
 }
 
 db = SQLAlchemy()
@@ -91,13 +95,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.logger.warning(
             "STRIPE_WEBHOOK_SECRET is not set: using the DEMO secret; real Stripe events will fail"
         )
-    for name, url in DEFAULT_URLS.items():
+    for name, value in DEFAULTS.items():
         if not (app.config.get(name) or os.environ.get(name)):
-            app.config[name] = url  # this app's own pages
+            app.config[name] = value  # this app's own pages and routes
     app.logger.setLevel(logging.INFO)  # show the plan-change messages below
 
     db.init_app(app)
-    # POST /stripe/webhook, POST /billing/checkout-session and GET /billing/portal:
+    # POST /stripe/webhook, POST /billing/checkout-session, GET /billing/portal and
+    # POST /billing/subscription/(cancel|resume|change-plan|preview-change|quantity):
     billing.init_app(app)
     with app.app_context():
         db.create_all()  # also creates the extension's stripe_billing_events table
@@ -110,6 +115,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/pricing", view_func=pricing)
     app.add_url_rule("/billing/success", view_func=checkout_success)
     app.add_url_rule("/pro", view_func=pro)
+    app.add_url_rule("/settings", view_func=settings)
     return app
 
 
@@ -173,6 +179,7 @@ HEADER = """<!doctype html>
   <a href="{{ url_for('index') }}">Users</a> |
   <a href="{{ url_for('pricing') }}">Pricing</a> |
   <a href="{{ url_for('pro') }}">Pro page</a> |
+  <a href="{{ url_for('settings') }}">Settings</a> |
   Acting as <b>{{ me.email if me else "nobody" }}</b>{% if me %} ({{ me.plan }}){% endif %};
   act as
   {% for user in everyone %}<a href="?as={{ user.id }}">{{ user.email }}</a>, {% endfor %}
@@ -293,6 +300,11 @@ def checkout_success() -> str:
 def pro() -> str:
     """A page only users on a paid plan see; the others go to the pricing page."""
     return render_template_string(HEADER + PRO_PAGE)
+
+
+def settings() -> str:
+    """The user's own billing settings: cancel, resume, switch plan (with a preview)."""
+    return render_template_string(HEADER) + render_template("settings.html")
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -13,6 +13,9 @@ from .redact import mask_key
 DEFAULT_PRO_PLAN = "pro"
 #: What Checkout's ``billing_address_collection`` accepts.
 BILLING_ADDRESS_CHOICES = ("auto", "required")
+#: What Stripe's ``proration_behavior`` accepts for a plan or quantity change.
+PRORATION_CHOICES = ("create_prorations", "always_invoice", "none")
+DEFAULT_PRORATION_BEHAVIOR = "create_prorations"
 DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024
 DEFAULT_TOLERANCE_SECONDS = 300
 #: Seconds to open a connection to Stripe's API, and to wait for its answer, per attempt.
@@ -64,6 +67,10 @@ class Settings:
     checkout_billing_address: str | None = None
     checkout_coupon: str | None = None
     checkout_locale: str | None = None
+    #: How a plan or quantity change made now is charged (Stripe's ``proration_behavior``).
+    proration_behavior: str = DEFAULT_PRORATION_BEHAVIOR
+    #: Whether the JSON routes under ``/billing/subscription/`` answer (off: 404).
+    management_routes: bool = False
 
     @classmethod
     def from_config(
@@ -117,6 +124,11 @@ class Settings:
             ),
             checkout_coupon=_text(get("STRIPE_CHECKOUT_COUPON")),
             checkout_locale=_text(get("STRIPE_CHECKOUT_LOCALE")),
+            proration_behavior=_choice(
+                get("STRIPE_PRORATION_BEHAVIOR"), "STRIPE_PRORATION_BEHAVIOR", PRORATION_CHOICES
+            )
+            or DEFAULT_PRORATION_BEHAVIOR,
+            management_routes=_flag(get("STRIPE_BILLING_MANAGEMENT_ROUTES"), default=False),
         )
 
     def __repr__(self) -> str:

@@ -17,6 +17,7 @@ from .config import (
     DEFAULT_API_READ_TIMEOUT,
     DEFAULT_MAX_WEBHOOK_BYTES,
     DEFAULT_PRO_PLAN,
+    DEFAULT_PRORATION_BEHAVIOR,
     DEFAULT_TOLERANCE_SECONDS,
     Settings,
 )
@@ -84,6 +85,8 @@ def check_settings(settings: Settings) -> list[Finding]:
         ("STRIPE_API_CONNECT_TIMEOUT", settings.api_connect_timeout, DEFAULT_API_CONNECT_TIMEOUT),
         ("STRIPE_API_READ_TIMEOUT", settings.api_read_timeout, DEFAULT_API_READ_TIMEOUT),
         ("STRIPE_API_MAX_RETRIES", settings.api_max_retries, DEFAULT_API_MAX_RETRIES),
+        ("STRIPE_PRORATION_BEHAVIOR", settings.proration_behavior, DEFAULT_PRORATION_BEHAVIOR),
+        ("STRIPE_BILLING_MANAGEMENT_ROUTES", settings.management_routes, False),
     )
     for setting, current, default in with_defaults:
         state = "default" if current == default else "set"

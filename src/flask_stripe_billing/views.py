@@ -18,6 +18,7 @@ from .errors import (
     AuthenticationError,
     BillingError,
     ConflictError,
+    CrossSiteRequestError,
     EventNotRecordedError,
     FeatureRequiredError,
     MethodNotAllowedError,
@@ -28,6 +29,7 @@ from .errors import (
     StripeServiceError,
     ValidationError,
 )
+from .form_views import checkout_form, portal_redirect
 from .payload_limits import load_json
 from .request_body import read_limited
 from .state import app_object, get_state
@@ -42,6 +44,7 @@ HTTP_ANSWERS: dict[type[BillingError], tuple[int, str]] = {
     AuthenticationError: (401, "authentication_error"),
     PlanRequiredError: (402, "payment_required"),
     FeatureRequiredError: (403, "forbidden"),
+    CrossSiteRequestError: (403, "forbidden"),
     NotFoundError: (404, "not_found"),
     MethodNotAllowedError: (405, "method_not_allowed"),
     ConflictError: (409, "conflict"),
@@ -67,6 +70,8 @@ def create_blueprint() -> Blueprint:
         ("/stripe/webhook", webhook, ("POST",)),
         ("/billing/checkout-session", checkout_session, ("POST",)),
         ("/billing/portal", portal, ("GET",)),
+        ("/billing/checkout", checkout_form, ("POST",)),
+        ("/billing/portal/redirect", portal_redirect, ("GET", "POST")),
     ):
         blueprint.add_url_rule(path, view_func=view, methods=list(methods))
         blueprint.add_url_rule(

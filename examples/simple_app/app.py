@@ -1,9 +1,11 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
 Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
-``/billing/success`` (where Checkout sends the user back) and ``/pro`` (for users
-on a paid plan only, gated by ``billing.plan_required()``: others are sent to
-the pricing page, JSON callers get 402). The example has no real login: add
+``/billing/success`` (where Checkout sends the user back), and two gated pages:
+``/pro`` for users on a paid plan (``billing.plan_required()``) and ``/export``
+for plans that include the ``export`` feature (``billing.feature_required``,
+``STRIPE_BILLING_FEATURES``). Others are sent to the pricing page; JSON
+callers get 402 / 403. The example has no real login: add
 ``?as=2`` to any page to act as user 2 from then on (remembered in the
 session), ``?as=`` to act as nobody.
 
@@ -53,6 +55,8 @@ DEFAULT_URLS = {
     "STRIPE_CANCEL_URL": BASE_URL + "/pricing",
     # Where the /pro gate sends users without a paid plan: an endpoint name.
     "STRIPE_BILLING_PRICING_URL": "pricing",
+    # What each plan includes, for the /export gate (a JSON object in the environment).
+    "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
 }
 
 db = SQLAlchemy()
@@ -110,6 +114,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/pricing", view_func=pricing)
     app.add_url_rule("/billing/success", view_func=checkout_success)
     app.add_url_rule("/pro", view_func=pro)
+    app.add_url_rule("/export", view_func=export)
     return app
 
 
@@ -173,6 +178,7 @@ HEADER = """<!doctype html>
   <a href="{{ url_for('index') }}">Users</a> |
   <a href="{{ url_for('pricing') }}">Pricing</a> |
   <a href="{{ url_for('pro') }}">Pro page</a> |
+  <a href="{{ url_for('export') }}">Export</a> |
   Acting as <b>{{ me.email if me else "nobody" }}</b>{% if me %} ({{ me.plan }}){% endif %};
   act as
   {% for user in everyone %}<a href="?as={{ user.id }}">{{ user.email }}</a>, {% endfor %}
@@ -250,6 +256,11 @@ PRO_PAGE = """
 {% endif %}
 """
 
+EXPORT_PAGE = """
+<h1>Export</h1>
+<p>Your {{ billing_account.plan }} plan includes exports, {{ me.email }}.</p>
+"""
+
 
 def index() -> str:
     """Every user with plan and subscription status."""
@@ -293,6 +304,12 @@ def checkout_success() -> str:
 def pro() -> str:
     """A page only users on a paid plan see; the others go to the pricing page."""
     return render_template_string(HEADER + PRO_PAGE)
+
+
+@billing.feature_required("export")
+def export() -> str:
+    """A page for plans that include the ``export`` feature; the others go to pricing."""
+    return render_template_string(HEADER + EXPORT_PAGE)
 
 
 def _iso(value: datetime | None) -> str | None:

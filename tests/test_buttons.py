@@ -3,8 +3,10 @@ CSRFProtect, under a url_prefix, and refusing requests made by other sites' page
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -309,3 +311,47 @@ def test_a_paying_user_pressing_upgrade_gets_409_naming_the_portal(
     assert answer.json["details"]["portal"] == "/api/billing/portal"
     assert "already have an active subscription" in answer.json["message"]
     assert len(stripe_api.calls) == 0
+
+
+# The README's button snippets render in apps with and without CSRFProtect
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_snippets() -> list[str]:
+    """The README's ```html blocks that make billing buttons."""
+    blocks = re.findall(r"```html\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    return [block for block in blocks if "billing" in block]
+
+
+def test_the_readme_button_snippets_work_without_csrf_protect_and_under_a_prefix(
+    shop: Callable[..., Host],
+) -> None:
+    host = shop(url_prefix="/api")
+    snippets = readme_snippets()
+    assert len(snippets) == 2
+
+    with host.app.test_request_context("/pricing"):
+        forms, script = (render_template_string(snippet) for snippet in snippets)
+
+    assert [f["attributes"]["action"] for f in forms_of(forms)] == [
+        "/api/billing/checkout",
+        "/api/billing/checkout",
+        "/api/billing/portal/redirect",
+    ]
+    assert "'/api/billing/checkout-session'" in script
+    assert "'/api/billing/portal'" in script
+    assert 'const csrfToken = "";' in script
+
+
+def test_the_readme_button_snippets_carry_the_token_with_csrf_protect(
+    shop: Callable[..., Host],
+) -> None:
+    host = with_csrf(shop())
+
+    with host.app.test_request_context("/pricing"):
+        forms, script = (render_template_string(snippet) for snippet in readme_snippets())
+
+    assert all("csrf_token" in f["fields"] for f in forms_of(forms))
+    assert re.search(r'const csrfToken = "[\w.-]+";', script)

@@ -28,10 +28,10 @@ def test_a_receivers_logger_info_during_a_webhook_is_emitted(
         answer = post_event(host.client, subscription_event())
 
     assert answer.status_code == 200
-    logged = [r for r in caplog.records if r.name == host.app.logger.name]
-    assert [(r.levelno, r.getMessage()) for r in logged] == [
-        (logging.INFO, "Welcome to pro, user1@example.com!")
-    ]
+    logged = [
+        (r.levelno, r.getMessage()) for r in caplog.records if r.name == host.app.logger.name
+    ]  # other receivers (an example app imported by another test) may log beside it
+    assert logged.count((logging.INFO, "Welcome to pro, user1@example.com!")) == 1
 
 
 def test_a_receivers_flash_during_a_webhook_never_reaches_the_users_browser(

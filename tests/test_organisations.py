@@ -120,6 +120,11 @@ def team_app() -> Iterator[TeamApp]:
             [
                 Organisation(id=ACME, name="Acme", billing_email="billing@acme.example"),
                 Organisation(id=GLOBEX, name="Globex"),
+            ]
+        )
+        db.session.flush()  # the organisations before their members (a foreign key)
+        db.session.add_all(
+            [
                 Member(id=1, email="alice@acme.example", organisation_id=ACME),
                 Member(id=2, email="carol@acme.example", organisation_id=ACME),
                 Member(id=3, email="bob@globex.example", organisation_id=GLOBEX),

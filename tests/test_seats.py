@@ -11,7 +11,7 @@ import pytest
 import responses
 from conftest import Host
 from flask import request
-from support import LAYOUTS, post_event, subscription_event
+from support import LAYOUTS, load_object, post_event, subscription_event
 from test_checkout import API, CONFIG, SESSION, as_user, form, stripe_calls
 
 from flask_stripe_billing import BillingAccount, rules
@@ -20,6 +20,8 @@ from flask_stripe_billing.events import parse_event
 from flask_stripe_billing.rules import AccountMatch
 from flask_stripe_billing.state import get_state
 from flask_stripe_billing.testing import record_signals
+
+TRIALING = "api-objects/pay-rails-vcr__2026-03-25.dahlia__subscription.trialing.json"
 
 
 @pytest.fixture
@@ -236,3 +238,27 @@ def test_the_rules_give_a_seats_changed_notice_for_a_new_quantity() -> None:
     seats = [n for n in decision.notices if n.signal == "seats_changed"]
     assert [(n.kwargs["old_seats"], n.kwargs["new_seats"]) for n in seats] == [(4, 6)]
     assert decision.after is not None and decision.after.seats == 6
+
+
+def test_flask_billing_sync_sends_seats_changed_for_the_quantity_stripe_has_now(
+    team_shop: Callable[..., Host], stripe_api: Any
+) -> None:
+    host = team_shop()
+    post_event(host.client, seats_event(2, created=int(datetime.now(UTC).timestamp()) - 600))
+    subscription = load_object(TRIALING)
+    subscription.update(id="sub_team", customer="cus_team", status="active")
+    subscription["quantity"] = subscription["items"]["data"][0]["quantity"] = 6
+    listed = {
+        "object": "list",
+        "data": [subscription],
+        "has_more": False,
+        "url": "/v1/subscriptions",
+    }
+    stripe_api.add(responses.GET, f"{API}/subscriptions", json=listed)
+
+    with record_signals() as sent:
+        result = host.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert [(c["old_seats"], c["new_seats"]) for c in sent["seats_changed"]] == [(2, 6)]
+    assert host.user(1).subscription_quantity == 6

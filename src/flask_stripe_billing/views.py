@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from . import pipeline
-from .checkout_flow import (  # noqa: F401 (current_account, ensure_customer: still here too)
+from .checkout_flow import (  # noqa: F401 (two re-exported for older imports)
     current_account,
     ensure_customer,
     open_portal,

@@ -1,11 +1,13 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
 Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
-``/billing/success`` (where Checkout sends the user back), ``/pro`` (for users
-on a paid plan only, gated by ``billing.plan_required()``: others are sent to
-the pricing page, JSON callers get 402) and ``/settings`` (the app's own page
-that cancels, resumes and switches the plan through the extension's JSON
-routes, ``templates/settings.html``). The example has no real login: add
+``/billing/success`` (where Checkout sends the user back), two gated pages:
+``/pro`` for users on a paid plan (``billing.plan_required()``) and ``/export``
+for plans that include the ``export`` feature (``billing.feature_required``,
+``STRIPE_BILLING_FEATURES``); others are sent to the pricing page, JSON
+callers get 402 / 403; and ``/settings`` (the app's own page that cancels,
+resumes and switches the plan through the extension's JSON routes,
+``templates/settings.html``). The example has no real login: add
 ``?as=2`` to any page to act as user 2 from then on (remembered in the
 session), ``?as=`` to act as nobody.
 
@@ -57,6 +59,8 @@ DEFAULTS = {
     "STRIPE_BILLING_PRICING_URL": "pricing",
     # The JSON routes the settings page calls (off unless set).
     "STRIPE_BILLING_MANAGEMENT_ROUTES": "1",
+    # What each plan includes, for the /export gate (a JSON object in the environment).
+    "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
 }
 
 db = SQLAlchemy()
@@ -116,6 +120,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/billing/success", view_func=checkout_success)
     app.add_url_rule("/pro", view_func=pro)
     app.add_url_rule("/settings", view_func=settings)
+    app.add_url_rule("/export", view_func=export)
     return app
 
 
@@ -180,6 +185,7 @@ HEADER = """<!doctype html>
   <a href="{{ url_for('pricing') }}">Pricing</a> |
   <a href="{{ url_for('pro') }}">Pro page</a> |
   <a href="{{ url_for('settings') }}">Settings</a> |
+  <a href="{{ url_for('export') }}">Export</a> |
   Acting as <b>{{ me.email if me else "nobody" }}</b>{% if me %} ({{ me.plan }}){% endif %};
   act as
   {% for user in everyone %}<a href="?as={{ user.id }}">{{ user.email }}</a>, {% endfor %}
@@ -257,6 +263,11 @@ PRO_PAGE = """
 {% endif %}
 """
 
+EXPORT_PAGE = """
+<h1>Export</h1>
+<p>Your {{ billing_account.plan }} plan includes exports, {{ me.email }}.</p>
+"""
+
 
 def index() -> str:
     """Every user with plan and subscription status."""
@@ -305,6 +316,12 @@ def pro() -> str:
 def settings() -> str:
     """The user's own billing settings: cancel, resume, switch plan (with a preview)."""
     return render_template_string(HEADER) + render_template("settings.html")
+
+
+@billing.feature_required("export")
+def export() -> str:
+    """A page for plans that include the ``export`` feature; the others go to pricing."""
+    return render_template_string(HEADER + EXPORT_PAGE)
 
 
 def _iso(value: datetime | None) -> str | None:

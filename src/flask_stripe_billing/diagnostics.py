@@ -93,6 +93,7 @@ def check_settings(settings: Settings) -> list[Finding]:
         found.append(Finding(state, setting, _value_text(current)))
     found.append(_refetch(settings))
     found.extend(_gates(settings))
+    found.extend(_offers(settings))
     found.extend(check_versions())
     return found
 
@@ -266,6 +267,26 @@ def _gates(settings: Settings) -> list[Finding]:
     return [
         Finding("set", name, value) if value else Finding("default", name, default)
         for name, value, default in settings_and_defaults
+    ]
+
+
+def _offers(settings: Settings) -> list[Finding]:
+    """What Checkout offers beyond the price: trial days, a cardless trial, seats."""
+    days = [f"{price}: {n}" for price, n in settings.trial_days_by_price.items()]
+    if settings.trial_days is not None:
+        days.insert(0, f"every price: {settings.trial_days}")
+    cardless = f"true (at the end without a card: {settings.trial_end_behavior})"
+    seats = f"{settings.seats_min} to {settings.seats_max}"
+    return [
+        Finding("set", "STRIPE_TRIAL_DAYS", ", ".join(days))
+        if days
+        else Finding("default", "STRIPE_TRIAL_DAYS", "none: Checkout gives no trial"),
+        Finding("set", "STRIPE_TRIAL_WITHOUT_CARD", cardless)
+        if settings.trial_without_card
+        else Finding("default", "STRIPE_TRIAL_WITHOUT_CARD", "false: a trial asks for a card"),
+        Finding("set", "STRIPE_SEATS_MIN/MAX", seats)
+        if settings.seats_max > 1 or settings.seats_min > 1
+        else Finding("default", "STRIPE_SEATS_MIN/MAX", "1 to 1: Checkout sells one seat"),
     ]
 
 

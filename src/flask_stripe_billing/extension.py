@@ -9,6 +9,7 @@ from flask.blueprints import BlueprintSetupState
 
 from . import checkout, gates, management, pipeline, sync
 from .account import BillingAccount
+from .buttons import TEMPLATE_GLOBALS
 from .change_preview import ChangePreview, preview_change
 from .cli import register_commands
 from .config import Settings
@@ -241,6 +242,7 @@ class StripeBilling:
         )
         exempt_webhook_from_csrf(app)
         app.context_processor(billing_template_context)
+        app.jinja_env.globals.update(TEMPLATE_GLOBALS)
         register_commands(app)
 
 

@@ -16,11 +16,12 @@ from flask import Blueprint, Response, jsonify
 
 from . import change_preview, checkout, management
 from .account import BillingAccount
+from .checkout_flow import current_account
 from .errors import NotFoundError, ValidationError
 from .management import SubscriptionChange
 from .management_rules import check_when
 from .state import BillingState, app_object, get_state
-from .views import WRONG_METHODS, current_account, read_json_body, wrong_method
+from .views import WRONG_METHODS, read_json_body, wrong_method
 
 #: The routes' common prefix.
 PREFIX = "/billing/subscription"

@@ -10,6 +10,7 @@ from .invoices import Invoice
 from .pipeline import Outcome
 from .stores import (
     BillingMixin,
+    DBAPIUserStore,
     EventLog,
     EventRecord,
     EventStatus,
@@ -27,6 +28,7 @@ __all__ = [
     "BillingAccount",
     "BillingError",
     "BillingMixin",
+    "DBAPIUserStore",
     "EventLog",
     "EventRecord",
     "EventStatus",

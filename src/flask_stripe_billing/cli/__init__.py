@@ -7,6 +7,7 @@ from flask.cli import AppGroup
 
 from .dev import check_command, create_webhook_endpoint_command, trigger_command
 from .events import events_command, link_command, prune_command, replay_command
+from .schema import schema_command
 from .sync import sync_command
 
 GROUP_NAME = "billing"
@@ -14,7 +15,7 @@ GROUP_NAME = "billing"
 billing_group = AppGroup(
     GROUP_NAME,
     help="Stripe billing: the webhook event log, replays, sync from Stripe, "
-    "offline test events and a configuration check.",
+    "offline test events, a configuration check and the SQL schema.",
 )
 for command in (
     events_command,
@@ -25,6 +26,7 @@ for command in (
     trigger_command,
     check_command,
     create_webhook_endpoint_command,
+    schema_command,
 ):
     billing_group.add_command(command)
 

@@ -1,5 +1,5 @@
-"""InMemoryUserStore and SQLAlchemyUserStore keep the same UserStore/EventLog/SubscriptionLog
-contract."""
+"""InMemoryUserStore, SQLAlchemyUserStore and DBAPIUserStore keep the same
+UserStore/EventLog/SubscriptionLog contract (on SQLite, and on PostgreSQL with DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Host
+from dbapi_support import make_database
 from support import NOW, subscription_event
 
 from flask_stripe_billing import (
     BillingAccount,
+    DBAPIUserStore,
     EventLog,
     InMemoryUserStore,
     SQLAlchemyUserStore,
@@ -29,9 +32,17 @@ UTC = UTC
 PERIOD_END = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlalchemy"])
-def store(request: Any, make_host: Callable[..., Host]) -> Iterator[Any]:
+@pytest.fixture(params=["memory", "sqlalchemy", "dbapi"])
+def store(request: Any, make_host: Callable[..., Host], tmp_path: Path) -> Iterator[Any]:
     """A store holding user 1 (customer ``cus_test``) and user 2 (no customer yet)."""
+    if request.param == "dbapi":  # sqlite3, or psycopg on PostgreSQL
+        database = make_database(tmp_path)
+        database.create()
+        database.add_user(1, stripe_customer_id="cus_test")
+        database.add_user(2)
+        yield DBAPIUserStore(database.connect, close=True)
+        database.drop("users")
+        return
     if request.param == "memory":
         yield InMemoryUserStore(
             [
@@ -374,7 +385,7 @@ def test_get_event_of_unknown_id_is_none(store: Any) -> None:
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """The stores' current time, set by the test: ``clock[0]``."""
     now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
-    for module in ("memory", "sql_log"):
+    for module in ("memory", "sql_log", "dbapi_log"):
         monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
     return now
 

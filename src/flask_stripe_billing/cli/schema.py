@@ -9,6 +9,7 @@ from ..state import get_state
 from ..stores.dbapi import DEFAULT_USERS_TABLE, DBAPIUserStore
 from ..stores.schema import DIALECTS, schema_script
 from ..stores.sqlalchemy import SQLAlchemyUserStore
+from .common import reported_errors
 
 
 @click.command("schema")
@@ -42,7 +43,9 @@ def schema_command(dialect: str | None, users_table: str | None) -> None:
         }
         options["event_table_name"] = store.event_table_name
         options["subscription_table_name"] = store.subscription_table_name
-        dialect = dialect or store.session.configured_dialect
+        if dialect is None:
+            with reported_errors():  # as given, else asks the driver of a connection
+                dialect = store.session.dialect.name
     elif isinstance(store, SQLAlchemyUserStore):
         name = store.db.engine.dialect.name
         dialect = dialect or (name if name in DIALECTS else None)

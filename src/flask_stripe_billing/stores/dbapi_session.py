@@ -36,11 +36,6 @@ class Session:
         self._dialect = None if dialect is None else dialect_named(dialect)
 
     @property
-    def configured_dialect(self) -> str | None:
-        """The dialect's name when given or already told by a connection (no connecting)."""
-        return None if self._dialect is None else self._dialect.name
-
-    @property
     def dialect(self) -> Dialect:
         """The database's dialect: as given, else told by the first connection's driver."""
         if self._dialect is None:

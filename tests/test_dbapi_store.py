@@ -101,6 +101,30 @@ def test_close_true_closes_each_connection_after_its_transaction(tmp_path: Path)
         opened[0].execute("SELECT 1")
 
 
+@pytest.mark.parametrize(
+    "row_factory",
+    [
+        sqlite3.Row,
+        lambda cursor, row: {d[0]: v for d, v in zip(cursor.description, row, strict=True)},
+    ],
+    ids=["sqlite3.Row", "mappings"],
+)
+def test_the_hosts_row_factory_does_not_matter(tmp_path: Path, row_factory: Any) -> None:
+    path = flaskr_db(tmp_path)
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(path)
+        connection.row_factory = row_factory
+        return connection
+
+    store = DBAPIUserStore(connect, close=True, users_table="user")
+    account = store.apply("1", {"plan": "pro"})
+
+    assert (account.user_id, account.plan, account.stripe_customer_id) == ("1", "pro", "cus_1")
+    assert store.get_by_customer_id("cus_1") == account
+    assert store.list_events() == []
+
+
 def test_dialect_is_told_by_the_driver_or_refused(tmp_path: Path) -> None:
     path = flaskr_db(tmp_path)
     store = DBAPIUserStore(lambda: sqlite3.connect(path), close=True, users_table="user")

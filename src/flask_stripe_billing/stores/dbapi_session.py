@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import Any
@@ -127,7 +127,11 @@ class _Fetched:
         self.rowcount: int = cursor.rowcount
         #: The result's column names (PEP 249 ``cursor.description``).
         self.names = [column[0] for column in cursor.description or ()]
-        self.rows: list[Sequence[Any]] = list(cursor.fetchall()) if cursor.description else []
+        rows = cursor.fetchall() if cursor.description else []
+        # A host's row factory may make mappings (psycopg's dict_row): values, in order.
+        self.rows: list[Sequence[Any]] = [
+            tuple(row.values()) if isinstance(row, Mapping) else row for row in rows
+        ]
         with suppress(Exception):
             cursor.close()
 

@@ -91,5 +91,12 @@ def schema_statements(
 
 
 def schema_script(dialect_name: str, **options: Any) -> str:
-    """The statements as one script, each ending in ``;``."""
-    return "".join(f"{statement};\n\n" for statement in schema_statements(dialect_name, **options))
+    """The statements as one script, each ending in ``;`` (no trailing spaces)."""
+    statements = schema_statements(dialect_name, **options)
+    users = options.get("users_table", "users")
+    header = (
+        f"-- Flask-Stripe-Billing on {dialect_name}: the library's tables, then the billing\n"
+        f"-- columns of the {users} table (printed by: flask billing schema).\n"
+    )
+    lines = (header + "\n" + "\n".join(f"{s};\n" for s in statements)).splitlines()
+    return "\n".join(line.rstrip() for line in lines) + "\n"

@@ -278,6 +278,21 @@ def test_schema_refuses_an_unknown_dialect(make_host: Callable[..., Host]) -> No
     assert "'mysql' is not one of" in result.output
 
 
+def test_check_says_to_run_the_schema_when_the_tables_are_missing(tmp_path: Path) -> None:
+    path = sqlite_file(tmp_path, FLASKR_USER)
+    app = Flask(__name__)
+    app.config["STRIPE_WEBHOOK_SECRET"] = SECRET
+    store = DBAPIUserStore(lambda: sqlite3.connect(path), close=True, users_table="user")
+    StripeBilling(app, user_store=store)
+
+    result = app.test_cli_runner().invoke(args=["billing", "check"])
+
+    assert result.exit_code == 1
+    (line,) = [line for line in result.output.splitlines() if "failed   event log" in line]
+    assert "no such table: stripe_billing_events" in line
+    assert "flask billing schema" in line
+
+
 def test_printed_sqlite_schema_runs_on_a_fresh_database_and_the_store_works_on_it(
     tmp_path: Path,
 ) -> None:

@@ -447,6 +447,19 @@ def test_delete_events_deletes_older_events_with_the_given_statuses(
         assert logged.delete_events(before=before_c, statuses={"processed"}) == 0
 
 
+def test_count_events_counts_older_events_with_the_given_statuses(
+    logged: Any, clock: list[datetime]
+) -> None:
+    before_c = clock[0]  # evt_a (processed) and evt_b (unmatched) were received before this
+
+    assert logged.count_events(before=before_c, statuses={"processed", "failed"}) == 1
+    assert logged.count_events(before=before_c, statuses={"processed", "unmatched"}) == 2
+    later = before_c + timedelta(seconds=1)
+    assert logged.count_events(before=later, statuses={"processed", "failed", "unmatched"}) == 3
+    assert logged.count_events(before=later, statuses=set()) == 0
+    assert len(logged.list_events()) == 3  # counting deletes nothing
+
+
 def test_accounts_with_customer_lists_linked_accounts_by_user_id(store: Any) -> None:
     assert [a.user_id for a in store.accounts_with_customer()] == ["1"]
 

@@ -137,8 +137,9 @@ class DBAPIBillingLog:
         if not statuses:
             return 0
         where, params = self._older(before, statuses)
-        row = self.session.execute(f"SELECT count(*) FROM {self._events} WHERE {where}", params)
-        return int(row.first()[0])
+        result = self.session.execute(f"SELECT count(*) FROM {self._events} WHERE {where}", params)
+        (count,) = result.rows
+        return int(count[0])
 
     # SubscriptionLog
 

@@ -78,13 +78,13 @@ class Session:
                 with suppress(Exception):
                     connection.close()
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        """Run one statement (in the transaction in progress, or one of its own); the cursor
-        is returned with its rows already fetched when it has any."""
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Fetched:
+        """Run one statement (in the transaction in progress, or one of its own); its rows,
+        fetched before the transaction ends."""
         with self.transaction(begin=False) as connection:
             cursor = connection.cursor()
             cursor.execute(sql, self.dialect.values(params))
-            return _Fetched(cursor)
+            return Fetched(cursor)
 
     def _open(self) -> Any:
         try:
@@ -120,7 +120,7 @@ class Session:
             connection.rollback()
 
 
-class _Fetched:
+class Fetched:
     """A finished cursor's rows and row count (read before the transaction ends)."""
 
     def __init__(self, cursor: Any) -> None:
@@ -136,4 +136,5 @@ class _Fetched:
             cursor.close()
 
     def first(self) -> Sequence[Any] | None:
+        """The first row, or None."""
         return self.rows[0] if self.rows else None

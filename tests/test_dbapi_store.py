@@ -101,6 +101,48 @@ def test_close_true_closes_each_connection_after_its_transaction(tmp_path: Path)
         opened[0].execute("SELECT 1")
 
 
+def autocommit_connect(tmp_path: Path) -> tuple[Callable[[], Any], str]:
+    """Connections in autocommit mode (sqlite3's ``isolation_level=None``, psycopg's
+    ``autocommit=True``) over the users table of ``flaskr_db``, and the table's name."""
+    if ON_POSTGRES:
+        import psycopg
+
+        url = psycopg_url()
+        with psycopg.connect(url) as connection:
+            connection.execute('DROP TABLE IF EXISTS "user"')
+            connection.execute(
+                'CREATE TABLE "user" (id SERIAL PRIMARY KEY, username TEXT, password TEXT)'
+            )
+            for statement in schema_script("postgresql", users_table="user").split(";")[:-1]:
+                if "stripe_billing" not in statement:
+                    connection.execute(statement)
+            connection.execute(
+                """INSERT INTO "user" (username, password, stripe_customer_id) """
+                "VALUES ('ada', 'x', 'cus_1')"
+            )
+        return lambda: psycopg.connect(url, autocommit=True), "user"
+    path = flaskr_db(tmp_path)
+    return lambda: sqlite3.connect(path, isolation_level=None), "user"
+
+
+def test_a_connection_in_autocommit_mode_still_gets_one_transaction(tmp_path: Path) -> None:
+    connect, table = autocommit_connect(tmp_path)
+    store = DBAPIUserStore(connect, close=True, users_table=table)
+    try:
+        with pytest.raises(RuntimeError, match="boom"), store.transaction():
+            store.apply("1", {"plan": "pro", "subscription_status": "active"})
+            raise RuntimeError("boom")
+
+        assert store.get("1").plan == "free"  # rolled back: BEGIN was explicit
+        with store.transaction():
+            store.apply("1", {"plan": "pro"})
+        assert store.get("1").plan == "pro"
+    finally:
+        if ON_POSTGRES:
+            with connect() as connection:
+                connection.execute('DROP TABLE "user"')
+
+
 @pytest.mark.parametrize(
     "row_factory",
     [

@@ -211,7 +211,7 @@ def test_get_returns_the_account(store: Any, lock: bool) -> None:
     assert account.plan == "free"
 
 
-@pytest.mark.parametrize("user_id", ["999", "abc", ""])
+@pytest.mark.parametrize("user_id", ["999", "abc", "", "99999999999", str(2**64), " 1; --"])
 def test_get_of_unknown_or_malformed_user_id_is_none(store: Any, user_id: str) -> None:
     assert store.get(user_id) is None
     assert store.get(user_id, lock=True) is None

@@ -401,3 +401,56 @@ def test_printed_postgresql_schema_runs_on_a_fresh_schema_and_the_store_works_on
     finally:
         with psycopg.connect(url, autocommit=True) as admin:
             admin.execute("DROP SCHEMA ddl_check CASCADE")
+
+
+# the two SQL stores over one database
+
+
+def test_dbapi_and_sqlalchemy_stores_read_each_others_rows(
+    make_host: Callable[..., Host], tmp_path: Path
+) -> None:
+    if ON_POSTGRES:
+        import psycopg
+
+        url = psycopg_url()
+        host = make_host()
+
+        def connect() -> Any:
+            return psycopg.connect(url)
+    else:
+        path = tmp_path / "shared.db"
+        host = make_host({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+
+        def connect() -> Any:
+            return sqlite3.connect(path)
+
+    host.add_user(1, stripe_customer_id="cus_test")
+    host.add_user(2)
+    dbapi = DBAPIUserStore(connect, close=True)
+    event = subscription_event(status="trialing", event_id="evt_sqlalchemy", period_end=2000000000)
+    assert post_event(host.client, event).status_code == 200  # written by SQLAlchemyUserStore
+
+    with host.app.app_context():
+        orm = host.billing.user_store
+        assert dbapi.get("1") == orm.get("1")
+        assert dbapi.get("1").plan == "pro"
+        assert dbapi.subscriptions_of("1") == orm.subscriptions_of("1")
+        assert dbapi.get_event("evt_sqlalchemy") == orm.get_event("evt_sqlalchemy")
+
+    event = subscription_event(
+        customer="cus_two", user_id="2", status="active", event_id="evt_dbapi"
+    )
+    with dbapi.transaction():  # written by DBAPIUserStore
+        dbapi.set_customer_id("2", "cus_two")
+    app = Flask(__name__)
+    app.config.update(TESTING=True, STRIPE_WEBHOOK_SECRET=SECRET)
+    StripeBilling(app, user_store=dbapi)
+    assert post_event(app.test_client(), event).status_code == 200
+
+    with host.app.app_context():
+        orm = host.billing.user_store
+        assert orm.get("2") == dbapi.get("2")
+        assert orm.get("2").subscription_status == "active"
+        assert orm.subscriptions_of("2") == dbapi.subscriptions_of("2")
+        assert orm.get_event("evt_dbapi") == dbapi.get_event("evt_dbapi")
+        assert [e.id for e in orm.list_events()] == [e.id for e in dbapi.list_events()]

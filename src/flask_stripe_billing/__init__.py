@@ -12,6 +12,7 @@ from .management import SubscriptionChange
 from .pipeline import Outcome
 from .stores import (
     BillingMixin,
+    DBAPIUserStore,
     EventLog,
     EventRecord,
     EventStatus,
@@ -30,6 +31,7 @@ __all__ = [
     "BillingError",
     "BillingMixin",
     "ChangePreview",
+    "DBAPIUserStore",
     "EventLog",
     "EventRecord",
     "EventStatus",

@@ -27,6 +27,7 @@ from .mode_checks import key_mode, mode_mismatch, webhook_endpoints
 from .redact import describe_error
 from .reports import error_text, plural, truncate
 from .state import BillingState
+from .stores.dbapi_log import DBAPIBillingLog
 from .stores.sqlalchemy import SQLAlchemyUserStore
 from .stripe_api import StripeGateway
 from .version_checks import check_versions
@@ -120,7 +121,10 @@ def check_event_log(state: BillingState) -> Finding:
         with log.transaction():
             log.list_events(limit=1)
     except Exception as error:
-        return Finding("failed", "event log", _one_line(error), problem=True)
+        hint = ""
+        if isinstance(log, DBAPIBillingLog):  # no db.create_all() for these
+            hint = " (create the tables with the SQL that flask billing schema prints)"
+        return Finding("failed", "event log", _one_line(error) + hint, problem=True)
     return mode_mismatch(state) or Finding("ok", "event log", f"{type(log).__name__} answers")
 
 

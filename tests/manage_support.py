@@ -37,6 +37,7 @@ CONFIG = {
     "STRIPE_PRICE_PRO_MONTHLY": "small-monthly",
     "STRIPE_PRICE_PRO_YEARLY": "small-annual",
     "STRIPE_BILLING_PLANS": {"small-monthly": "pro", "small-annual": "pro-annual"},
+    "STRIPE_SEATS_MAX": "10",
 }
 #: When the app first heard of the subscription (its watermark before any change).
 SUBSCRIBED_AT = NOW - 600

@@ -441,13 +441,14 @@ def test_only_configured_prices_are_accepted(
     assert writes(stripe_api) == []
 
 
-@pytest.mark.parametrize("quantity", [0, -1, True, 2.5, "3"])
-def test_a_quantity_must_be_a_positive_whole_number(
+@pytest.mark.parametrize("quantity", [0, -1, 11, True, 2.5, "3"])
+def test_a_quantity_must_be_a_whole_number_within_the_seat_bounds(
     managed: Host, stripe_api: responses.RequestsMock, quantity: Any
 ) -> None:
     reads(stripe_api)
-    with pytest.raises(ValidationError, match="quantity"):
+    with pytest.raises(ValidationError, match="quantity must be") as refused:
         call(managed, "change_quantity", 1, quantity)
+    assert refused.value.details == {"field": "quantity", "min": 1, "max": 10}
     assert writes(stripe_api) == []
 
 

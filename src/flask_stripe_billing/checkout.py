@@ -51,6 +51,14 @@ def choose_quantity(body: Any, settings: Settings) -> int:
     value = body.get("quantity") if isinstance(body, dict) else None
     if value is None:
         return settings.seats_min
+    return check_seats(value, settings)
+
+
+def check_seats(value: Any, settings: Settings) -> int:
+    """``value`` if it is a whole number within STRIPE_SEATS_MIN..MAX; a 400 otherwise.
+
+    Checkout and a seat change (``billing.change_quantity``) keep to the same bounds.
+    """
     low, high = settings.seats_min, settings.seats_max
     details = {"field": "quantity", "min": low, "max": high}
     if isinstance(value, bool) or not isinstance(value, int):

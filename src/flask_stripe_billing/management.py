@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import checkout, pipeline
 from . import management_rules as rules
-from . import pipeline
 from .account import BillingAccount
 from .clock import utcnow
 from .config import PRORATION_CHOICES
@@ -178,11 +178,13 @@ def change_quantity(
     *,
     proration_behavior: str | None = None,
 ) -> SubscriptionChange:
-    """Set the number of seats of the subscription's item, now (prorated)."""
+    """Set the number of seats of the subscription's item, now (prorated), within
+    STRIPE_SEATS_MIN..MAX."""
     proration = _proration(state, proration_behavior)
+    seats = checkout.check_seats(quantity, state.settings)
     now = current(state, who)
     item = rules.changed_item(now.subscription, state.settings)
-    seats = rules.check_quantity(quantity, now.facts, item)
+    seats = rules.check_quantity(seats, now.facts, item)
     rules.check_not_scheduled(now.subscription)
     answer = state.require_stripe().update_subscription(
         now.facts.id,

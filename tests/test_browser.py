@@ -1,4 +1,5 @@
-"""The example app in a real browser: Upgrade → Checkout → signed webhook → the Pro page.
+"""The example app in a real browser: Upgrade → Checkout → signed webhook → the Pro page;
+and the settings page: cancel, resume, preview and switch the plan.
 
 Headless Chromium, driven by Selenium through the system's chromedriver
 (Debian: ``apt-get install chromium chromium-driver``); nothing is downloaded.
@@ -27,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,7 +36,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 from flask import Blueprint, Flask, abort, redirect, render_template_string
-from support import checkout_event, load, sign
+from support import NOW, checkout_event, envelope, load, sign
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
@@ -270,6 +272,7 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedE
             "STRIPE_PRICE_PRO_YEARLY": "price_yearly",
             "STRIPE_SUCCESS_URL": base_url + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
             "STRIPE_CANCEL_URL": base_url + "/pricing",
+            "STRIPE_BILLING_PLANS": {"price_monthly": "pro", "price_yearly": "pro-yearly"},
         }
     )
     stripe = FakeStripe(base_url)
@@ -433,3 +436,145 @@ def test_upgrade_in_the_browser_then_the_webhook_makes_bob_pro(
         "4-pro-after-webhook.png",
         "5-success.png",
     ]
+
+
+ALICE = 1  # the example's first user: customer cus_demo_alice
+#: Alice's subscription as Stripe's API answers it (a real recorded answer, API 2025-10-29).
+ALICES_SUBSCRIPTION = load(
+    "api-objects/pay-rails-vcr__2025-10-29.clover__subscription.active.before_price_swap.json"
+)
+PREVIEW = load("stripe-openapi/invoice.json")
+
+
+@dataclass
+class FakeSubscription:
+    """One subscription at (fake) Stripe: read, changed by the form fields sent, previewed."""
+
+    obj: dict[str, Any]
+
+    def mock_api(self, mock: responses.RequestsMock) -> None:
+        url = f"{API}/subscriptions/{self.obj['id']}"
+        mock.add_callback(responses.GET, url, callback=self.read)
+        mock.add_callback(responses.POST, url, callback=self.update)
+        mock.add(responses.POST, f"{API}/invoices/create_preview", json=PREVIEW)
+
+    def read(self, request: Any) -> tuple[int, dict[str, str], str]:
+        return 200, {}, json.dumps(self.obj)
+
+    def update(self, request: Any) -> tuple[int, dict[str, str], str]:
+        """``POST /v1/subscriptions/<id>``: cancel_at_period_end, or the item's new price."""
+        sent = {key: values[0] for key, values in parse_qs(request.body).items()}
+        item = self.obj["items"]["data"][0]
+        if "cancel_at_period_end" in sent:
+            ending = sent["cancel_at_period_end"] == "true"
+            self.obj["cancel_at_period_end"] = ending
+            self.obj["cancel_at"] = item["current_period_end"] if ending else None
+        if "items[0][price]" in sent:
+            assert sent["items[0][id]"] == item["id"]
+            item["price"]["id"] = item["plan"]["id"] = sent["items[0][price]"]
+        return 200, {"Date": formatdate(usegmt=True)}, json.dumps(self.obj)
+
+
+def click_and_wait(driver: Any, element_id: str, message: str) -> None:
+    """Click a button whose route reloads the page, then wait for the page's message."""
+    driver.find_element(By.ID, element_id).click()
+    try:
+        WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,)).until(
+            lambda d: (
+                d.execute_script(
+                    "const m = document.getElementById('message');"
+                    "const e = document.getElementById('error');"
+                    "return document.readyState === 'complete' && m && e"
+                    " ? m.textContent + '|' + e.textContent : null;"
+                )
+                in (f"{message}|",)
+                or bool(d.find_element(By.ID, "error").text)
+            )
+        )
+    except TimeoutException:
+        pytest.fail(f"no {message!r} after clicking #{element_id}", pytrace=False)
+    assert driver.find_element(By.ID, "error").text == ""
+    assert driver.find_element(By.ID, "message").text == message
+
+
+def test_the_settings_page_cancels_resumes_and_switches_the_plan(
+    example: ServedExample, driver: Any, artifacts: Path
+) -> None:
+    screens = Screens(driver, artifacts)
+    base = example.base_url
+    fake = FakeSubscription(copy.deepcopy(ALICES_SUBSCRIPTION))
+    fake.obj["customer"] = "cus_demo_alice"
+    item = fake.obj["items"]["data"][0]
+    item["price"]["id"] = item["plan"]["id"] = "price_monthly"
+    fake.mock_api(example.api_calls)
+    subscribed = envelope(
+        "customer.subscription.updated",
+        copy.deepcopy(fake.obj),
+        created=NOW - 600,
+        api_version="2025-10-29.clover",
+    )
+    assert example.post_webhook(subscribed) == (200, {"received": True})
+    try:
+        # Alice, on pro monthly, opens her settings page.
+        driver.get(f"{base}/settings?as={ALICE}")
+        assert heading(driver) == "Settings"
+        assert driver.find_element(By.ID, "plan").text == "pro"
+        assert driver.find_element(By.ID, "status").text == "active"
+        screens.save("settings")
+
+        # Cancel at the end of the period: the plan stays, the page offers to resume.
+        click_and_wait(driver, "cancel", "Done: cancel.")
+        assert driver.find_element(By.ID, "plan").text == "pro"
+        assert driver.find_elements(By.ID, "resume")
+        assert example.user(ALICE)["cancel_at_period_end"] is True
+        screens.save("cancelled")
+
+        # Resume: renews again.
+        click_and_wait(driver, "resume", "Done: resume.")
+        assert driver.find_elements(By.ID, "cancel")
+        assert example.user(ALICE)["cancel_at_period_end"] is False
+        screens.save("resumed")
+
+        # Switch to yearly: first Stripe's preview, then the switch now.
+        driver.find_element(By.CSS_SELECTOR, "#interval option[value=yearly]").click()
+        driver.find_element(By.ID, "preview").click()
+        WebDriverWait(driver, WAIT).until(
+            lambda d: (
+                d.find_element(By.ID, "preview-result").text or d.find_element(By.ID, "error").text
+            )
+        )
+        assert driver.find_element(By.ID, "error").text == ""
+        assert driver.find_element(By.ID, "preview-result").text == (
+            "Switching now: your next invoice is 10.00 USD."
+        )
+        screens.save("preview")
+        click_and_wait(driver, "switch-now", "Done: change plan.")
+        assert driver.find_element(By.ID, "plan").text == "pro-yearly"
+        assert example.user(ALICE)["plan"] == "pro-yearly"
+        screens.save("switched")
+
+        posts = [
+            (call.request.path_url, parse_qs(call.request.body))
+            for call in example.api_calls.calls
+            if call.request.method == "POST"
+        ]
+        subscription_path = f"/v1/subscriptions/{fake.obj['id']}"
+        assert [path for path, _ in posts] == [
+            subscription_path,
+            subscription_path,
+            "/v1/invoices/create_preview",
+            subscription_path,
+        ]
+        assert posts[0][1] == {"cancel_at_period_end": ["true"]}
+        assert posts[1][1] == {"cancel_at_period_end": ["false"]}
+        assert posts[3][1]["items[0][price]"] == ["price_yearly"]
+        assert [(c["old_plan"], c["new_plan"]) for c in example.plan_changes] == [
+            ("free", "pro"),
+            ("pro", "pro-yearly"),
+        ]
+    except BaseException:
+        with contextlib.suppress(Exception):
+            screens.save("failure")
+            (artifacts / "failure.html").write_text(driver.page_source)
+        raise
+    assert len(screens.saved) == 5

@@ -258,3 +258,16 @@ def test_check_says_what_the_gates_do_without_their_settings(host: Host) -> None
 
     assert "default STRIPE_BILLING_FEATURES none: feature gates let no one in" in lines(result)
     assert "default STRIPE_BILLING_PRICING_URL none: gates answer browsers in JSON" in lines(result)
+
+
+def test_check_shows_the_subscription_management_settings(
+    make_host: Callable[..., Host], host: Host
+) -> None:
+    changed = make_host(
+        {"STRIPE_PRORATION_BEHAVIOR": "always_invoice", "STRIPE_BILLING_MANAGEMENT_ROUTES": "1"}
+    )
+
+    assert "default STRIPE_PRORATION_BEHAVIOR create_prorations" in lines(check(host))
+    assert "default STRIPE_BILLING_MANAGEMENT_ROUTES false" in lines(check(host))
+    assert "set STRIPE_PRORATION_BEHAVIOR always_invoice" in lines(check(changed))
+    assert "set STRIPE_BILLING_MANAGEMENT_ROUTES true" in lines(check(changed))

@@ -41,6 +41,7 @@ ENVIRONMENT = (
     "STRIPE_PORTAL_RETURN_URL",
     "STRIPE_BILLING_PLANS",
     "STRIPE_BILLING_PRICING_URL",
+    "STRIPE_BILLING_FEATURES",
     "PRO_PLAN_NAME",
     "SECRET_KEY",
 )
@@ -133,6 +134,39 @@ def test_pro_page_sends_free_users_to_pricing_until_the_checkout_webhook(
     bob = user(app, BOB)
     assert (bob["plan"], bob["subscription_status"]) == ("pro", "active")
     assert bob["stripe_customer_id"] == "cus_bob"
+
+
+def test_export_page_is_for_plans_with_the_export_feature(
+    make_example: Callable[..., Flask],
+) -> None:
+    app = make_example()
+    client = app.test_client()
+    bob_free = client.get("/export?as=2")
+    assert (bob_free.status_code, bob_free.headers["Location"]) == (302, "/pricing")
+    as_json = client.get("/export", headers={"Accept": "application/json"})
+    assert (as_json.status_code, as_json.json["details"]) == (
+        403,
+        {"required_feature": "export", "current_plan": "free"},
+    )
+
+    event = checkout_event(customer="cus_bob", subscription="sub_bob", client_reference_id="2")
+    assert post_event(client, event, secret=DEMO_WEBHOOK_SECRET).status_code == 200
+
+    page = client.get("/export")
+    assert page.status_code == 200
+    assert "Your pro plan includes exports, bob@example.com." in page.get_data(as_text=True)
+
+
+def test_the_features_map_from_the_environment_wins_over_the_examples(
+    make_example: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STRIPE_BILLING_FEATURES", '{"pro": []}')
+    client = make_example().test_client()
+    event = checkout_event(customer="cus_bob", subscription="sub_bob", client_reference_id="2")
+    post_event(client, event, secret=DEMO_WEBHOOK_SECRET)
+
+    assert client.get("/pro?as=2").status_code == 200
+    assert client.get("/export").status_code == 302  # pro includes no export here
 
 
 def test_buttons_answer_503_without_an_api_key_and_the_app_still_works(
@@ -260,3 +294,20 @@ def test_success_page_without_an_api_key_waits_for_the_webhook(
     html = page.get_data(as_text=True)
     assert "Stripe billing is not configured" in html
     assert "Your plan: <b>free</b>" in html
+
+
+def test_the_settings_page_sends_a_user_without_subscription_to_pricing(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+
+    page = client.get(f"/settings?as={BOB}")
+    refused = client.post("/billing/subscription/cancel", json={})
+
+    assert page.status_code == 200
+    assert b"You have no subscription yet" in page.data
+    assert b'href="/pricing"' in page.data
+    assert refused.status_code == 409  # the example turns the routes on
+    assert refused.json["message"] == "No subscription to change; subscribe first"
+    assert list(stripe_api.calls) == []

@@ -301,7 +301,8 @@ def test_signed_webhook_makes_the_signed_in_user_pro(
 ) -> None:
     client = app.test_client()
     user_id = sign_in(client, "ada@example.com")
-    assert client.get("/pro").status_code == 403
+    refused = client.get("/pro")
+    assert (refused.status_code, refused.headers["Location"]) == (302, "/pricing")
     event = checkout_event(
         customer="cus_ada", subscription="sub_ada", client_reference_id=str(user_id)
     )
@@ -326,3 +327,65 @@ def test_migrating_keeps_the_apps_logging(app: Flask) -> None:
     """The example's env.py leaves configured logging alone (Flask-Migrate's template does not)."""
     assert not logging.getLogger("flask_stripe_billing").disabled
     assert not app.logger.disabled
+
+
+def test_export_is_for_plans_with_the_export_feature(app: Flask) -> None:
+    client = app.test_client()
+    signed_out = client.get("/export")
+    assert signed_out.headers["Location"] == "/login?next=%2Fexport"
+    user_id = sign_in(client, "ada@example.com")
+    free = client.get("/export")
+    assert (free.status_code, free.headers["Location"]) == (302, "/pricing")
+    as_json = client.get("/export", headers={"Accept": "application/json"})
+    assert as_json.status_code == 403
+    assert as_json.json["details"] == {"required_feature": "export", "current_plan": "free"}
+
+    event = checkout_event(
+        customer="cus_ada", subscription="sub_ada", client_reference_id=str(user_id)
+    )
+    assert post_event(client, event, secret=SECRET).status_code == 200
+
+    page = client.get("/export")
+    assert page.status_code == 200
+    assert "Your pro plan includes exports, ada@example.com." in page.get_data(as_text=True)
+
+
+def pricing_forms(client: Any) -> dict[str, tuple[str, dict[str, str]]]:
+    """The pricing page's ready-made buttons: label → (form action, hidden fields)."""
+    html = client.get("/pricing").get_data(as_text=True)
+    found = {}
+    for action, inputs, label in re.findall(
+        r'<form method="post" action="([^"]+)"[^>]*>(.*?)<button[^>]*>([^<]+)</button></form>',
+        html,
+    ):
+        fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', inputs))
+        found[label] = (action, fields)
+    return found
+
+
+def test_the_pricing_pages_ready_made_buttons_carry_the_token_and_open_checkout(
+    app: Flask, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.add(responses.POST, f"{API}/customers", json=CUSTOMER)
+    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
+    client = app.test_client()
+    sign_in(client, "ada@example.com")
+
+    forms = pricing_forms(client)
+    assert set(forms) == {
+        "Upgrade to Pro — monthly",
+        "Upgrade to Pro — yearly",
+        "Manage billing",
+    }
+    action, fields = forms["Upgrade to Pro — yearly"]
+    assert (action, fields["interval"]) == ("/billing/checkout", "yearly")
+    assert fields["csrf_token"] == csrf_token(client)
+    without_token = client.post(action, data={"interval": "yearly"})
+    answer = client.post(action, data=fields)
+
+    assert without_token.status_code == 400  # Flask-WTF's CSRF refusal
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == SESSION["url"]
+    (session_call,) = [c for c in stripe_api.calls if c.request.url.endswith("/checkout/sessions")]
+    assert form(session_call)["line_items[0][price]"] == "price_yearly"
+    assert forms["Manage billing"][0] == "/billing/portal/redirect"

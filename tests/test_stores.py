@@ -1,5 +1,5 @@
-"""InMemoryUserStore and SQLAlchemyUserStore keep the same UserStore/EventLog/SubscriptionLog
-contract."""
+"""InMemoryUserStore, SQLAlchemyUserStore and DBAPIUserStore keep the same
+UserStore/EventLog/SubscriptionLog contract (on SQLite, and on PostgreSQL with DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Host
+from dbapi_support import make_database
 from support import NOW, subscription_event
 
 from flask_stripe_billing import (
     BillingAccount,
+    DBAPIUserStore,
     EventLog,
     InMemoryUserStore,
     SQLAlchemyUserStore,
@@ -29,9 +32,17 @@ UTC = UTC
 PERIOD_END = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlalchemy"])
-def store(request: Any, make_host: Callable[..., Host]) -> Iterator[Any]:
+@pytest.fixture(params=["memory", "sqlalchemy", "dbapi"])
+def store(request: Any, make_host: Callable[..., Host], tmp_path: Path) -> Iterator[Any]:
     """A store holding user 1 (customer ``cus_test``) and user 2 (no customer yet)."""
+    if request.param == "dbapi":  # sqlite3, or psycopg on PostgreSQL
+        database = make_database(tmp_path)
+        database.create()
+        database.add_user(1, stripe_customer_id="cus_test")
+        database.add_user(2)
+        yield DBAPIUserStore(database.connect, close=True)
+        database.drop("users")
+        return
     if request.param == "memory":
         yield InMemoryUserStore(
             [
@@ -200,7 +211,7 @@ def test_get_returns_the_account(store: Any, lock: bool) -> None:
     assert account.plan == "free"
 
 
-@pytest.mark.parametrize("user_id", ["999", "abc", ""])
+@pytest.mark.parametrize("user_id", ["999", "abc", "", "99999999999", str(2**64), " 1; --"])
 def test_get_of_unknown_or_malformed_user_id_is_none(store: Any, user_id: str) -> None:
     assert store.get(user_id) is None
     assert store.get(user_id, lock=True) is None
@@ -374,7 +385,7 @@ def test_get_event_of_unknown_id_is_none(store: Any) -> None:
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """The stores' current time, set by the test: ``clock[0]``."""
     now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
-    for module in ("memory", "sql_log"):
+    for module in ("memory", "sql_log", "dbapi_log"):
         monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
     return now
 
@@ -434,6 +445,19 @@ def test_delete_events_deletes_older_events_with_the_given_statuses(
     assert ids(logged.list_events()) == ["evt_c", "evt_b"]
     with logged.transaction():
         assert logged.delete_events(before=before_c, statuses={"processed"}) == 0
+
+
+def test_count_events_counts_older_events_with_the_given_statuses(
+    logged: Any, clock: list[datetime]
+) -> None:
+    before_c = clock[0]  # evt_a (processed) and evt_b (unmatched) were received before this
+
+    assert logged.count_events(before=before_c, statuses={"processed", "failed"}) == 1
+    assert logged.count_events(before=before_c, statuses={"processed", "unmatched"}) == 2
+    later = before_c + timedelta(seconds=1)
+    assert logged.count_events(before=later, statuses={"processed", "failed", "unmatched"}) == 3
+    assert logged.count_events(before=later, statuses=set()) == 0
+    assert len(logged.list_events()) == 3  # counting deletes nothing
 
 
 def test_accounts_with_customer_lists_linked_accounts_by_user_id(store: Any) -> None:

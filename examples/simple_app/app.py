@@ -1,9 +1,13 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
 Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
-``/billing/success`` (where Checkout sends the user back) and ``/pro`` (for users
-on a paid plan only, gated by ``billing.plan_required()``: others are sent to
-the pricing page, JSON callers get 402). The example has no real login: add
+``/billing/success`` (where Checkout sends the user back), two gated pages:
+``/pro`` for users on a paid plan (``billing.plan_required()``) and ``/export``
+for plans that include the ``export`` feature (``billing.feature_required``,
+``STRIPE_BILLING_FEATURES``); others are sent to the pricing page, JSON
+callers get 402 / 403; and ``/settings`` (the app's own page that cancels,
+resumes and switches the plan through the extension's JSON routes,
+``templates/settings.html``). The example has no real login: add
 ``?as=2`` to any page to act as user 2 from then on (remembered in the
 session), ``?as=`` to act as nobody.
 
@@ -29,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, render_template_string, request, session
+from flask import Flask, render_template, render_template_string, request, session
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -48,11 +52,15 @@ from flask_stripe_billing import (
 DEMO_WEBHOOK_SECRET = "whsec_demo_only_not_secret"
 #: Where ``make run`` serves the app; Checkout sends the user back here.
 BASE_URL = "http://127.0.0.1:5000"
-DEFAULT_URLS = {
+DEFAULTS = {
     "STRIPE_SUCCESS_URL": BASE_URL + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
     "STRIPE_CANCEL_URL": BASE_URL + "/pricing",
     # Where the /pro gate sends users without a paid plan: an endpoint name.
     "STRIPE_BILLING_PRICING_URL": "pricing",
+    # The JSON routes the settings page calls (off unless set).
+    "STRIPE_BILLING_MANAGEMENT_ROUTES": "1",
+    # What each plan includes, for the /export gate (a JSON object in the environment).
+    "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
 }
 
 db = SQLAlchemy()
@@ -91,13 +99,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.logger.warning(
             "STRIPE_WEBHOOK_SECRET is not set: using the DEMO secret; real Stripe events will fail"
         )
-    for name, url in DEFAULT_URLS.items():
+    for name, value in DEFAULTS.items():
         if not (app.config.get(name) or os.environ.get(name)):
-            app.config[name] = url  # this app's own pages
+            app.config[name] = value  # this app's own pages and routes
     app.logger.setLevel(logging.INFO)  # show the plan-change messages below
 
     db.init_app(app)
-    # POST /stripe/webhook, POST /billing/checkout-session and GET /billing/portal:
+    # POST /stripe/webhook, POST /billing/checkout-session, GET /billing/portal and
+    # POST /billing/subscription/(cancel|resume|change-plan|preview-change|quantity):
     billing.init_app(app)
     with app.app_context():
         db.create_all()  # also creates the extension's stripe_billing_events table
@@ -110,6 +119,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/pricing", view_func=pricing)
     app.add_url_rule("/billing/success", view_func=checkout_success)
     app.add_url_rule("/pro", view_func=pro)
+    app.add_url_rule("/settings", view_func=settings)
+    app.add_url_rule("/export", view_func=export)
     return app
 
 
@@ -173,6 +184,8 @@ HEADER = """<!doctype html>
   <a href="{{ url_for('index') }}">Users</a> |
   <a href="{{ url_for('pricing') }}">Pricing</a> |
   <a href="{{ url_for('pro') }}">Pro page</a> |
+  <a href="{{ url_for('settings') }}">Settings</a> |
+  <a href="{{ url_for('export') }}">Export</a> |
   Acting as <b>{{ me.email if me else "nobody" }}</b>{% if me %} ({{ me.plan }}){% endif %};
   act as
   {% for user in everyone %}<a href="?as={{ user.id }}">{{ user.email }}</a>, {% endfor %}
@@ -250,6 +263,11 @@ PRO_PAGE = """
 {% endif %}
 """
 
+EXPORT_PAGE = """
+<h1>Export</h1>
+<p>Your {{ billing_account.plan }} plan includes exports, {{ me.email }}.</p>
+"""
+
 
 def index() -> str:
     """Every user with plan and subscription status."""
@@ -293,6 +311,17 @@ def checkout_success() -> str:
 def pro() -> str:
     """A page only users on a paid plan see; the others go to the pricing page."""
     return render_template_string(HEADER + PRO_PAGE)
+
+
+def settings() -> str:
+    """The user's own billing settings: cancel, resume, switch plan (with a preview)."""
+    return render_template_string(HEADER) + render_template("settings.html")
+
+
+@billing.feature_required("export")
+def export() -> str:
+    """A page for plans that include the ``export`` feature; the others go to pricing."""
+    return render_template_string(HEADER + EXPORT_PAGE)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -2,14 +2,17 @@
 
 from . import signals
 from .account import AccountChanges, BillingAccount
+from .change_preview import ChangePreview, PreviewLine
 from .config import Settings
 from .errors import BillingError
 from .events import StripeEvent
 from .extension import StripeBilling
 from .invoices import Invoice
+from .management import SubscriptionChange
 from .pipeline import Outcome
 from .stores import (
     BillingMixin,
+    DBAPIUserStore,
     EventLog,
     EventRecord,
     EventStatus,
@@ -27,16 +30,20 @@ __all__ = [
     "BillingAccount",
     "BillingError",
     "BillingMixin",
+    "ChangePreview",
+    "DBAPIUserStore",
     "EventLog",
     "EventRecord",
     "EventStatus",
     "InMemoryUserStore",
     "Invoice",
     "Outcome",
+    "PreviewLine",
     "SQLAlchemyUserStore",
     "Settings",
     "StripeBilling",
     "StripeEvent",
+    "SubscriptionChange",
     "SubscriptionLog",
     "SubscriptionRecord",
     "UserStore",

@@ -37,6 +37,16 @@ class BillingAccount:
     #: The primary subscription's quantity (seats), when Stripe gives one.
     subscription_quantity: int | None = None
 
+    @property
+    def seats(self) -> int | None:
+        """The seats the account pays for: its primary subscription's quantity.
+
+        None before the first subscription (or until Stripe's subscription event
+        says). Whether the seats still give access is the plan's business:
+        check :meth:`is_paying` or :meth:`has_plan` too.
+        """
+        return self.subscription_quantity
+
     def with_changes(self, changes: AccountChanges) -> BillingAccount:
         """Return a copy with ``changes`` applied (what a store's ``apply`` does)."""
         return replace(self, **changes)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from .account import BillingAccount
 from .config import Settings
 from .errors import ConflictError, NotConfiguredError, NotFoundError, ValidationError
-from .subscriptions import PAID_STATUSES
+from .subscriptions import PAID_STATUSES, SubscriptionRecord
 
 #: The ``interval`` values a client may ask for, and the setting naming each price.
 INTERVAL_SETTINGS = {
@@ -40,6 +41,56 @@ def choose_price(body: Any, settings: Settings) -> str:
     if price_id is None:
         raise NotConfiguredError([INTERVAL_SETTINGS[interval]])
     return price_id
+
+
+def choose_quantity(body: Any, settings: Settings) -> int:
+    """The seats the body asks for (``quantity``), within STRIPE_SEATS_MIN..MAX.
+
+    No quantity: the minimum. Anything but a whole number in the bounds is a 400.
+    """
+    value = body.get("quantity") if isinstance(body, dict) else None
+    if value is None:
+        return settings.seats_min
+    return check_seats(value, settings)
+
+
+def check_seats(value: Any, settings: Settings) -> int:
+    """``value`` if it is a whole number within STRIPE_SEATS_MIN..MAX; a 400 otherwise.
+
+    Checkout and a seat change (``billing.change_quantity``) keep to the same bounds.
+    """
+    low, high = settings.seats_min, settings.seats_max
+    details = {"field": "quantity", "min": low, "max": high}
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("quantity must be a whole number", details)
+    if not low <= value <= high:
+        wanted = f"{low}" if low == high else f"from {low} to {high}"
+        raise ValidationError(f"quantity must be {wanted}", details)
+    return value
+
+
+def trial_allowed(account: BillingAccount, records: Sequence[SubscriptionRecord]) -> bool:
+    """Whether a Checkout may start with a trial: only for an account that never subscribed.
+
+    Any subscription record (ended, failed or live) or a subscription on the
+    account means it had its chance, so cancelling and coming back gives no new trial.
+    """
+    return not records and account.stripe_subscription_id is None
+
+
+def trial_options(price_id: str, settings: Settings, allowed: bool) -> dict[str, Any]:
+    """The trial part of a Checkout session: days for this price, and a cardless trial."""
+    days = settings.trial_days_for(price_id) if allowed else None
+    if days is None:
+        return {}
+    subscription: dict[str, Any] = {"trial_period_days": days}
+    options: dict[str, Any] = {"subscription_data": subscription}
+    if settings.trial_without_card:
+        options["payment_method_collection"] = "if_required"
+        subscription["trial_settings"] = {
+            "end_behavior": {"missing_payment_method": settings.trial_end_behavior}
+        }
+    return options
 
 
 def ensure_can_subscribe(account: BillingAccount, portal_url: str) -> None:
@@ -118,20 +169,33 @@ def customer_idempotency_key(account: BillingAccount) -> str:
 
 
 def session_params(
-    account: BillingAccount, customer_id: str, price_id: str, settings: Settings
+    account: BillingAccount,
+    customer_id: str,
+    price_id: str,
+    settings: Settings,
+    *,
+    quantity: int = 1,
+    trial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Checkout session: one line of the price, linked to the user three ways."""
+    """The Checkout session: one line of the price for ``quantity`` seats, linked to the
+    user three ways; ``trial`` is :func:`trial_options`' answer."""
     success_url, cancel_url = redirect_urls(settings)
     metadata = {"user_id": account.user_id, "price_id": price_id}
+    trial = dict(trial or {})
+    subscription_data = {
+        "metadata": {"user_id": account.user_id},
+        **trial.pop("subscription_data", {}),
+    }
     return {
         "mode": "subscription",
         "customer": customer_id,
-        "line_items": [{"price": price_id, "quantity": 1}],
+        "line_items": [{"price": price_id, "quantity": quantity}],
         "success_url": success_url,
         "cancel_url": cancel_url,
         "client_reference_id": account.user_id,
         "metadata": metadata,
-        "subscription_data": {"metadata": {"user_id": account.user_id}},
+        "subscription_data": subscription_data,
+        **trial,
         **checkout_options(settings),
     }
 
@@ -164,10 +228,14 @@ def checkout_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def session_idempotency_key(account: BillingAccount, price_id: str, now: float) -> str:
-    """The same key for the same user and price within a short window (double clicks)."""
+def session_idempotency_key(
+    account: BillingAccount, price_id: str, now: float, quantity: int = 1
+) -> str:
+    """The same key for the same user, price and seats within a short window (double
+    clicks); another quantity is another request, so another key."""
     window = int(now // SESSION_DEDUP_SECONDS)
-    return "flask-stripe-billing-checkout-" + _digest(account.user_id, price_id, str(window))
+    parts = (account.user_id, price_id, str(window), str(quantity))
+    return "flask-stripe-billing-checkout-" + _digest(*parts)
 
 
 def _digest(*parts: str) -> str:

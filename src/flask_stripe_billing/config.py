@@ -8,11 +8,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .offer_settings import DEFAULT_TRIAL_END_BEHAVIOR, TRIAL_END_BEHAVIORS, seat_bounds, trial_days
 from .redact import mask_key
 
 DEFAULT_PRO_PLAN = "pro"
 #: What Checkout's ``billing_address_collection`` accepts.
 BILLING_ADDRESS_CHOICES = ("auto", "required")
+#: What Stripe's ``proration_behavior`` accepts for a plan or quantity change.
+PRORATION_CHOICES = ("create_prorations", "always_invoice", "none")
+DEFAULT_PRORATION_BEHAVIOR = "create_prorations"
 DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024
 DEFAULT_TOLERANCE_SECONDS = 300
 #: Seconds to open a connection to Stripe's API, and to wait for its answer, per attempt.
@@ -66,6 +70,19 @@ class Settings:
     checkout_billing_address: str | None = None
     checkout_coupon: str | None = None
     checkout_locale: str | None = None
+    #: How a plan or quantity change made now is charged (Stripe's ``proration_behavior``).
+    proration_behavior: str = DEFAULT_PRORATION_BEHAVIOR
+    #: Whether the JSON routes under ``/billing/subscription/`` answer (off: 404).
+    management_routes: bool = False
+    #: Trial days for every price (None: no trial), and per price (wins over it).
+    trial_days: int | None = None
+    trial_days_by_price: Mapping[str, int] = field(default_factory=dict)
+    #: A trial without a card, and what Stripe does when it ends without one.
+    trial_without_card: bool = False
+    trial_end_behavior: str = DEFAULT_TRIAL_END_BEHAVIOR
+    #: How many seats (``quantity``) a Checkout may ask for.
+    seats_min: int = 1
+    seats_max: int = 1
 
     @classmethod
     def from_config(
@@ -120,6 +137,12 @@ class Settings:
             ),
             checkout_coupon=_text(get("STRIPE_CHECKOUT_COUPON")),
             checkout_locale=_text(get("STRIPE_CHECKOUT_LOCALE")),
+            proration_behavior=_choice(
+                get("STRIPE_PRORATION_BEHAVIOR"), "STRIPE_PRORATION_BEHAVIOR", PRORATION_CHOICES
+            )
+            or DEFAULT_PRORATION_BEHAVIOR,
+            management_routes=_flag(get("STRIPE_BILLING_MANAGEMENT_ROUTES"), default=False),
+            **_offers(get),
         )
 
     def __repr__(self) -> str:
@@ -138,6 +161,10 @@ class Settings:
         prices = {self.price_pro_monthly, self.price_pro_yearly, *self.plans}
         return frozenset(p for p in prices if p)
 
+    def trial_days_for(self, price_id: str) -> int | None:
+        """The trial days a Checkout of ``price_id`` gives (None: no trial)."""
+        return self.trial_days_by_price.get(price_id, self.trial_days)
+
     def plan_rank(self, plan: str) -> int:
         """How high ``plan`` ranks: its place in STRIPE_BILLING_PLANS (later is higher).
 
@@ -152,6 +179,23 @@ class Settings:
             if price_id in self.plans:
                 return self.plans[price_id]
         return self.pro_plan_name
+
+
+def _offers(get: Any) -> dict[str, Any]:
+    """The trial and seat settings (:mod:`.offer_settings` reads each)."""
+    days, by_price = trial_days(get("STRIPE_TRIAL_DAYS"))
+    seats_min, seats_max = seat_bounds(get("STRIPE_SEATS_MIN"), get("STRIPE_SEATS_MAX"))
+    behavior = _choice(
+        get("STRIPE_TRIAL_END_BEHAVIOR"), "STRIPE_TRIAL_END_BEHAVIOR", TRIAL_END_BEHAVIORS
+    )
+    return {
+        "trial_days": days,
+        "trial_days_by_price": by_price,
+        "trial_without_card": _flag(get("STRIPE_TRIAL_WITHOUT_CARD"), default=False),
+        "trial_end_behavior": behavior or DEFAULT_TRIAL_END_BEHAVIOR,
+        "seats_min": seats_min,
+        "seats_max": seats_max,
+    }
 
 
 def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str | None:

@@ -17,6 +17,7 @@ from .config import (
     DEFAULT_API_READ_TIMEOUT,
     DEFAULT_MAX_WEBHOOK_BYTES,
     DEFAULT_PRO_PLAN,
+    DEFAULT_PRORATION_BEHAVIOR,
     DEFAULT_TOLERANCE_SECONDS,
     Settings,
 )
@@ -24,8 +25,10 @@ from .errors import BillingError, NotConfiguredError, StripeServiceError
 from .findings import Finding
 from .mode_checks import key_mode, mode_mismatch, webhook_endpoints
 from .redact import describe_error
-from .reports import error_text, plural, truncate
+from .reports import error_text, truncate
+from .secret_checks import thin_secrets, webhook_secrets
 from .state import BillingState
+from .stores.dbapi_log import DBAPIBillingLog
 from .stores.sqlalchemy import SQLAlchemyUserStore
 from .stripe_api import StripeGateway
 from .version_checks import check_versions
@@ -43,8 +46,8 @@ ZERO_DECIMAL_CURRENCIES = frozenset(
 def check_settings(settings: Settings) -> list[Finding]:
     """Each setting: set, missing or default, and what a missing one turns off."""
     found = [
-        _webhook_secrets(settings.webhook_secrets, thin=bool(settings.thin_webhook_secrets)),
-        _thin_secrets(settings),
+        webhook_secrets(settings.webhook_secrets, thin=bool(settings.thin_webhook_secrets)),
+        thin_secrets(settings),
         _api_key(settings.api_key),
     ]
     no_price = not settings.configured_prices
@@ -88,12 +91,15 @@ def check_settings(settings: Settings) -> list[Finding]:
         ("STRIPE_API_CONNECT_TIMEOUT", settings.api_connect_timeout, DEFAULT_API_CONNECT_TIMEOUT),
         ("STRIPE_API_READ_TIMEOUT", settings.api_read_timeout, DEFAULT_API_READ_TIMEOUT),
         ("STRIPE_API_MAX_RETRIES", settings.api_max_retries, DEFAULT_API_MAX_RETRIES),
+        ("STRIPE_PRORATION_BEHAVIOR", settings.proration_behavior, DEFAULT_PRORATION_BEHAVIOR),
+        ("STRIPE_BILLING_MANAGEMENT_ROUTES", settings.management_routes, False),
     )
     for setting, current, default in with_defaults:
         state = "default" if current == default else "set"
         found.append(Finding(state, setting, _value_text(current)))
     found.append(_refetch(settings))
     found.extend(_gates(settings))
+    found.extend(_offers(settings))
     found.extend(check_versions())
     return found
 
@@ -120,7 +126,10 @@ def check_event_log(state: BillingState) -> Finding:
         with log.transaction():
             log.list_events(limit=1)
     except Exception as error:
-        return Finding("failed", "event log", _one_line(error), problem=True)
+        hint = ""
+        if isinstance(log, DBAPIBillingLog):  # no db.create_all() for these
+            hint = " (create the tables with the SQL that flask billing schema prints)"
+        return Finding("failed", "event log", _one_line(error) + hint, problem=True)
     return mode_mismatch(state) or Finding("ok", "event log", f"{type(log).__name__} answers")
 
 
@@ -156,31 +165,6 @@ def describe_key(key: str) -> tuple[str, bool]:
             False,
         )
     return text, True
-
-
-def _webhook_secrets(
-    secrets: tuple[str, ...], name: str = "STRIPE_WEBHOOK_SECRET", *, thin: bool = False
-) -> Finding:
-    """A signing secret setting; the snapshot one is required unless thin events are on."""
-    if not secrets and thin:
-        return Finding("missing", name, "the webhook answers 503; thin events only")
-    if not secrets:
-        return Finding("missing", name, "required: the webhook answers 503 without it", True)
-    odd = sum(1 for secret in secrets if not secret.startswith("whsec_"))
-    detail = plural(len(secrets), "signing secret")
-    if odd:
-        return Finding("invalid", name, f"{detail}, {odd} not starting with whsec_", True)
-    return Finding("set", name, detail)
-
-
-def _thin_secrets(settings: Settings) -> Finding:
-    """The thin-event endpoint's secrets; with them, it needs the API key to fetch."""
-    name = "STRIPE_THIN_WEBHOOK_SECRET"
-    if not settings.thin_webhook_secrets:
-        return Finding("default", name, "none: thin events off (/stripe/thin-webhook: 503)")
-    if not settings.api_key:
-        return Finding("invalid", name, "set, but STRIPE_API_KEY is needed to fetch", True)
-    return _webhook_secrets(settings.thin_webhook_secrets, name)
 
 
 def _api_key(key: str | None) -> Finding:
@@ -281,6 +265,26 @@ def _gates(settings: Settings) -> list[Finding]:
     return [
         Finding("set", name, value) if value else Finding("default", name, default)
         for name, value, default in settings_and_defaults
+    ]
+
+
+def _offers(settings: Settings) -> list[Finding]:
+    """What Checkout offers beyond the price: trial days, a cardless trial, seats."""
+    days = [f"{price}: {n}" for price, n in settings.trial_days_by_price.items()]
+    if settings.trial_days is not None:
+        days.insert(0, f"every price: {settings.trial_days}")
+    cardless = f"true (at the end without a card: {settings.trial_end_behavior})"
+    seats = f"{settings.seats_min} to {settings.seats_max}"
+    return [
+        Finding("set", "STRIPE_TRIAL_DAYS", ", ".join(days))
+        if days
+        else Finding("default", "STRIPE_TRIAL_DAYS", "none: Checkout gives no trial"),
+        Finding("set", "STRIPE_TRIAL_WITHOUT_CARD", cardless)
+        if settings.trial_without_card
+        else Finding("default", "STRIPE_TRIAL_WITHOUT_CARD", "false: a trial asks for a card"),
+        Finding("set", "STRIPE_SEATS_MIN/MAX", seats)
+        if settings.seats_max > 1 or settings.seats_min > 1
+        else Finding("default", "STRIPE_SEATS_MIN/MAX", "1 to 1: Checkout sells one seat"),
     ]
 
 

@@ -34,6 +34,10 @@ class FeatureRequiredError(BillingError):
     """The signed-in user's plan does not include the feature the page needs."""
 
 
+class CrossSiteRequestError(BillingError):
+    """A form route was posted from another site's page (no CSRF token to check it by)."""
+
+
 class NotFoundError(BillingError):
     """The thing asked for does not exist (e.g. no Stripe customer yet)."""
 

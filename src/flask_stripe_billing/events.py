@@ -162,6 +162,11 @@ def read_invoice(obj: Mapping[str, Any]) -> InvoiceFacts:
     )
 
 
+def read_subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
+    """A subscription object, as Stripe's API answers it, as its facts."""
+    return _subscription(obj)
+
+
 def timestamp(seconds: int) -> datetime:
     """A Unix time from Stripe as an aware UTC datetime."""
     return datetime.fromtimestamp(seconds, tz=UTC)

@@ -7,13 +7,17 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
-from . import checkout, gates, sync, thin_pipeline
+from . import checkout, gates, management, sync, thin_pipeline
 from .account import BillingAccount
+from .buttons import TEMPLATE_GLOBALS
+from .change_preview import ChangePreview, preview_change
 from .cli import register_commands
 from .config import Settings
 from .csrf import exempt_webhook_from_csrf
 from .gates import ViewDecorator
 from .invoices import Invoice, list_invoices
+from .management import SubscriptionChange, Who
+from .management_views import add_management_routes
 from .pipeline import Outcome
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, PipelineSteps, SeparateSteps, SubscriptionLog, UserStore
@@ -52,6 +56,7 @@ class StripeBilling:
         self.subscription_log = subscription_log
         self.dispatch = dispatch
         self.blueprint: Blueprint = create_blueprint()
+        add_management_routes(self.blueprint)
         self.blueprint.record_once(self._on_blueprint_registered)
         if app is not None:
             self.init_app(app)
@@ -123,6 +128,52 @@ class StripeBilling:
         params = checkout.portal_params(account, return_url, state.settings, flow)
         return state.require_stripe().create_portal_session(params)
 
+    # Managing the subscription (needs an app context and STRIPE_API_KEY). Each reads the
+    # subscription from Stripe, raises ConflictError (409) when its state does not allow
+    # the change and StripeServiceError (502) when Stripe fails, with nothing applied;
+    # else the change is applied to the account at once. See docs/managing.md.
+
+    def cancel(self, who: Who, *, at_period_end: bool = True) -> SubscriptionChange:
+        """End the user's subscription at the period end (default), or now."""
+        return management.cancel(get_state(), app_object(), who, at_period_end=at_period_end)
+
+    def resume(self, who: Who) -> SubscriptionChange:
+        """Undo a pending end of the user's subscription."""
+        return management.resume(get_state(), app_object(), who)
+
+    def change_plan(
+        self,
+        who: Who,
+        price_id: str,
+        *,
+        at_period_end: bool = False,
+        proration_behavior: str | None = None,
+    ) -> SubscriptionChange:
+        """Move the user's subscription to a configured price: now (prorated as
+        STRIPE_PRORATION_BEHAVIOR says) or, ``at_period_end``, through a schedule."""
+        return management.change_plan(
+            get_state(),
+            app_object(),
+            who,
+            price_id,
+            at_period_end=at_period_end,
+            proration_behavior=proration_behavior,
+        )
+
+    def preview_change(
+        self, who: Who, price_id: str, *, at_period_end: bool = False
+    ) -> ChangePreview:
+        """What :meth:`change_plan` would invoice, from Stripe's invoice preview."""
+        return preview_change(get_state(), who, price_id, at_period_end=at_period_end)
+
+    def change_quantity(
+        self, who: Who, quantity: int, *, proration_behavior: str | None = None
+    ) -> SubscriptionChange:
+        """Set the number of seats of the user's subscription, now."""
+        return management.change_quantity(
+            get_state(), app_object(), who, quantity, proration_behavior=proration_behavior
+        )
+
     def plan_required(self, *plans: str) -> ViewDecorator:
         """Decorate a view so that only users on one of ``plans`` see it.
 
@@ -191,6 +242,7 @@ class StripeBilling:
         )
         exempt_webhook_from_csrf(app)
         app.context_processor(billing_template_context)
+        app.jinja_env.globals.update(TEMPLATE_GLOBALS)
         register_commands(app)
 
 

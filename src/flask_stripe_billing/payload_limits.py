@@ -31,6 +31,8 @@ INT64_LIMIT = 2**63
 ID_KEYS = frozenset({"id", "customer", "subscription", "client_reference_id", "user_id"})
 
 _UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
+#: The JSON escapes that decode to a NUL or to (half of) a surrogate pair.
+_UNSTORABLE_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 
 
 def load_json(body: str | bytes) -> Any:
@@ -39,32 +41,57 @@ def load_json(body: str | bytes) -> Any:
         value = json.loads(body, parse_constant=_reject_constant)
     except RecursionError:
         raise ValueError(f"nested more than {MAX_DEPTH} levels deep") from None
-    _check_depth(value)
+    # Fewer brackets than the limit cannot nest deeper than it: no walk needed.
+    if not isinstance(body, str) or body.count("{") + body.count("[") > MAX_DEPTH:
+        _check_depth(value)
     return value
 
 
-def check_storable(payload: Any) -> None:
-    """Raise :class:`EventParseError` unless every value of the event fits where it is stored."""
+def check_storable(payload: Any, source: str | None = None) -> None:
+    """Raise :class:`EventParseError` unless every value of the event fits where it is stored.
+
+    ``payload`` comes from :func:`load_json`. ``source``, the JSON text it was
+    decoded from, when known, spares checking each text for NUL characters and
+    lone surrogates: they can only come from escapes the text would show.
+    """
     if isinstance(payload, dict):
         event_type = payload.get("type")
         if isinstance(event_type, str) and len(event_type) > MAX_TYPE_LENGTH:
             raise EventParseError(f"type is longer than {MAX_TYPE_LENGTH} characters")
-    pending: list[tuple[str, Any]] = [("", payload)]
-    while pending:
-        key, value = pending.pop()
-        if isinstance(value, dict):
-            for item_key, item in value.items():
+    _check_value("", payload, check_text=source is None or not _is_clean_text(source))
+
+
+def _is_clean_text(source: str) -> bool:
+    """Whether no text decoded from ``source`` can hold a NUL or a lone surrogate."""
+    if "\\u" in source and _UNSTORABLE_ESCAPE.search(source) is not None:
+        return False
+    try:
+        source.encode("utf-8")  # fails on a lone surrogate in the text itself
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_value(key: str, value: Any, *, check_text: bool) -> None:
+    """Check ``value``, held under ``key`` (list items under their list's key), and all
+    it holds; recursion is bounded by the depth :func:`load_json` allows."""
+    kind = type(value)
+    if kind is dict:
+        for item_key, item in value.items():
+            if check_text:
                 _check_text(item_key, "a key")
-                pending.append((item_key, item))
-        elif isinstance(value, list):
-            pending.extend((key, item) for item in value)
-        elif isinstance(value, str):
+            _check_value(item_key, item, check_text=check_text)
+    elif kind is list:
+        for item in value:
+            _check_value(key, item, check_text=check_text)
+    elif kind is str:
+        if check_text:
             _check_text(value, key)
-            _check_length(key, value)
-        elif isinstance(value, int) and not isinstance(value, bool):
-            _check_integer(key, value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            raise EventParseError(f"{_shown(key)} is not a finite number")
+        _check_length(key, value)
+    elif kind is int:
+        _check_integer(key, value)
+    elif kind is float and not math.isfinite(value):
+        raise EventParseError(f"{_shown(key)} is not a finite number")
 
 
 def _check_depth(value: Any) -> None:

@@ -189,7 +189,8 @@ def is_stale(event: StripeEvent, record: SubscriptionRecord | None) -> bool:
 
 
 def _change_notices(before: BillingAccount, after: BillingAccount) -> tuple[Notice, ...]:
-    """``plan_changed`` / ``subscription_status_changed`` for what really changes."""
+    """``plan_changed`` / ``subscription_status_changed`` / ``seats_changed`` for what
+    really changes."""
     notices = []
     if before.plan != after.plan:
         notices.append(
@@ -211,6 +212,18 @@ def _change_notices(before: BillingAccount, after: BillingAccount) -> tuple[Noti
                     "user_id": after.user_id,
                     "old_status": before.subscription_status,
                     "new_status": after.subscription_status,
+                    "account": after,
+                },
+            )
+        )
+    if before.seats != after.seats:
+        notices.append(
+            Notice(
+                "seats_changed",
+                {
+                    "user_id": after.user_id,
+                    "old_seats": before.seats,
+                    "new_seats": after.seats,
                     "account": after,
                 },
             )

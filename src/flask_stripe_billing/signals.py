@@ -29,6 +29,12 @@ plan_changed = _signals.signal("plan-changed")
 #: ``old_status``, ``new_status``, ``account``, ``event``.
 subscription_status_changed = _signals.signal("subscription-status-changed")
 
+#: The seats of a user's account changed: its primary subscription's quantity
+#: (``BillingAccount.seats``). Sent once per event id. Keyword arguments: ``user_id``,
+#: ``old_seats``, ``new_seats`` (None: no subscription, or its quantity not known
+#: yet), ``account``, ``event``.
+seats_changed = _signals.signal("seats-changed")
+
 #: An event could not be applied to any account: no account has its customer, or
 #: the account it names is linked to another customer. It is kept ``unmatched``
 #: for replay. Keyword arguments: ``customer_id``, ``reason`` (in words), ``event``.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import stripe
@@ -38,6 +40,15 @@ def make_client(api_key: str, settings: Settings | None = None) -> stripe.Stripe
         max_network_retries=limits.api_max_retries,
         http_client=http_client,
     )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An object Stripe's API answered with, and when Stripe answered (its ``Date``
+    header, by Stripe's clock; None when absent)."""
+
+    object: dict[str, Any]
+    answered_at: int | None
 
 
 class StripeGateway:
@@ -97,6 +108,68 @@ class StripeGateway:
         """An invoice as plain data (Stripe's latest state)."""
         with _translated_errors("retrieve an invoice"):
             invoice = self.client.v1.invoices.retrieve(invoice_id, options=options)
+        return invoice.to_dict()
+
+    def update_subscription(
+        self, subscription_id: str, params: dict[str, Any], idempotency_key: str
+    ) -> Answer:
+        """Change a subscription (cancel at period end, resume, price, quantity)."""
+        with _translated_errors("update the subscription"):
+            subscription = self.client.v1.subscriptions.update(
+                subscription_id,
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        return _answer(subscription)
+
+    def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> Answer:
+        """End a subscription now."""
+        with _translated_errors("cancel the subscription"):
+            subscription = self.client.v1.subscriptions.cancel(
+                subscription_id, None, {"idempotency_key": idempotency_key}
+            )
+        return _answer(subscription)
+
+    def create_schedule(self, subscription_id: str, idempotency_key: str) -> dict[str, Any]:
+        """A subscription schedule made from the subscription (its current phase only)."""
+        with _translated_errors("schedule the change"):
+            schedule = self.client.v1.subscription_schedules.create(
+                {"from_subscription": subscription_id}, {"idempotency_key": idempotency_key}
+            )
+        return schedule.to_dict()
+
+    def retrieve_schedule(self, schedule_id: str) -> dict[str, Any]:
+        """A subscription schedule as plain data."""
+        with _translated_errors("read the subscription schedule"):
+            schedule = self.client.v1.subscription_schedules.retrieve(schedule_id)
+        return schedule.to_dict()
+
+    def update_schedule(
+        self, schedule_id: str, params: dict[str, Any], idempotency_key: str
+    ) -> Answer:
+        """Set a schedule's phases; the answer is the schedule (its subscription expanded)."""
+        with _translated_errors("schedule the change"):
+            schedule = self.client.v1.subscription_schedules.update(
+                schedule_id,
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        return _answer(schedule)
+
+    def release_schedule(self, schedule_id: str, idempotency_key: str) -> Answer:
+        """Release the subscription from its schedule: the scheduled phases are dropped."""
+        with _translated_errors("undo the scheduled change"):
+            schedule = self.client.v1.subscription_schedules.release(
+                schedule_id, None, {"idempotency_key": idempotency_key}
+            )
+        return _answer(schedule)
+
+    def preview_invoice(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The invoice a change would make (``create_preview``: nothing changes at Stripe)."""
+        with _translated_errors("preview the invoice"):
+            invoice = self.client.v1.invoices.create_preview(
+                params  # type: ignore[arg-type]
+            )
         return invoice.to_dict()
 
     def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
@@ -190,6 +263,20 @@ def _translated_errors(action: str) -> Iterator[None]:
             extra={"action": action, "request_id": error.request_id},
         )
         raise StripeServiceError(f"Stripe could not {action}", details) from None
+
+
+def _answer(obj: stripe.StripeObject) -> Answer:
+    """The object as plain data, with the time of Stripe's ``Date`` header."""
+    response = getattr(obj, "last_response", None)
+    headers = getattr(response, "headers", None) or {}
+    date = next((value for key, value in headers.items() if key.lower() == "date"), None)
+    answered_at = None
+    if date:
+        try:
+            answered_at = int(parsedate_to_datetime(date).timestamp())
+        except (TypeError, ValueError):
+            answered_at = None
+    return Answer(obj.to_dict(), answered_at)
 
 
 def _text_field(answer: Any, field: str, action: str) -> str:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, request
 
-from . import checkout, pipeline, signals, thin_pipeline
-from .account import BillingAccount
+from . import pipeline, thin_pipeline
+from .checkout_flow import open_portal, start_checkout
 from .errors import (
     AuthenticationError,
     BillingError,
     ConflictError,
+    CrossSiteRequestError,
     EventNotRecordedError,
     FeatureRequiredError,
     MethodNotAllowedError,
@@ -24,10 +24,10 @@ from .errors import (
     StripeServiceError,
     ValidationError,
 )
+from .form_views import checkout_form, portal_redirect
 from .payload_limits import load_json
 from .request_body import read_limited
-from .state import BillingState, app_object, get_state
-from .stripe_api import StripeGateway
+from .state import app_object, get_state
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -39,6 +39,7 @@ HTTP_ANSWERS: dict[type[BillingError], tuple[int, str]] = {
     AuthenticationError: (401, "authentication_error"),
     PlanRequiredError: (402, "payment_required"),
     FeatureRequiredError: (403, "forbidden"),
+    CrossSiteRequestError: (403, "forbidden"),
     NotFoundError: (404, "not_found"),
     MethodNotAllowedError: (405, "method_not_allowed"),
     ConflictError: (409, "conflict"),
@@ -60,19 +61,21 @@ def create_blueprint() -> Blueprint:
     error shape rather than with Flask's HTML page.
     """
     blueprint = Blueprint("stripe_billing", __name__)
-    for path, view, method in (
-        ("/stripe/webhook", webhook, "POST"),
-        ("/stripe/thin-webhook", thin_webhook, "POST"),
-        ("/billing/checkout-session", checkout_session, "POST"),
-        ("/billing/portal", portal, "GET"),
+    for path, view, methods in (
+        ("/stripe/webhook", webhook, ("POST",)),
+        ("/stripe/thin-webhook", thin_webhook, ("POST",)),
+        ("/billing/checkout-session", checkout_session, ("POST",)),
+        ("/billing/portal", portal, ("GET",)),
+        ("/billing/checkout", checkout_form, ("POST",)),
+        ("/billing/portal/redirect", portal_redirect, ("GET", "POST")),
     ):
-        blueprint.add_url_rule(path, view_func=view, methods=[method])
+        blueprint.add_url_rule(path, view_func=view, methods=list(methods))
         blueprint.add_url_rule(
             path,
             endpoint=f"{view.__name__}_wrong_method",
             view_func=wrong_method,
-            methods=[other for other in WRONG_METHODS if other != method],
-            defaults={"allowed": method},
+            methods=[other for other in WRONG_METHODS if other not in methods],
+            defaults={"allowed": ",".join(methods)},
         )
     blueprint.register_error_handler(BillingError, error_response)
     return blueprint
@@ -134,24 +137,7 @@ def thin_webhook() -> Response:
 
 def checkout_session() -> Response:
     """Create a Checkout session for the current user and a configured price."""
-    state = get_state()
-    account = current_account(state)
-    gateway = state.require_stripe()
-    price_id = checkout.choose_price(read_json_body(), state.settings)
-    checkout.redirect_urls(state.settings)
-    checkout.ensure_can_subscribe(account, url_for(".portal"))
-    customer_id = ensure_customer(state, gateway, account)
-    session_id, url = gateway.create_checkout_session(
-        checkout.session_params(account, customer_id, price_id, state.settings),
-        checkout.session_idempotency_key(account, price_id, time.time()),
-    )
-    signals.send_safely(
-        signals.checkout_session_created,
-        app_object(),
-        user_id=account.user_id,
-        session_id=session_id,
-        price_id=price_id,
-    )
+    session_id, url = start_checkout(get_state(), read_json_body())
     return jsonify(id=session_id, url=url)
 
 
@@ -161,40 +147,12 @@ def portal() -> Response:
     ``?flow=payment_method_update`` (or ``subscription_cancel``,
     ``subscription_update``) opens the portal on that flow.
     """
-    state = get_state()
-    account = current_account(state)
-    gateway = state.require_stripe()
-    return_url = checkout.portal_return_url(state.settings)
-    flow = request.args.get("flow") or None
-    params = checkout.portal_params(account, return_url, state.settings, flow)
-    return jsonify(url=gateway.create_portal_session(params))
+    return jsonify(url=open_portal(get_state(), request.args.get("flow") or None))
 
 
 def wrong_method(allowed: str) -> Response:
-    """Another method on a billing route: 405 JSON naming the one it takes."""
-    raise MethodNotAllowedError(request.method, request.path, [allowed])
-
-
-def current_account(state: BillingState) -> BillingAccount:
-    """The signed-in user's account; 401 without a user."""
-    user_id = state.current_user_id()
-    if user_id is None:
-        raise AuthenticationError("Sign in to manage billing")
-    account = state.user_store.get(str(user_id))
-    if account is None:
-        raise AuthenticationError("Sign in to manage billing")
-    return account
-
-
-def ensure_customer(state: BillingState, gateway: StripeGateway, account: BillingAccount) -> str:
-    """The user's Stripe customer id, creating and storing the customer on first use."""
-    if account.stripe_customer_id:
-        return account.stripe_customer_id
-    customer_id = gateway.create_customer(
-        checkout.customer_params(account), checkout.customer_idempotency_key(account)
-    )
-    state.user_store.set_customer_id(account.user_id, customer_id)
-    return customer_id
+    """Another method on a billing route: 405 JSON naming those it takes (comma-separated)."""
+    raise MethodNotAllowedError(request.method, request.path, allowed.split(","))
 
 
 def read_json_body() -> Any:

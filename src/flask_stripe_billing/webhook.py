@@ -55,7 +55,7 @@ def read_event(body: str | bytes) -> StripeEvent:
     except ValueError as error:
         raise ValidationError(f"Webhook error: body is not valid JSON ({error})") from None
     try:
-        check_storable(payload)
+        check_storable(payload, body if isinstance(body, str) else None)
         return parse_event(payload)
     except EventParseError as error:
         raise ValidationError(f"Webhook error: {error}") from None

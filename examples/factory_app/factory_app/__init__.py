@@ -30,6 +30,11 @@ BASE_URL = "http://127.0.0.1:5000"
 DEFAULT_URLS = {
     "STRIPE_SUCCESS_URL": BASE_URL + "/billing/success?session_id={CHECKOUT_SESSION_ID}",
     "STRIPE_CANCEL_URL": BASE_URL + "/pricing",
+    # Where the gates of /pro and /export send browsers: endpoint names.
+    "STRIPE_BILLING_PRICING_URL": "main.pricing",
+    "STRIPE_BILLING_LOGIN_URL": "main.login",
+    # What each plan includes, for @billing.feature_required (a JSON object in the environment).
+    "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
 }
 
 
@@ -53,7 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(MIGRATIONS))
     login.init_app(app)
-    csrf.init_app(app)  # the extension exempts its webhook; the Upgrade buttons send the token
+    csrf.init_app(app)  # the extension exempts its webhook; the buttons carry the token
     # Routes: POST /stripe/webhook, POST /billing/checkout-session, GET /billing/portal.
     # The current user is Flask-Login's: no current_user_id to pass.
     billing.init_app(app, user_store=SQLAlchemyUserStore(db, User))

@@ -1,10 +1,11 @@
-"""The app's pages: a demo login, pricing with the Upgrade buttons, the success page, /pro."""
+"""The app's pages: a demo login, pricing with the Upgrade buttons, the success page, and two
+gated pages: /pro by plan, /export by feature."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
 from flask_stripe_billing import BillingError
@@ -70,9 +71,14 @@ def billing_success() -> str:
 
 
 @bp.get("/pro")
-@login_required
-def pro() -> str | tuple[str, int]:
-    """A page only users on a paid plan see."""
-    if not current_user.is_pro:
-        return render_template("not_pro.html"), 403
+@billing.plan_required("pro")
+def pro() -> str:
+    """A page only users on the pro plan see; the others go to pricing (or sign-in)."""
     return render_template("pro.html")
+
+
+@bp.get("/export")
+@billing.feature_required("export")
+def export() -> str:
+    """A page for plans that include the ``export`` feature (STRIPE_BILLING_FEATURES)."""
+    return render_template("export.html")

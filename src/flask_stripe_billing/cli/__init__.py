@@ -7,6 +7,8 @@ from flask.cli import AppGroup
 
 from .dev import check_command, create_webhook_endpoint_command, trigger_command
 from .events import events_command, link_command, prune_command, replay_command
+from .manage import cancel_command, change_plan_command, resume_command
+from .schema import schema_command
 from .sync import sync_command
 
 GROUP_NAME = "billing"
@@ -14,7 +16,7 @@ GROUP_NAME = "billing"
 billing_group = AppGroup(
     GROUP_NAME,
     help="Stripe billing: the webhook event log, replays, sync from Stripe, "
-    "offline test events and a configuration check.",
+    "offline test events, a configuration check, subscription changes and the SQL schema.",
 )
 for command in (
     events_command,
@@ -25,6 +27,10 @@ for command in (
     trigger_command,
     check_command,
     create_webhook_endpoint_command,
+    cancel_command,
+    resume_command,
+    change_plan_command,
+    schema_command,
 ):
     billing_group.add_command(command)
 

@@ -9,11 +9,13 @@ from .base import (
     UserStore,
 )
 from .columns import BillingMixin
+from .dbapi import DBAPIUserStore
 from .memory import InMemoryUserStore
 from .sqlalchemy import SQLAlchemyUserStore
 
 __all__ = [
     "BillingMixin",
+    "DBAPIUserStore",
     "EventLog",
     "EventRecord",
     "EventStatus",

@@ -1,0 +1,66 @@
+-- Flask-Stripe-Billing on sqlite: the library's tables, then the billing
+-- columns of the user table (printed by: flask billing schema).
+
+CREATE TABLE stripe_billing_events (
+	id VARCHAR(255) NOT NULL,
+	type VARCHAR(100) NOT NULL,
+	created DATETIME NOT NULL,
+	customer_id VARCHAR(255),
+	user_id VARCHAR(255),
+	status VARCHAR(20) NOT NULL,
+	error TEXT,
+	payload TEXT NOT NULL,
+	attempts INTEGER NOT NULL,
+	received_at DATETIME NOT NULL,
+	processed_at DATETIME,
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_stripe_billing_events_customer_id ON stripe_billing_events (customer_id);
+
+CREATE INDEX ix_stripe_billing_events_status ON stripe_billing_events (status);
+
+CREATE INDEX ix_stripe_billing_events_type ON stripe_billing_events (type);
+
+CREATE TABLE stripe_billing_subscriptions (
+	id VARCHAR(255) NOT NULL,
+	user_id VARCHAR(255) NOT NULL,
+	customer_id VARCHAR(255),
+	status VARCHAR(50) NOT NULL,
+	price_ids TEXT NOT NULL,
+	"plan" VARCHAR(50) NOT NULL,
+	quantity INTEGER,
+	trial_end DATETIME,
+	current_period_end DATETIME,
+	cancel_at_period_end BOOLEAN NOT NULL,
+	cancel_at DATETIME,
+	ended_at DATETIME,
+	created DATETIME,
+	last_event_at DATETIME,
+	updated_at DATETIME NOT NULL,
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_stripe_billing_subscriptions_customer_id ON stripe_billing_subscriptions (customer_id);
+
+CREATE INDEX ix_stripe_billing_subscriptions_user_id ON stripe_billing_subscriptions (user_id);
+
+ALTER TABLE user ADD COLUMN "plan" VARCHAR(50) DEFAULT 'free' NOT NULL;
+
+ALTER TABLE user ADD COLUMN stripe_customer_id VARCHAR(255);
+
+ALTER TABLE user ADD COLUMN stripe_subscription_id VARCHAR(255);
+
+ALTER TABLE user ADD COLUMN stripe_subscription_status VARCHAR(50);
+
+ALTER TABLE user ADD COLUMN current_period_end DATETIME;
+
+ALTER TABLE user ADD COLUMN cancel_at_period_end BOOLEAN DEFAULT false NOT NULL;
+
+ALTER TABLE user ADD COLUMN updated_at DATETIME;
+
+ALTER TABLE user ADD COLUMN trial_end DATETIME;
+
+ALTER TABLE user ADD COLUMN subscription_quantity INTEGER;
+
+CREATE UNIQUE INDEX ix_user_stripe_customer_id ON user (stripe_customer_id);

@@ -1,0 +1,57 @@
+"""``flask billing schema``: the SQL that creates what the library needs, per dialect."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+
+from ..state import get_state
+from ..stores.dbapi import DEFAULT_USERS_TABLE, DBAPIUserStore
+from ..stores.schema import DIALECTS, schema_script
+from ..stores.sqlalchemy import SQLAlchemyUserStore
+from .common import reported_errors
+
+
+@click.command("schema")
+@click.option(
+    "--dialect",
+    type=click.Choice(sorted(DIALECTS)),
+    help="The database to write for (default: the app's store's, else sqlite).",
+)
+@click.option(
+    "--users-table",
+    metavar="NAME",
+    help=f"The host's users table (default: the DB-API store's, else {DEFAULT_USERS_TABLE}).",
+)
+@with_appcontext
+def schema_command(dialect: str | None, users_table: str | None) -> None:
+    """Print the CREATE TABLE statements of the library's tables, and the ALTER TABLE
+    statements adding the billing columns to your users table.
+
+    Run them once (sqlite3 app.db < schema.sql, psql -f schema.sql), or put them
+    in your migrations. Stores with SQLAlchemy models get the same tables from
+    db.create_all() or Alembic instead.
+    """
+    store = get_state().user_store
+    options: dict[str, object] = {}
+    if isinstance(store, DBAPIUserStore):
+        users_table = users_table or store.users_table
+        options["columns"] = {
+            field: name
+            for field, name in store.column_overrides.items()
+            if name is not None and field != "user_id"
+        }
+        options["event_table_name"] = store.event_table_name
+        options["subscription_table_name"] = store.subscription_table_name
+        if dialect is None:
+            with reported_errors():  # as given, else asks the driver of a connection
+                dialect = store.session.dialect.name
+    elif isinstance(store, SQLAlchemyUserStore):
+        name = store.db.engine.dialect.name
+        dialect = dialect or (name if name in DIALECTS else None)
+    click.echo(
+        schema_script(
+            dialect or "sqlite", users_table=users_table or DEFAULT_USERS_TABLE, **options
+        ),
+        nl=False,
+    )

@@ -1,0 +1,102 @@
+"""The DDL the library needs, per dialect, compiled from the SQLAlchemy store's own tables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
+
+from .columns import DEFAULT_COLUMNS, BillingMixin
+from .sql_log import SQLBillingLog
+from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+
+DIALECTS: dict[str, sa.Dialect] = {
+    "sqlite": sqlite.dialect(),
+    "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+}
+
+
+def library_metadata(
+    *,
+    event_table_name: str = DEFAULT_EVENT_TABLE,
+    subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+) -> sa.MetaData:
+    """Every table the library keeps, in a MetaData of their own.
+
+    They are the tables the SQLAlchemy store adds to a host's ``db.metadata``
+    (it is asked to add them here), so the printed DDL and that store cannot
+    drift apart, and a table the library gains is printed too.
+    """
+    metadata = sa.MetaData()
+    stand_in = SimpleNamespace(metadata=metadata)  # all the store reads of ``db`` here
+    SQLBillingLog(
+        cast(Any, stand_in),
+        event_table_name=event_table_name,
+        subscription_table_name=subscription_table_name,
+    )
+    return metadata
+
+
+def billing_columns(users_table: str, columns: Mapping[str, str] | None = None) -> sa.Table:
+    """The billing columns of :class:`BillingMixin`, on a table named ``users_table``, named
+    as ``columns`` maps them (BillingAccount field → column name)."""
+    names = {**DEFAULT_COLUMNS, **(columns or {})}
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Users(BillingMixin, Base):
+        __tablename__ = users_table
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    table = cast(sa.Table, Users.__table__)
+    by_attribute = {default: names[field] for field, default in DEFAULT_COLUMNS.items()}
+    for column in table.c:
+        column.name = by_attribute.get(column.name, column.name)
+    return table
+
+
+def schema_statements(
+    dialect_name: str,
+    *,
+    users_table: str = "users",
+    columns: Mapping[str, str] | None = None,
+    event_table_name: str = DEFAULT_EVENT_TABLE,
+    subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+) -> list[str]:
+    """``CREATE TABLE`` and ``CREATE INDEX`` for each library table, then ``ALTER TABLE
+    … ADD COLUMN`` for each billing column of the host's users table (and its index)."""
+    dialect = DIALECTS[dialect_name]
+    metadata = library_metadata(
+        event_table_name=event_table_name, subscription_table_name=subscription_table_name
+    )
+    statements: list[str] = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda index: index.name or ""):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)))
+    users = billing_columns(users_table, columns)
+    prefix = f"ALTER TABLE {dialect.identifier_preparer.format_table(users)} ADD COLUMN"
+    for column in users.c:
+        if not column.primary_key:
+            statements.append(f"{prefix} {CreateColumn(column).compile(dialect=dialect)}")
+    for index in sorted(users.indexes, key=lambda index: index.name or ""):
+        statements.append(str(CreateIndex(index).compile(dialect=dialect)))
+    return statements
+
+
+def schema_script(dialect_name: str, **options: Any) -> str:
+    """The statements as one script, each ending in ``;`` (no trailing spaces)."""
+    statements = schema_statements(dialect_name, **options)
+    users = options.get("users_table", "users")
+    header = (
+        f"-- Flask-Stripe-Billing on {dialect_name}: the library's tables, then the billing\n"
+        f"-- columns of the {users} table (printed by: flask billing schema).\n"
+    )
+    lines = (header + "\n" + "\n".join(f"{s};\n" for s in statements)).splitlines()
+    return "\n".join(line.rstrip() for line in lines) + "\n"

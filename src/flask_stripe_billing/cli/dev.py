@@ -6,24 +6,19 @@ import json
 from urllib.parse import urlsplit
 
 import click
-import requests
 from flask.cli import with_appcontext
 
 from .. import diagnostics, findings
 from ..account import BillingAccount
 from ..config import Settings
-from ..delivery import post_stripe_event, sign_payload, webhook_path
 from ..event_builder import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
-from ..redact import redact
 from ..reports import truncate
 from ..rules import HANDLED_EVENT_TYPES
-from ..state import app_object, get_state
+from ..state import get_state
 from ..stripe_api import API_VERSION
-from .common import NotFound, reported_errors
+from .common import NotFound, deliver, reported_errors
 from .thin import create_thin_destination, trigger_thin
 
-#: Seconds to wait for a running server named by ``trigger --url``.
-DELIVERY_TIMEOUT = 10
 RESPONSE_WIDTH = 200
 
 
@@ -125,7 +120,7 @@ def trigger_command(
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    target, code, answer = _deliver(json.dumps(event).encode(), secret, url)
+    target, code, answer = deliver(json.dumps(event).encode(), secret, url)
     with reported_errors(), state.event_log.transaction():
         record = state.event_log.get_event(event["id"])
         after = store.get(user_id) if user_id else store.get_by_customer_id(customer)
@@ -225,31 +220,6 @@ def _default(user: BillingAccount | None, field: str, fallback: str) -> str:
 def _default_price(settings: Settings) -> str:
     prices = [settings.price_pro_monthly, settings.price_pro_yearly, *settings.plans]
     return next((price for price in prices if price), DEFAULT_PRICE)
-
-
-def _deliver(body: bytes, secret: str, url: str | None) -> tuple[str, int, str]:
-    """POST the signed body to this app in-process, or to ``url`` (and nowhere else).
-
-    Returns where it went, the HTTP status and the answer's text.
-    """
-    if url is None:
-        app = app_object()
-        response = post_stripe_event(app.test_client(), body, secret=secret)
-        target = f"{webhook_path(app)} (in-process)"
-        return target, response.status_code, response.get_data(as_text=True)
-    try:
-        answer = requests.post(
-            url,
-            data=body,
-            headers={
-                "Stripe-Signature": sign_payload(body, secret),
-                "Content-Type": "application/json",
-            },
-            timeout=DELIVERY_TIMEOUT,
-        )
-    except requests.RequestException as error:
-        raise click.ClickException(f"Could not deliver to {url}: {redact(str(error))}") from None
-    return url, answer.status_code, answer.text
 
 
 def _facts(obj: dict[str, object], event_type: str) -> list[tuple[str, object]]:

@@ -11,19 +11,15 @@ from __future__ import annotations
 import json
 
 import click
-import requests
 
-from ..delivery import post_stripe_event, sign_payload, thin_webhook_path
+from ..delivery import thin_webhook_path
 from ..event_builder import DEFAULT_SUBSCRIPTION
 from ..notifications import V1_PREFIX, build_notification
-from ..redact import redact
 from ..reports import truncate
-from ..state import app_object, get_state
+from ..state import get_state
 from ..thin_fetch import THIN_EVENT_TYPES, THIN_ROUTES
-from .common import NotFound, reported_errors
+from .common import NotFound, deliver, reported_errors
 
-#: Seconds to wait for a running server named by ``trigger --url``.
-DELIVERY_TIMEOUT = 10
 RESPONSE_WIDTH = 200
 #: The name given to event destinations this command creates.
 DESTINATION_NAME = "flask-stripe-billing thin events"
@@ -62,7 +58,7 @@ def trigger_thin(
     notification = build_notification(event_type, related_id, route.related_type)
     body = json.dumps(notification).encode()
     secret = state.settings.thin_webhook_secrets[0]
-    target, code, answer = _deliver(body, secret, url)
+    target, code, answer = deliver(body, secret, url, thin_webhook_path)
     with reported_errors(), state.event_log.transaction():
         record = state.event_log.get_event(notification["id"])
     click.echo(f"{event_type} {notification['id']} ({route.related_type} {related_id})")
@@ -111,25 +107,3 @@ def _default_subscription(user_id: str | None) -> str:
     if user is None:
         raise NotFound(f"No user {user_id}; nothing was sent.")
     return user.stripe_subscription_id or f"{DEFAULT_SUBSCRIPTION}_{user_id}"
-
-
-def _deliver(body: bytes, secret: str, url: str | None) -> tuple[str, int, str]:
-    """POST the signed body to this app's thin endpoint in-process, or to ``url``."""
-    if url is None:
-        app = app_object()
-        path = thin_webhook_path(app)
-        response = post_stripe_event(app.test_client(), body, secret=secret, path=path)
-        return f"{path} (in-process)", response.status_code, response.get_data(as_text=True)
-    try:
-        answer = requests.post(
-            url,
-            data=body,
-            headers={
-                "Stripe-Signature": sign_payload(body, secret),
-                "Content-Type": "application/json",
-            },
-            timeout=DELIVERY_TIMEOUT,
-        )
-    except requests.RequestException as error:
-        raise click.ClickException(f"Could not deliver to {url}: {redact(str(error))}") from None
-    return url, answer.status_code, answer.text

@@ -18,7 +18,11 @@ from flask_stripe_billing.stores.schema import schema_statements
 
 #: The host's own users table before billing: what an app on raw SQL has.
 USERS_TABLE = "CREATE TABLE users (id INTEGER PRIMARY KEY, email VARCHAR(255))"
-LIBRARY_TABLES = ("stripe_billing_events", "stripe_billing_subscriptions")
+LIBRARY_TABLES = (
+    "stripe_billing_events",
+    "stripe_billing_subscriptions",
+    "stripe_billing_entitlements",
+)
 
 
 def psycopg_url(url: str = DATABASE_URL) -> str:

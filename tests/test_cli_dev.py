@@ -593,6 +593,7 @@ def test_create_webhook_endpoint_sends_the_handled_types_and_prints_the_secret_o
         ("enabled_events[6]", "invoice.paid"),
         ("enabled_events[7]", "invoice.payment_action_required"),
         ("enabled_events[8]", "customer.subscription.trial_will_end"),
+        ("enabled_events[9]", "entitlements.active_entitlement_summary.updated"),
         ("api_version", stripe_api.API_VERSION),
     ]
     assert result.output.count(signing_secret) == 1

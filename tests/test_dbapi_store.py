@@ -307,7 +307,11 @@ def test_schema_for_a_dbapi_store_uses_its_table_column_names_and_dialect(tmp_pa
     output = schema(app).output
 
     assert "TIMESTAMP WITH TIME ZONE" in output  # PostgreSQL, the store's dialect
-    assert created_tables(output) == {"billing_events", "stripe_billing_subscriptions"}
+    assert created_tables(output) == {
+        "billing_events",
+        "stripe_billing_subscriptions",
+        "stripe_billing_entitlements",
+    }
     assert """ALTER TABLE "user" ADD COLUMN tier VARCHAR(50) DEFAULT 'free' NOT NULL;""" in output
     assert "DATETIME" in schema(app, "--dialect", "sqlite").output
     assert "ALTER TABLE members ADD" in schema(app, "--users-table", "members").output

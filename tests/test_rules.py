@@ -393,7 +393,7 @@ def test_projection_carries_the_primarys_trial_and_seats() -> None:
     assert account.subscription_quantity == 5
 
 
-def test_handled_event_types_are_the_nine_of_the_design() -> None:
+def test_handled_event_types_are_the_ten_of_the_design() -> None:
     assert set(HANDLED_EVENT_TYPES) == {
         "checkout.session.completed",
         "checkout.session.async_payment_succeeded",
@@ -405,6 +405,8 @@ def test_handled_event_types_are_the_nine_of_the_design() -> None:
         "invoice.paid",
         "invoice.payment_action_required",
         "customer.subscription.trial_will_end",
+        # Stripe Entitlements: the customer's active features
+        "entitlements.active_entitlement_summary.updated",
     }
     for event_type in (
         "invoice.finalized",

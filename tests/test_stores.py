@@ -25,7 +25,9 @@ from flask_stripe_billing import (
     SubscriptionLog,
     UserStore,
 )
+from flask_stripe_billing.entitlements import EntitlementRecord
 from flask_stripe_billing.events import parse_event
+from flask_stripe_billing.stores.base import EntitlementLog
 from flask_stripe_billing.subscriptions import SubscriptionRecord
 
 UTC = UTC
@@ -471,3 +473,46 @@ def test_accounts_with_customer_lists_linked_accounts_by_user_id(store: Any) -> 
         ("2", "cus_two"),
     ]
     assert accounts[0] == store.get("1")
+
+
+PLUS_TWO = timezone(timedelta(hours=2))
+
+
+def test_stores_keep_entitlements_per_customer(store: Any) -> None:
+    """EntitlementLog: a blank record is created and locked, saved over, read back in UTC."""
+    log: EventLog = store
+    entitlements: EntitlementLog = store
+    assert isinstance(store, EntitlementLog)
+    assert entitlements.entitlements_of("cus_new") is None
+
+    with log.transaction():
+        blank = entitlements.lock_entitlements("cus_new")
+        assert (blank.customer_id, blank.features, blank.last_event_at) == (
+            "cus_new",
+            frozenset(),
+            None,
+        )
+        entitlements.save_entitlements(
+            EntitlementRecord(
+                customer_id="cus_new",
+                features=frozenset({"export", "api access", "ünïcode"}),
+                last_event_at=datetime(2031, 5, 17, 10, 30, 15, tzinfo=PLUS_TWO),
+                last_event_id="evt_summary",
+                updated_at=PERIOD_END,
+            )
+        )
+
+    stored = entitlements.entitlements_of("cus_new")
+    assert stored is not None
+    assert stored.features == {"export", "api access", "ünïcode"}
+    assert stored.last_event_at == datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
+    assert_utc(stored.last_event_at)
+    assert_utc(stored.updated_at)
+    assert stored.last_event_id == "evt_summary"
+    with log.transaction():
+        assert entitlements.lock_entitlements("cus_new") == stored  # existing: kept as it is
+
+    with pytest.raises(RuntimeError), log.transaction():
+        entitlements.save_entitlements(EntitlementRecord("cus_new", frozenset(), None))
+        raise RuntimeError("rolled back")
+    assert entitlements.entitlements_of("cus_new") == stored

@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from conftest import Host
 from flask import Flask
+from stripe.entitlements import ActiveEntitlement, ActiveEntitlementSummary
 from support import FIXTURES, SECRET, load, load_object
 
 from flask_stripe_billing import BillingAccount, InMemoryUserStore, StripeBilling
+from flask_stripe_billing.entitlements import SUMMARY_EVENT
 from flask_stripe_billing.events import parse_event
 from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
 from flask_stripe_billing.testing import (
@@ -70,7 +72,7 @@ def keys(value: Any) -> set[str]:
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
-@pytest.mark.parametrize("event_type", HANDLED_EVENT_TYPES)
+@pytest.mark.parametrize("event_type", [t for t in HANDLED_EVENT_TYPES if t != SUMMARY_EVENT])
 def test_each_template_keeps_the_shape_of_the_real_payload(layout: str, event_type: str) -> None:
     template = json.loads((TEMPLATES / layout / f"{event_type}.json").read_text())
     kind = event_type.split(".")[0] if event_type.startswith("invoice.") else event_type
@@ -90,6 +92,23 @@ def test_each_template_keeps_the_shape_of_the_real_payload(layout: str, event_ty
     else:
         assert keys(obj) == keys(source)
     assert "placeholder" in obj["id"]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_summary_template_has_the_fields_of_stripes_summary_object(layout: str) -> None:
+    """No real delivery is among the fixtures: the fields are those Stripe's API reference
+    and stripe-python's ``ActiveEntitlementSummary`` / ``ActiveEntitlement`` declare."""
+    template = json.loads((TEMPLATES / layout / f"{SUMMARY_EVENT}.json").read_text())
+    obj = template["data"]["object"]
+    summary_fields = set(ActiveEntitlementSummary.__annotations__) - {"OBJECT_NAME"}
+    entitlement_fields = {"id", "object", "feature", "livemode", "lookup_key"}
+
+    assert template["type"] == SUMMARY_EVENT
+    assert set(obj) == summary_fields
+    assert obj["object"] == ActiveEntitlementSummary.OBJECT_NAME
+    assert set(obj["entitlements"]) == {"object", "data", "has_more", "url"}
+    assert set(obj["entitlements"]["data"][0]) == entitlement_fields
+    assert entitlement_fields - {"object"} <= set(ActiveEntitlement.__annotations__)
 
 
 def test_the_layouts_differ_where_stripe_moved_the_period() -> None:
@@ -128,6 +147,10 @@ def test_build_event_gives_an_event_the_package_reads(layout: str, event_type: s
         assert parsed.invoice.hosted_invoice_url is not None
         assert parsed.invoice.created is not None
         assert timedelta(0) <= parsed.created - parsed.invoice.created <= timedelta(seconds=5)
+    elif parsed.entitlements is not None:
+        assert parsed.entitlements.customer_id == "cus_test"
+        assert parsed.entitlements.features == frozenset()
+        assert not parsed.entitlements.truncated
     elif parsed.subscription is not None:
         statuses = {"deleted": "canceled", "trial_will_end": "trialing"}
         status = statuses.get(event_type.rsplit(".", 1)[1], "active")

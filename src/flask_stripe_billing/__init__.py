@@ -4,6 +4,7 @@ from . import signals
 from .account import AccountChanges, BillingAccount
 from .change_preview import ChangePreview, PreviewLine
 from .config import Settings
+from .entitlements import EntitlementRecord
 from .errors import BillingError
 from .events import StripeEvent
 from .extension import StripeBilling
@@ -13,6 +14,7 @@ from .pipeline import Outcome
 from .stores import (
     BillingMixin,
     DBAPIUserStore,
+    EntitlementLog,
     EventLog,
     EventRecord,
     EventStatus,
@@ -32,6 +34,8 @@ __all__ = [
     "BillingMixin",
     "ChangePreview",
     "DBAPIUserStore",
+    "EntitlementLog",
+    "EntitlementRecord",
     "EventLog",
     "EventRecord",
     "EventStatus",

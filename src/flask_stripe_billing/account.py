@@ -36,6 +36,10 @@ class BillingAccount:
     trial_end: datetime | None = None
     #: The primary subscription's quantity (seats), when Stripe gives one.
     subscription_quantity: int | None = None
+    #: The customer's active Stripe Entitlements (feature lookup keys). Kept in the
+    #: library's own table, not on the host's model: filled in where the extension
+    #: hands an account out (gates, templates, ``billing.account()``), empty elsewhere.
+    features: frozenset[str] = frozenset()
 
     @property
     def seats(self) -> int | None:
@@ -104,8 +108,9 @@ class BillingAccount:
         return self.plan in plans
 
     def has_feature(self, feature: str, settings: Settings) -> bool:
-        """Whether the account's plan includes ``feature`` in ``STRIPE_BILLING_FEATURES``."""
-        return feature in settings.features.get(self.plan, ())
+        """Whether the account has ``feature``: an active Stripe entitlement with that lookup
+        key, or its plan's features in ``STRIPE_BILLING_FEATURES``."""
+        return feature in self.features or feature in settings.features.get(self.plan, ())
 
 
 def _utc_now_or(now: datetime | None) -> datetime:

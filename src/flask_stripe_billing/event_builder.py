@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
+from .entitlements import SUMMARY_EVENT, SUMMARY_PAGE_SIZE
 from .rules import HANDLED_EVENT_TYPES
 
 #: ``current``: API versions since 2025-03-31 (periods on the subscription items);
@@ -73,6 +75,7 @@ def build_event(
     created: int | datetime | None = None,
     event_id: str | None = None,
     api_layout: ApiLayout = "current",
+    features: Iterable[str] | None = None,
 ) -> dict[str, Any]:
     """A Stripe event of a handled type, as Stripe would deliver it, as a plain dict.
 
@@ -86,6 +89,10 @@ def build_event(
     Invoice events (``invoice.*``) are the invoice of ``subscription`` for
     ``customer`` (matched by the customer alone, so ``user_id`` is not used);
     ``customer.subscription.trial_will_end`` is a ``trialing`` subscription.
+    ``entitlements.active_entitlement_summary.updated`` lists one active
+    entitlement per lookup key in ``features`` (none by default); past 10 it
+    lists the first 10 and sets ``has_more``, as Stripe does (matched by the
+    customer alone: ``user_id`` is not used).
 
     ``created`` (default now) is the event's time; the object's own times move
     with it. ``event_id`` defaults to a new unique id. ``api_layout="legacy"``
@@ -105,7 +112,18 @@ def build_event(
     obj: dict[str, Any] = event["data"]["object"]
     _shift_times(obj, when - int(event["created"]))
     event.update(id=event_id or f"evt_test_{secrets.token_hex(12)}", created=when)
-    if event_type.startswith("invoice."):
+    if features is not None and event_type != SUMMARY_EVENT:
+        raise ValueError(f"features are an entitlement summary's; not for {event_type}")
+    if event_type == SUMMARY_EVENT:
+        for name, value in (
+            ("status", status),
+            ("payment_status", payment_status),
+            ("client_reference_id", client_reference_id),
+        ):
+            if value is not None:
+                raise ValueError(f"{name} is not an entitlement summary's; not for {event_type}")
+        _fill_summary(obj, customer=customer, features=features or ())
+    elif event_type.startswith("invoice."):
         for name, value in (
             ("status", status),
             ("payment_status", payment_status),
@@ -201,6 +219,23 @@ def _fill_invoice(
         pricing = (line.get("pricing") or {}).get("price_details")
         if isinstance(pricing, dict):
             pricing["price"] = price
+
+
+def _fill_summary(obj: dict[str, Any], *, customer: str | None, features: Iterable[str]) -> None:
+    """The customer's summary, one active entitlement per lookup key (10 inline at most)."""
+    template = obj["entitlements"]["data"][0]
+    keys = list(dict.fromkeys(features))
+    entitlements = []
+    for key in keys[:SUMMARY_PAGE_SIZE]:
+        suffix = secrets.token_hex(8)
+        entitlement = dict(template, id=f"ent_test_{suffix}", feature=f"feat_test_{suffix}")
+        entitlements.append(dict(entitlement, lookup_key=key))
+    obj["customer"] = customer
+    obj["entitlements"].update(
+        data=entitlements,
+        has_more=len(keys) > SUMMARY_PAGE_SIZE,
+        url=f"/v1/customer/{customer}/entitlements",
+    )
 
 
 def _fill_subscription(

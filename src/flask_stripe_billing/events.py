@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from .entitlements import SUMMARY_OBJECT, SummaryFacts, read_summary
+
 
 class EventParseError(ValueError):
     """The body is JSON but not a Stripe event we can read."""
@@ -90,6 +92,8 @@ class StripeEvent:
     #: The event as Stripe sent it, for signal receivers that need more.
     data: Mapping[str, Any]
     invoice: InvoiceFacts | None = None
+    #: An active entitlement summary's facts (Stripe Entitlements).
+    entitlements: SummaryFacts | None = None
 
 
 def parse_event(payload: Any) -> StripeEvent:
@@ -130,6 +134,7 @@ def parse_event(payload: Any) -> StripeEvent:
         checkout_session=checkout,
         data=payload,
         invoice=read_invoice(obj) if kind == "invoice" else None,
+        entitlements=read_summary(obj) if kind == SUMMARY_OBJECT else None,
     )
 
 

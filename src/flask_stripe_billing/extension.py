@@ -20,7 +20,14 @@ from .management import SubscriptionChange, Who
 from .management_views import add_management_routes
 from .pipeline import Outcome
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
-from .stores.base import EventLog, PipelineSteps, SeparateSteps, SubscriptionLog, UserStore
+from .stores.base import (
+    EntitlementLog,
+    EventLog,
+    PipelineSteps,
+    SeparateSteps,
+    SubscriptionLog,
+    UserStore,
+)
 from .stripe_api import StripeGateway, make_client
 from .template_context import billing_template_context
 from .views import create_blueprint
@@ -102,6 +109,13 @@ class StripeBilling:
         Needs an app context.
         """
         return sync.sync_checkout_session(get_state(), app_object(), session_id)
+
+    def account(self, user_id: str | int) -> BillingAccount:
+        """A user's billing account with its active Stripe Entitlements (``features``).
+
+        Needs an app context; raises LookupError for a user the store does not know.
+        """
+        return get_state().account_of(user_id)
 
     def invoices(
         self, account_or_user_id: BillingAccount | str | int, limit: int = 10
@@ -239,6 +253,7 @@ class StripeBilling:
                 StripeGateway(make_client(settings.api_key, settings)) if settings.api_key else None
             ),
             dispatch=dispatch or self.dispatch,
+            entitlement_log=_own_entitlements(store, log, subscriptions),
         )
         exempt_webhook_from_csrf(app)
         app.context_processor(billing_template_context)
@@ -257,6 +272,11 @@ def _steps(store: UserStore, log: EventLog, subscriptions: SubscriptionLog) -> P
 def _own_subscriptions(*stores: object) -> SubscriptionLog | None:
     """The first of the stores that also keeps subscription records."""
     return next((s for s in stores if isinstance(s, SubscriptionLog)), None)
+
+
+def _own_entitlements(*stores: object) -> EntitlementLog | None:
+    """The first of the stores that also keeps Stripe Entitlements."""
+    return next((s for s in stores if isinstance(s, EntitlementLog)), None)
 
 
 def flask_login_user_id() -> str | None:

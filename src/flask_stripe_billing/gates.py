@@ -54,7 +54,8 @@ def plan_check(plans: tuple[str, ...]) -> Check:
 
 
 def feature_check(feature: str) -> Check:
-    """Let in accounts whose plan includes ``feature`` (``STRIPE_BILLING_FEATURES``)."""
+    """Let in accounts with ``feature``: an active Stripe entitlement, or their plan's
+    features in ``STRIPE_BILLING_FEATURES``."""
 
     def check(account: BillingAccount, settings: Settings) -> BillingError | None:
         if account.has_feature(feature, settings):
@@ -119,7 +120,8 @@ def current_account_or_none(state: BillingState) -> BillingAccount | None:
     user_id = state.current_user_id()
     if user_id is None:
         return None
-    return state.user_store.get(str(user_id))
+    account = state.user_store.get(str(user_id))
+    return None if account is None else state.with_features(account)
 
 
 def refusal(error: BillingError, url: str | None) -> Response:

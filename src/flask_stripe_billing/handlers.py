@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from .account import FREE_PLAN, BillingAccount
 from .config import Settings
+from .entitlements import SUMMARY_EVENT
 from .events import StripeEvent, SubscriptionFacts
 from .lifecycle import LIFECYCLE_SIGNALS
 from .subscriptions import TERMINAL_STATUSES, SubscriptionRecord
@@ -141,5 +142,5 @@ RULES: dict[str, Handler] = {
 }
 
 #: The event types to enable on the Stripe webhook endpoint: those that change
-#: records, then the lifecycle events that only become signals.
-HANDLED_EVENT_TYPES = (*RULES, *LIFECYCLE_SIGNALS)
+#: records, the lifecycle events that only become signals, then entitlement summaries.
+HANDLED_EVENT_TYPES = (*RULES, *LIFECYCLE_SIGNALS, SUMMARY_EVENT)

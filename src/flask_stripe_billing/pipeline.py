@@ -17,7 +17,9 @@ from typing import Any
 from . import rules, signals
 from .account import BillingAccount
 from .clock import utcnow
-from .errors import EventNotRecordedError
+from .entitlement_fetch import complete_summary, is_truncated
+from .entitlements import SUMMARY_EVENT, EntitlementRecord
+from .errors import BillingError, EventNotRecordedError
 from .events import StripeEvent, with_subscription
 from .redact import describe_error, describe_traceback
 from .rules import AccountMatch, Decision, Notice
@@ -103,6 +105,19 @@ def run(
     """
     if state.settings.refetch_subscriptions and payload is not None and thin is None:
         event = refresh_subscription(state, event)
+    if is_truncated(event):
+        try:
+            event = complete_summary(state.stripe, event)
+        except BillingError as error:
+            if payload is None:
+                raise
+            assert event.entitlements is not None
+            customer = event.entitlements.customer_id
+            reason = f"could not list the active entitlements of {customer}"
+            logged = thin.logged if thin is not None else event
+            outcome = keep_received(state, logged, payload, reason, error)
+            announce(app, outcome)
+            return outcome
     try:
         with state.event_log.transaction():
             outcome = _process(state, event, payload, thin)
@@ -227,9 +242,18 @@ def _process(
         records: list[SubscriptionRecord] = []
         if account is not None and event.type in rules.RULES:  # lifecycle events change none
             records = state.subscription_log.subscriptions_of(account.user_id)
-        decision = rules.decide(event, match, records, state.settings, utcnow())
+        entitlements = lock_entitlements(state, event)
+        if event.type == SUMMARY_EVENT and state.entitlement_log is None:
+            decision = Decision(EventStatus.IGNORED, reason="the store keeps no entitlements")
+        else:
+            decision = rules.decide(
+                event, match, records, state.settings, utcnow(), entitlements=entitlements
+            )
     else:
         decision = Decision(EventStatus.IGNORED)
+    if decision.entitlements is not None:
+        assert state.entitlement_log is not None
+        state.entitlement_log.save_entitlements(decision.entitlements)
     after = steps.write_outcome(
         event_id=event.id if payload is not None else None,
         status=decision.status,
@@ -253,6 +277,15 @@ def _process(
     )
 
 
+def lock_entitlements(state: BillingState, event: StripeEvent) -> EntitlementRecord | None:
+    """An entitlement summary's customer record, row-locked after the account (as every
+    writer of it locks them); None for any other event."""
+    summary = event.entitlements
+    if event.type != SUMMARY_EVENT or summary is None or state.entitlement_log is None:
+        return None
+    return state.entitlement_log.lock_entitlements(summary.customer_id)
+
+
 def claim_twin(
     state: BillingState, event: StripeEvent, twin: StripeEvent, payload: str
 ) -> Outcome | None:
@@ -271,6 +304,30 @@ def claim_twin(
     return Outcome(event, DUPLICATE, reason=note)
 
 
+def keep_received(
+    state: BillingState, event: StripeEvent, payload: str, reason: str, error: BillingError
+) -> Outcome:
+    """Record the event ``received`` with why Stripe's API could not be read for it, for
+    ``flask billing replay`` (or Stripe's next delivery) to try again; a finished one is a
+    duplicate."""
+    log = state.event_log
+    reason = f"{reason}: {describe_error(error)}"
+    logger.warning(
+        "Stripe event kept for replay: %s",
+        reason,
+        extra={"event_id": event.id, "event_type": event.type},
+    )
+    try:
+        with log.transaction():
+            recorded = log.record_event(event, payload)
+            if recorded.status not in RETRYABLE_STATUSES:
+                return Outcome(event, DUPLICATE)
+            log.finish_event(event.id, EventStatus.RECEIVED, error=reason)
+    except Exception as failure:
+        raise not_recorded(event, describe_traceback(failure)) from None
+    return Outcome(event, EventStatus.RECEIVED, error=error, reason=reason)
+
+
 def _record_failure(
     state: BillingState, event: StripeEvent, payload: str, error: Exception
 ) -> Outcome:
@@ -278,7 +335,9 @@ def _record_failure(
     log = state.event_log
     try:
         with log.transaction():
-            log.record_event(event, payload)
+            recorded = log.record_event(event, payload)
+            if recorded.status not in RETRYABLE_STATUSES:  # finished meanwhile, elsewhere
+                return Outcome(event, DUPLICATE)
             log.finish_event(event.id, EventStatus.FAILED, error=describe_error(error))
     except Exception as failure:
         raise not_recorded(event, describe_traceback(failure)) from None

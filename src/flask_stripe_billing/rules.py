@@ -9,12 +9,13 @@ each event type does to its subscription's record is in :mod:`.handlers`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
 from .account import AccountChanges, BillingAccount
 from .config import Settings
+from .entitlements import SUMMARY_EVENT, EntitlementRecord, supersedes
 from .events import StripeEvent
 from .handlers import HANDLED_EVENT_TYPES, RULES, carried_over
 from .lifecycle import LIFECYCLE_SIGNALS
@@ -59,13 +60,18 @@ class Decision:
     notices: tuple[Notice, ...] = ()
     #: Why an event stayed unmatched or stale, in words.
     reason: str | None = None
+    #: The customer's entitlement record to write (new or changed).
+    entitlements: EntitlementRecord | None = None
 
     @property
     def after(self) -> BillingAccount | None:
         """The account as it is once the changes are written."""
         if self.account is None:
             return None
-        return self.account.with_changes(self.account_changes)
+        after = self.account.with_changes(self.account_changes)
+        if self.entitlements is not None:
+            after = replace(after, features=self.entitlements.features)
+        return after
 
 
 def decide(
@@ -74,8 +80,12 @@ def decide(
     records: Sequence[SubscriptionRecord],
     settings: Settings,
     now: datetime,
+    entitlements: EntitlementRecord | None = None,
 ) -> Decision:
-    """What ``event`` changes, given the account it names and that account's records."""
+    """What ``event`` changes, given the account it names and that account's records
+    (for an entitlement summary: its customer's entitlement record)."""
+    if event.type == SUMMARY_EVENT:
+        return decide_entitlements(event, match, entitlements, now)
     if event.type in LIFECYCLE_SIGNALS:
         return decide_lifecycle(event, match)
     rule = RULES.get(event.type)
@@ -124,9 +134,58 @@ def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:
     return Decision(PROCESSED, match.account, notices=(Notice(signal, kwargs),))
 
 
+def decide_entitlements(
+    event: StripeEvent,
+    match: AccountMatch,
+    record: EntitlementRecord | None,
+    now: datetime,
+) -> Decision:
+    """A summary sets its customer's active features, unless a newer one was applied.
+
+    The record is kept per customer whether or not an account is linked to
+    it yet (the summary often comes before Checkout's event links the
+    customer); an account reads its features once linked. Like a lifecycle
+    event, a summary never links a customer. ``features_changed`` goes out
+    when a linked account's features really change.
+    """
+    summary = event.entitlements
+    if summary is None:
+        return Decision(IGNORED, reason="the entitlement summary names no customer")
+    account = match.account if match.by_customer else None
+    if not supersedes(event.created, summary.features, record):
+        return Decision(
+            STALE, account, reason="a newer entitlement summary of this customer was applied"
+        )
+    written = EntitlementRecord(
+        customer_id=summary.customer_id,
+        features=summary.features,
+        last_event_at=event.created,
+        last_event_id=event.id,
+        updated_at=now,
+    )
+    old = record.features if record is not None else frozenset()
+    if account is None:
+        reason = (
+            f"no account is linked to customer {summary.customer_id} yet; "
+            "its features apply once one is"
+        )
+        return Decision(PROCESSED, entitlements=written, reason=reason)
+    notices: tuple[Notice, ...] = ()
+    if old != written.features:
+        kwargs = {
+            "user_id": account.user_id,
+            "old_features": old,
+            "new_features": written.features,
+            "account": replace(account, features=written.features),
+        }
+        notices = (Notice("features_changed", kwargs),)
+    return Decision(PROCESSED, account, entitlements=written, notices=notices)
+
+
 def is_handled(event_type: str) -> bool:
-    """Whether events of this type are about an account (a change or a lifecycle signal)."""
-    return event_type in RULES or event_type in LIFECYCLE_SIGNALS
+    """Whether events of this type are about an account (a change, a lifecycle signal or
+    an entitlement summary)."""
+    return event_type in RULES or event_type in LIFECYCLE_SIGNALS or event_type == SUMMARY_EVENT
 
 
 def unmatched_reason(event: StripeEvent, match: AccountMatch) -> str | None:
@@ -251,6 +310,7 @@ __all__ = [
     "Decision",
     "Notice",
     "decide",
+    "decide_entitlements",
     "decide_lifecycle",
     "is_handled",
     "is_stale",

@@ -35,6 +35,12 @@ subscription_status_changed = _signals.signal("subscription-status-changed")
 #: yet), ``account``, ``event``.
 seats_changed = _signals.signal("seats-changed")
 
+#: The active Stripe Entitlements of a user's account changed
+#: (``entitlements.active_entitlement_summary.updated``). Sent once per event id, only
+#: for an account linked to the summary's customer. Keyword arguments: ``user_id``,
+#: ``old_features``, ``new_features`` (frozensets of lookup keys), ``account``, ``event``.
+features_changed = _signals.signal("features-changed")
+
 #: An event could not be applied to any account: no account has its customer, or
 #: the account it names is linked to another customer. It is kept ``unmatched``
 #: for replay. Keyword arguments: ``customer_id``, ``reason`` (in words), ``event``.

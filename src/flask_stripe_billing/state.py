@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Flask, current_app
@@ -11,7 +11,7 @@ from flask import Flask, current_app
 from .account import BillingAccount
 from .config import Settings
 from .errors import NotConfiguredError
-from .stores.base import EventLog, PipelineSteps, SubscriptionLog, UserStore
+from .stores.base import EntitlementLog, EventLog, PipelineSteps, SubscriptionLog, UserStore
 from .stripe_api import StripeGateway
 
 EXTENSION_KEY = "stripe_billing"
@@ -37,15 +37,28 @@ class BillingState:
     stripe: StripeGateway | None
     #: Dispatch mode's hand-off to a queue; None processes events inline.
     dispatch: Dispatch | None = None
+    #: The customers' Stripe Entitlements, when a store keeps them (None: summaries ignored).
+    entitlement_log: EntitlementLog | None = None
 
     def account_of(self, account_or_user_id: BillingAccount | str | int) -> BillingAccount:
-        """The account itself, or the one of this user id; LookupError for an unknown user."""
+        """The account itself, or the one of this user id with its features; LookupError for
+        an unknown user."""
         if isinstance(account_or_user_id, BillingAccount):
             return account_or_user_id
         account = self.user_store.get(str(account_or_user_id))
         if account is None:
             raise LookupError(f"no user {account_or_user_id!r}")
-        return account
+        return self.with_features(account)
+
+    def with_features(self, account: BillingAccount) -> BillingAccount:
+        """The account with its customer's active Stripe Entitlements: one read, like the
+        store's ``get`` (in the caller's transaction, if any)."""
+        if self.entitlement_log is None or account.stripe_customer_id is None:
+            return account
+        record = self.entitlement_log.entitlements_of(account.stripe_customer_id)
+        if record is None or record.features == account.features:
+            return account
+        return replace(account, features=record.features)
 
     def require_stripe(self) -> StripeGateway:
         """The Stripe gateway, or a 503 naming the missing key."""

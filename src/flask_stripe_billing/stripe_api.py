@@ -192,6 +192,24 @@ class StripeGateway:
             page = self.client.v1.subscriptions.list(params)  # type: ignore[arg-type]
             return [subscription.to_dict() for subscription in page.data], bool(page.has_more)
 
+    def list_active_entitlements(
+        self, customer_id: str, options: RequestOptions | None = None
+    ) -> list[dict[str, Any]]:
+        """Every active entitlement of a customer (all pages), as plain data."""
+        with _translated_errors("list active entitlements"):
+            page = self.client.v1.entitlements.active_entitlements.list(
+                {"customer": customer_id, "limit": 100}, options=options
+            )
+            return [entitlement.to_dict() for entitlement in page.auto_paging_iter()]
+
+    def retrieve_event(
+        self, event_id: str, options: RequestOptions | None = None
+    ) -> dict[str, Any]:
+        """A snapshot event as Stripe's API keeps it (for 30 days), as plain data."""
+        with _translated_errors("retrieve an event"):
+            event = self.client.v1.events.retrieve(event_id, options=options)
+        return event.to_dict()
+
     def list_invoices(self, customer_id: str, limit: int) -> list[dict[str, Any]]:
         """The customer's newest ``limit`` invoices (one page), as plain data."""
         with _translated_errors("list invoices"):

@@ -59,14 +59,16 @@ def get_account(app_or_store: Flask | UserStore, user_id: str | int) -> BillingA
     """A user's billing account as the extension's store has it now (None: no such user).
 
     Given the app, it reads through the store the extension was set up with, in
-    an app context and a transaction of its own; given a store, it just asks it.
+    an app context and a transaction of its own, with the account's Stripe
+    Entitlements in ``features``; given a store, it just asks it.
     """
     if not isinstance(app_or_store, Flask):
         return app_or_store.get(str(user_id))
     with app_or_store.app_context():
         state = get_state(app_or_store)
         with state.event_log.transaction():
-            return state.user_store.get(str(user_id))
+            account = state.user_store.get(str(user_id))
+            return None if account is None else state.with_features(account)
 
 
 def get_subscriptions(app: Flask, user_id: str | int) -> list[SubscriptionRecord]:

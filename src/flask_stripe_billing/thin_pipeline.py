@@ -19,7 +19,7 @@ from .events import EventParseError
 from .notifications import ThinNotification, is_thin, parse_notification
 from .payload_limits import check_storable, load_json
 from .pipeline import DUPLICATE, Outcome, ThinOrigin
-from .redact import describe_error, describe_traceback
+from .redact import describe_traceback
 from .state import BillingState
 from .stores.base import RETRYABLE_STATUSES, EventStatus
 from .thin_fetch import ThinRoute, fetch_related, fetched_event, route_of, twin_of
@@ -77,7 +77,8 @@ def run_notification(
     try:
         obj = fetch_related(state.require_stripe(), notification, route)
     except BillingError as error:
-        outcome = _keep_received(state, notification, payload, error)
+        reason = f"could not fetch {_related_name(notification)}"
+        outcome = pipeline.keep_received(state, notification.as_logged(), payload, reason, error)
         pipeline.announce(app, outcome)
         return outcome
     event = fetched_event(notification, route, obj, utcnow())
@@ -127,29 +128,6 @@ def _settle(
             return Outcome(logged, DUPLICATE, reason=note)
     except Exception as error:
         raise pipeline.not_recorded(logged, describe_traceback(error)) from None
-
-
-def _keep_received(
-    state: BillingState, notification: ThinNotification, payload: str, error: BillingError
-) -> Outcome:
-    """Record the notification ``received`` with why its object could not be fetched."""
-    log = state.event_log
-    logged = notification.as_logged()
-    reason = f"could not fetch {_related_name(notification)}: {describe_error(error)}"
-    logger.warning(
-        "Stripe thin event kept for replay: %s",
-        reason,
-        extra={"event_id": notification.id, "event_type": notification.type},
-    )
-    try:
-        with log.transaction():
-            recorded = log.record_event(logged, payload)
-            if recorded.status not in RETRYABLE_STATUSES:
-                return Outcome(logged, DUPLICATE)
-            log.finish_event(notification.id, EventStatus.RECEIVED, error=reason)
-    except Exception as failure:
-        raise pipeline.not_recorded(logged, describe_traceback(failure)) from None
-    return Outcome(logged, EventStatus.RECEIVED, error=error, reason=reason)
 
 
 def _related_name(notification: ThinNotification) -> str:

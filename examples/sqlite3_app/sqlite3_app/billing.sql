@@ -1,6 +1,15 @@
 -- Flask-Stripe-Billing on sqlite: the library's tables, then the billing
 -- columns of the user table (printed by: flask billing schema).
 
+CREATE TABLE stripe_billing_entitlements (
+	customer_id VARCHAR(255) NOT NULL,
+	features TEXT NOT NULL,
+	last_event_at DATETIME,
+	last_event_id VARCHAR(255),
+	updated_at DATETIME NOT NULL,
+	PRIMARY KEY (customer_id)
+);
+
 CREATE TABLE stripe_billing_events (
 	id VARCHAR(255) NOT NULL,
 	type VARCHAR(100) NOT NULL,

@@ -1,6 +1,7 @@
 """Stores for billing state and the event log."""
 
 from .base import (
+    EntitlementLog,
     EventLog,
     EventRecord,
     EventStatus,
@@ -16,6 +17,7 @@ from .sqlalchemy import SQLAlchemyUserStore
 __all__ = [
     "BillingMixin",
     "DBAPIUserStore",
+    "EntitlementLog",
     "EventLog",
     "EventRecord",
     "EventStatus",

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from ..account import AccountChanges, BillingAccount
+from ..entitlements import EntitlementRecord
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
 
@@ -51,6 +52,26 @@ class SubscriptionLog(Protocol):
 
     def save_subscription(self, record: SubscriptionRecord) -> None:
         """Insert the record, or replace the one with its id."""
+
+
+@runtime_checkable
+class EntitlementLog(Protocol):
+    """The library's own table of Stripe Entitlements: one record per customer.
+
+    Optional: a store without it answers entitlement summaries ``ignored``.
+    It shares the event log's transaction.
+    """
+
+    def lock_entitlements(self, customer_id: str) -> EntitlementRecord:
+        """The customer's record, row-locked for the transaction; a blank one (no
+        watermark, no features) is created first when there is none, so that two
+        summaries of one customer serialise even before any account is linked to it."""
+
+    def save_entitlements(self, record: EntitlementRecord) -> None:
+        """Write the record over its customer's (locked by :meth:`lock_entitlements`)."""
+
+    def entitlements_of(self, customer_id: str) -> EntitlementRecord | None:
+        """The customer's record, or None (no lock: for reading features)."""
 
 
 class EventStatus:

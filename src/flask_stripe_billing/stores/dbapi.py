@@ -13,7 +13,7 @@ from .columns import DEFAULT_COLUMNS, REMOVED_FIELDS, REQUIRED_FIELDS
 from .dbapi_log import DBAPIBillingLog
 from .dbapi_session import Connect
 from .dbapi_sql import from_db_time, quote, quoted_list
-from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from .tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 DEFAULT_USERS_TABLE = "users"
 _ACCOUNT_TIMES = frozenset({"current_period_end", "updated_at", "trial_end"})
@@ -44,6 +44,7 @@ class DBAPIUserStore(DBAPIBillingLog):
         user_id_type: Callable[[str], Any] = int,
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+        entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
     ) -> None:
         super().__init__(
             connect,
@@ -51,6 +52,7 @@ class DBAPIUserStore(DBAPIBillingLog):
             close=close,
             event_table_name=event_table_name,
             subscription_table_name=subscription_table_name,
+            entitlement_table_name=entitlement_table_name,
         )
         self.users_table = users_table
         self._users = quote(users_table)

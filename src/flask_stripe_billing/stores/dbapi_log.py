@@ -1,4 +1,5 @@
-"""The event log and the subscription records over a DB-API connection, in plain SQL."""
+"""The event log, the subscription records and the entitlements over a DB-API connection,
+in plain SQL."""
 
 from __future__ import annotations
 
@@ -10,18 +11,28 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..clock import utcnow
+from ..entitlements import EntitlementRecord, decode_features
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
 from .base import EventRecord
 from .dbapi_session import Connect, Session
 from .dbapi_sql import from_db_time, quote, quoted_list
-from .sql_log import new_event_row, subscription_values
-from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE, event_table, subscription_table
+from .sql_log import entitlement_values, new_event_row, subscription_values
+from .tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    entitlement_table,
+    event_table,
+    subscription_table,
+)
 
 #: The event-log columns read back (all of them; the table definition is the SQLAlchemy store's).
 EVENT_COLUMNS = tuple(column.name for column in event_table(sa.MetaData()).c)
 #: The subscription table's columns.
 SUBSCRIPTION_COLUMNS = tuple(column.name for column in subscription_table(sa.MetaData()).c)
+#: The entitlement table's columns.
+ENTITLEMENT_COLUMNS = tuple(column.name for column in entitlement_table(sa.MetaData()).c)
 _EVENT_TIMES = frozenset({"created", "received_at", "processed_at"})
 _SUBSCRIPTION_TIMES = frozenset(
     {"trial_end", "current_period_end", "cancel_at", "ended_at", "created", "last_event_at"}
@@ -29,8 +40,8 @@ _SUBSCRIPTION_TIMES = frozenset(
 
 
 class DBAPIBillingLog:
-    """``EventLog`` and ``SubscriptionLog`` in the library's own two tables, over a PEP 249
-    connection (create them with ``flask billing schema``)."""
+    """``EventLog``, ``SubscriptionLog`` and ``EntitlementLog`` in the library's own tables,
+    over a PEP 249 connection (create them with ``flask billing schema``)."""
 
     def __init__(
         self,
@@ -40,6 +51,7 @@ class DBAPIBillingLog:
         close: bool = False,
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+        entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
     ) -> None:
         self.session = Session(connect, dialect=dialect, close=close)
         self.event_table_name = event_table_name
@@ -48,6 +60,9 @@ class DBAPIBillingLog:
         #: The table's own name (no schema), by which an upsert refers to the existing row.
         self._events_name = quote(event_table_name.rsplit(".", 1)[-1])
         self._subscriptions = quote(subscription_table_name)
+        self.entitlement_table_name = entitlement_table_name
+        self._entitlements = quote(entitlement_table_name)
+        self._entitlements_name = quote(entitlement_table_name.rsplit(".", 1)[-1])
 
     # EventLog
 
@@ -167,6 +182,43 @@ class DBAPIBillingLog:
             list(values.values()),
         )
 
+    # EntitlementLog
+
+    def lock_entitlements(self, customer_id: str) -> EntitlementRecord:
+        """Insert a blank record or lock the existing one, and return it: one statement."""
+        blank = EntitlementRecord(customer_id, frozenset(), None, None, utcnow())
+        values = entitlement_values(blank)
+        mark = self.session.dialect.placeholders(len(values))
+        kept = f'{self._entitlements_name}."customer_id"'
+        sql = (
+            f"INSERT INTO {self._entitlements} ({quoted_list(values)}) VALUES ({mark}) "
+            f'ON CONFLICT ("customer_id") DO UPDATE SET "customer_id" = {kept} '
+            f"RETURNING {quoted_list(ENTITLEMENT_COLUMNS)}"
+        )
+        row = self.session.execute(sql, list(values.values())).first()
+        assert row is not None
+        return _entitlement_record(dict(zip(ENTITLEMENT_COLUMNS, row, strict=True)))
+
+    def save_entitlements(self, record: EntitlementRecord) -> None:
+        values = entitlement_values(record.in_utc())
+        p = self.session.dialect.placeholder
+        assignments = ", ".join(f"{quote(name)} = {p}" for name in values)
+        self.session.execute(
+            f'UPDATE {self._entitlements} SET {assignments} WHERE "customer_id" = {p}',
+            [*values.values(), record.customer_id],
+        )
+
+    def entitlements_of(self, customer_id: str) -> EntitlementRecord | None:
+        p = self.session.dialect.placeholder
+        sql = (
+            f"SELECT {quoted_list(ENTITLEMENT_COLUMNS)} FROM {self._entitlements} "
+            f'WHERE "customer_id" = {p}'
+        )
+        rows = self.session.execute(sql, [customer_id]).rows
+        if not rows:
+            return None
+        return _entitlement_record(dict(zip(ENTITLEMENT_COLUMNS, rows[0], strict=True)))
+
     # helpers
 
     def _select_events(self, where: str, params: Sequence[Any], order: str) -> list[EventRecord]:
@@ -219,4 +271,15 @@ def _subscription_record(row: dict[str, Any]) -> SubscriptionRecord:
         ended_at=times["ended_at"],
         created=times["created"],
         last_event_at=times["last_event_at"],
+    )
+
+
+def _entitlement_record(row: dict[str, Any]) -> EntitlementRecord:
+    """An :class:`EntitlementRecord` from a row of the entitlement table, by column name."""
+    return EntitlementRecord(
+        customer_id=row["customer_id"],
+        features=decode_features(row["features"]),
+        last_event_at=from_db_time(row["last_event_at"]),
+        last_event_id=row["last_event_id"],
+        updated_at=from_db_time(row["updated_at"]),
     )

@@ -1,4 +1,5 @@
-"""An in-process store for tests and demos: accounts, event log and subscriptions in dicts."""
+"""An in-process store for tests and demos: accounts, event log, subscriptions and
+entitlements in dicts."""
 
 from __future__ import annotations
 
@@ -12,19 +13,21 @@ from typing import cast
 
 from ..account import AccountChanges, BillingAccount
 from ..clock import as_utc, utcnow
+from ..entitlements import EntitlementRecord
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
 from .base import EventRecord, EventStatus
 
 
 class InMemoryUserStore:
-    """A ``UserStore``, ``EventLog`` and ``SubscriptionLog`` in memory; one lock serialises
-    transactions."""
+    """A ``UserStore``, ``EventLog``, ``SubscriptionLog`` and ``EntitlementLog`` in memory;
+    one lock serialises transactions."""
 
     def __init__(self, accounts: Iterable[BillingAccount] = ()) -> None:
         self._accounts: dict[str, BillingAccount] = {}
         self._events: dict[str, EventRecord] = {}
         self._subscriptions: dict[str, SubscriptionRecord] = {}
+        self._entitlements: dict[str, EntitlementRecord] = {}
         self._lock = threading.RLock()
         for account in accounts:
             self.add(account)
@@ -84,6 +87,21 @@ class InMemoryUserStore:
         with self._lock:
             self._subscriptions[record.id] = record.in_utc()
 
+    # EntitlementLog
+
+    def lock_entitlements(self, customer_id: str) -> EntitlementRecord:
+        with self._lock:
+            blank = EntitlementRecord(customer_id, frozenset(), None, None, utcnow())
+            return self._entitlements.setdefault(customer_id, blank)
+
+    def save_entitlements(self, record: EntitlementRecord) -> None:
+        with self._lock:
+            self._entitlements[record.customer_id] = record.in_utc()
+
+    def entitlements_of(self, customer_id: str) -> EntitlementRecord | None:
+        with self._lock:
+            return self._entitlements.get(customer_id)
+
     # EventLog
 
     @contextmanager
@@ -93,11 +111,12 @@ class InMemoryUserStore:
                 copy.copy(self._accounts),
                 copy.copy(self._events),
                 copy.copy(self._subscriptions),
+                copy.copy(self._entitlements),
             )
             try:
                 yield
             except BaseException:
-                self._accounts, self._events, self._subscriptions = saved
+                self._accounts, self._events, self._subscriptions, self._entitlements = saved
                 raise
 
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:

@@ -13,7 +13,7 @@ from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from .columns import DEFAULT_COLUMNS, BillingMixin
 from .sql_log import SQLBillingLog
-from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from .tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 DIALECTS: dict[str, sa.Dialect] = {
     "sqlite": sqlite.dialect(),
@@ -25,6 +25,7 @@ def library_metadata(
     *,
     event_table_name: str = DEFAULT_EVENT_TABLE,
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+    entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
 ) -> sa.MetaData:
     """Every table the library keeps, in a MetaData of their own.
 
@@ -38,6 +39,7 @@ def library_metadata(
         cast(Any, stand_in),
         event_table_name=event_table_name,
         subscription_table_name=subscription_table_name,
+        entitlement_table_name=entitlement_table_name,
     )
     return metadata
 
@@ -68,12 +70,15 @@ def schema_statements(
     columns: Mapping[str, str] | None = None,
     event_table_name: str = DEFAULT_EVENT_TABLE,
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+    entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
 ) -> list[str]:
     """``CREATE TABLE`` and ``CREATE INDEX`` for each library table, then ``ALTER TABLE
     … ADD COLUMN`` for each billing column of the host's users table (and its index)."""
     dialect = DIALECTS[dialect_name]
     metadata = library_metadata(
-        event_table_name=event_table_name, subscription_table_name=subscription_table_name
+        event_table_name=event_table_name,
+        subscription_table_name=subscription_table_name,
+        entitlement_table_name=entitlement_table_name,
     )
     statements: list[str] = []
     for table in metadata.sorted_tables:

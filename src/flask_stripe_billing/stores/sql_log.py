@@ -1,4 +1,5 @@
-"""The event log and the subscription records over Flask-SQLAlchemy's session."""
+"""The event log, the subscription records and the entitlements over Flask-SQLAlchemy's
+session."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 
 from ..clock import as_utc, utcnow
+from ..entitlements import EntitlementRecord, decode_features, encode_features
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
 from .base import EventRecord, EventStatus, StoreUnavailableError
 from .tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    entitlement_table,
     event_table,
     mark_event,
     subscription_table,
@@ -29,7 +33,8 @@ if TYPE_CHECKING:
 
 
 class SQLBillingLog:
-    """``EventLog`` and ``SubscriptionLog`` in the library's own tables, on ``db.metadata``.
+    """``EventLog``, ``SubscriptionLog`` and ``EntitlementLog`` in the library's own tables,
+    on ``db.metadata``.
 
     Adding the tables to the host's metadata lets ``db.create_all()`` and
     Flask-Migrate/Alembic pick them up like any other table.
@@ -41,10 +46,12 @@ class SQLBillingLog:
         *,
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+        entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
     ) -> None:
         self.db = db
         self.events_table = event_table(db.metadata, event_table_name)
         self.subscriptions_table = subscription_table(db.metadata, subscription_table_name)
+        self.entitlements_table = entitlement_table(db.metadata, entitlement_table_name)
         events = self.events_table
         subscriptions = self.subscriptions_table
         # Statements built once, with bound parameters: one round trip each.
@@ -188,6 +195,42 @@ class SQLBillingLog:
         if not updated.rowcount:
             connection.execute(table.insert(), values)
 
+    # EntitlementLog
+
+    def lock_entitlements(self, customer_id: str) -> EntitlementRecord:
+        """Insert a blank record or lock the existing one, and return it: one statement
+        where the database has ``INSERT … ON CONFLICT``."""
+        table = self.entitlements_table
+        session = self.db.session
+        connection = session.connection()
+        blank_record = EntitlementRecord(customer_id, frozenset(), None, None, utcnow())
+        blank = entitlement_values(blank_record)
+        upsert = self._upsert(connection.dialect, table, {"customer_id": table.c.customer_id})
+        if upsert is not None:
+            return entitlement_record(connection.execute(upsert, blank).one()._mapping)
+        by_customer = table.c.customer_id == customer_id
+        try:  # other databases: insert, or find the existing row
+            with session.begin_nested():
+                session.execute(table.insert().values(**blank))
+        except exc.IntegrityError:
+            pass
+        locked = session.execute(sa.select(table).where(by_customer).with_for_update())
+        return entitlement_record(locked.one()._mapping)
+
+    def save_entitlements(self, record: EntitlementRecord) -> None:
+        table = self.entitlements_table
+        values = entitlement_values(record.in_utc())
+        self.db.session.execute(
+            table.update().where(table.c.customer_id == record.customer_id).values(**values)
+        )
+
+    def entitlements_of(self, customer_id: str) -> EntitlementRecord | None:
+        table = self.entitlements_table
+        row = self.db.session.execute(
+            sa.select(table).where(table.c.customer_id == customer_id)
+        ).one_or_none()
+        return None if row is None else entitlement_record(row._mapping)
+
     # helpers
 
     def _upsert(
@@ -198,7 +241,8 @@ class SQLBillingLog:
         *,
         returning: bool = True,
     ) -> sa.Insert | None:
-        """``INSERT … ON CONFLICT (id) DO UPDATE``, where the dialect has it (built once).
+        """``INSERT … ON CONFLICT (primary key) DO UPDATE``, where the dialect has it (built
+        once).
 
         For the event log the conflicting row is locked by the update, so two
         workers recording one event serialise: the second sees the event as the
@@ -215,7 +259,8 @@ class SQLBillingLog:
                 name: statement.excluded[name] if isinstance(value, sa.Column) else value
                 for name, value in set_.items()
             }
-            statement = statement.on_conflict_do_update(index_elements=["id"], set_=assignments)
+            keys = [column.name for column in table.primary_key.columns]
+            statement = statement.on_conflict_do_update(index_elements=keys, set_=assignments)
             if returning:
                 # Not the payload: it is what we just sent (Stripe resends the same).
                 statement = statement.returning(*(c for c in table.c if c.name != "payload"))
@@ -276,6 +321,28 @@ def subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
         "last_event_at": record.last_event_at,
         "updated_at": utcnow(),
     }
+
+
+def entitlement_values(record: EntitlementRecord) -> dict[str, Any]:
+    """The entitlement table's row for a record (its times already in UTC)."""
+    return {
+        "customer_id": record.customer_id,
+        "features": encode_features(record.features),
+        "last_event_at": record.last_event_at,
+        "last_event_id": record.last_event_id,
+        "updated_at": record.updated_at or utcnow(),
+    }
+
+
+def entitlement_record(row: Mapping[str, Any] | RowMapping) -> EntitlementRecord:
+    """An :class:`EntitlementRecord` from a row of the entitlement table."""
+    return EntitlementRecord(
+        customer_id=row["customer_id"],
+        features=decode_features(row["features"]),
+        last_event_at=as_utc(row["last_event_at"]),
+        last_event_id=row["last_event_id"],
+        updated_at=as_utc(row["updated_at"]),
+    )
 
 
 def event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:

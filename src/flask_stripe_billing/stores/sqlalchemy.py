@@ -17,7 +17,7 @@ from .base import EventRecord, SeparateSteps
 from .columns import resolve_columns
 from .postgres_steps import PostgresSteps
 from .sql_log import SQLBillingLog, event_record, new_event_row, subscription_values
-from .tables import DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from .tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 if TYPE_CHECKING:
     from flask_sqlalchemy import SQLAlchemy
@@ -40,11 +40,13 @@ class SQLAlchemyUserStore(SQLBillingLog):
         columns: Mapping[str, str | None] | None = None,
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
+        entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
     ) -> None:
         super().__init__(
             db,
             event_table_name=event_table_name,
             subscription_table_name=subscription_table_name,
+            entitlement_table_name=entitlement_table_name,
         )
         self.model = model
         resolved = resolve_columns(model, columns or {})

@@ -1,4 +1,5 @@
-"""The library's own tables, added to the host's metadata: the event log and subscriptions."""
+"""The library's own tables, added to the host's metadata: the event log, subscriptions and
+entitlements."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import sqlalchemy as sa
 
 DEFAULT_EVENT_TABLE = "stripe_billing_events"
 DEFAULT_SUBSCRIPTION_TABLE = "stripe_billing_subscriptions"
+DEFAULT_ENTITLEMENT_TABLE = "stripe_billing_entitlements"
 
 
 def event_table(metadata: sa.MetaData, name: str = DEFAULT_EVENT_TABLE) -> sa.Table:
@@ -51,6 +53,22 @@ def subscription_table(metadata: sa.MetaData, name: str = DEFAULT_SUBSCRIPTION_T
         sa.Column("ended_at", sa.DateTime(timezone=True)),
         sa.Column("created", sa.DateTime(timezone=True)),
         sa.Column("last_event_at", sa.DateTime(timezone=True)),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def entitlement_table(metadata: sa.MetaData, name: str = DEFAULT_ENTITLEMENT_TABLE) -> sa.Table:
+    """The entitlement table in ``metadata``: one row per Stripe customer, its active features."""
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("customer_id", sa.String(255), primary_key=True),
+        # A JSON list of lookup keys, sorted.
+        sa.Column("features", sa.Text, nullable=False, default="[]"),
+        sa.Column("last_event_at", sa.DateTime(timezone=True)),
+        sa.Column("last_event_id", sa.String(255)),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
 

@@ -353,7 +353,7 @@ def test_sync_applies_the_subscription_stripe_has_now(
 ) -> None:
     stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(TRIALING))
 
-    result = synced.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
+    result = synced.app.test_cli_runner().invoke(args=["billing", "sync", "--no-features", "1"])
 
     assert result.exit_code == 0
     assert result.output == (
@@ -402,7 +402,7 @@ def test_sync_of_an_incomplete_subscription_stores_its_status_and_keeps_the_plan
     host.add_user(3, stripe_customer_id=INCOMPLETE["customer"])
     stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(INCOMPLETE))
 
-    result = billing(host, "sync", "3")
+    result = billing(host, "sync", "--no-features", "3")
 
     assert result.exit_code == 0
     assert f"({INCOMPLETE['status']}): status none → incomplete" in result.output
@@ -426,7 +426,7 @@ def test_sync_prefers_the_live_subscription_over_a_newer_canceled_one(
     assert canceled["created"] > ACTIVE["created"]
     stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(canceled, ACTIVE))
 
-    result = billing(host, "sync", "1")
+    result = billing(host, "sync", "--no-features", "1")
 
     assert result.exit_code == 0
     assert f"subscription {ACTIVE['id']} (active): plan free → pro" in result.output
@@ -459,7 +459,7 @@ def test_sync_applies_the_end_of_the_accounts_subscription(
     assert failed_retry["created"] > ended["created"]
     stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(failed_retry, ended))
 
-    result = billing(host, "sync", "1")
+    result = billing(host, "sync", "--no-features", "1")
 
     assert result.exit_code == 0
     who = f"user 1, customer {ACTIVE['customer']}"
@@ -486,7 +486,7 @@ def test_sync_of_a_customer_without_subscriptions_changes_nothing(
 ) -> None:
     stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list())
 
-    result = billing(synced, "sync", "1")
+    result = billing(synced, "sync", "--no-features", "1")
 
     assert result.exit_code == 0
     assert result.output.splitlines()[0] == (
@@ -503,7 +503,7 @@ def test_sync_ignores_a_subscription_of_another_customer(
     synced.add_user(2, stripe_customer_id=INCOMPLETE["customer"])
     stripe_api.add(responses.GET, SUBSCRIPTIONS_URL, json=stripe_list(INCOMPLETE))
 
-    result = billing(synced, "sync", "1")
+    result = billing(synced, "sync", "--no-features", "1")
 
     assert result.exit_code == 0
     assert "no subscriptions at Stripe; nothing changed." in result.output
@@ -563,7 +563,7 @@ def test_sync_reports_a_stripe_failure_without_the_key(
         match=[for_customer(TRIALING["customer"])],
     )
 
-    result = billing(synced, "sync", "1", "2")
+    result = billing(synced, "sync", "--no-features", "1", "2")
 
     assert result.exit_code == 1
     assert result.output.splitlines() == [
@@ -616,7 +616,7 @@ def test_sync_stops_when_stripe_refuses_the_key(
         json={"error": {"type": "invalid_request_error", "message": f"Invalid key: {API_KEY}"}},
     )
 
-    result = billing(synced, "sync", *args)
+    result = billing(synced, "sync", "--no-features", *args)
 
     assert result.exit_code == 1
     assert printed(result) == [
@@ -637,7 +637,7 @@ def test_sync_without_an_api_key_exits_1(
     host = make_host()
     host.add_user(1, stripe_customer_id="cus_test")
 
-    result = billing(host, "sync", "1")
+    result = billing(host, "sync", "--no-features", "1")
 
     assert result.exit_code == 1
     assert result.output == (
@@ -647,7 +647,7 @@ def test_sync_without_an_api_key_exits_1(
 
 
 def test_sync_of_an_unknown_user_exits_2(synced: Host, stripe_api: responses.RequestsMock) -> None:
-    result = billing(synced, "sync", "1", "404")
+    result = billing(synced, "sync", "--no-features", "1", "404")
 
     assert result.exit_code == 2
     assert result.output == "Error: No user 404; nothing was synced.\n"
@@ -660,7 +660,7 @@ def test_sync_of_a_user_without_customer_says_so(
 ) -> None:
     synced.add_user(2)
 
-    result = billing(synced, "sync", "2")
+    result = billing(synced, "sync", "--no-features", "2")
 
     assert result.exit_code == 0
     assert result.output.splitlines()[0] == "user 2: no Stripe customer yet; nothing to sync."

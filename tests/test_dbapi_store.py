@@ -398,6 +398,7 @@ def test_printed_postgresql_schema_runs_on_a_fresh_schema_and_the_store_works_on
         assert row is not None and row[0] == "pro"
         assert row[1].utcoffset() is not None  # timestamptz
         assert [name for (name,) in tables] == [
+            "stripe_billing_entitlements",
             "stripe_billing_events",
             "stripe_billing_subscriptions",
             "user",

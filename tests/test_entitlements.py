@@ -363,3 +363,106 @@ def test_templates_see_the_features(make_host: Any) -> None:
     post_event(host.client, summary("export"))
 
     assert host.client.get("/features").text == "export yes"
+
+
+# flask billing sync
+
+SUBSCRIPTIONS_URL = "https://api.stripe.com/v1/subscriptions"
+EMPTY_LIST = {"object": "list", "data": [], "has_more": False, "url": "/v1/subscriptions"}
+
+
+def listing(*keys: str) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [entitlement(key) for key in keys],
+        "has_more": False,
+        "url": "/v1/entitlements/active_entitlements",
+    }
+
+
+def test_sync_reads_the_accounts_entitlements_too(
+    api_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.get(SUBSCRIPTIONS_URL, json=EMPTY_LIST)
+    entitlements = stripe_api.get(
+        ENTITLEMENTS_URL,
+        match=[responses.matchers.query_param_matcher({"customer": "cus_test", "limit": "100"})],
+        json=listing("export", "api"),
+    )
+
+    with record_signals() as recorded:
+        result = api_host.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
+
+    assert result.exit_code == 0, result.output
+    assert len(entitlements.calls) == 1
+    assert "user 1, customer cus_test: features none → api, export" in result.output
+    assert features_of(api_host) == {"export", "api"}
+    assert entitlement_rows(api_host)["cus_test"][1] == "sync_entitlements_cus_test"
+    assert len(recorded.calls["features_changed"]) == 1
+    assert api_host.events() == []  # snapshots are not logged
+
+    again = api_host.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
+    assert "features api, export (unchanged)" in again.output
+
+
+def test_a_summary_older_than_the_sync_arriving_later_is_stale(
+    api_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.get(SUBSCRIPTIONS_URL, json=EMPTY_LIST)
+    stripe_api.get(ENTITLEMENTS_URL, json=listing("export"))
+    api_host.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
+
+    post_event(api_host.client, summary("api", created=NOW - 3600, event_id="evt_before_sync"))
+
+    assert features_of(api_host) == {"export"}
+    assert statuses(api_host) == {"evt_before_sync": "stale"}
+
+
+def test_sync_without_features_reads_no_entitlements(
+    api_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.get(SUBSCRIPTIONS_URL, json=EMPTY_LIST)
+    entitlements = stripe_api.get(ENTITLEMENTS_URL, json=listing("export"))
+
+    result = api_host.app.test_cli_runner().invoke(args=["billing", "sync", "--no-features", "1"])
+    everything = api_host.app.test_cli_runner().invoke(args=["billing", "sync", "--all"])
+
+    assert (result.exit_code, everything.exit_code) == (0, 0)
+    assert len(entitlements.calls) == 0  # --all reads features only when asked to
+    assert features_of(api_host) == frozenset()
+
+
+def test_sync_all_with_features_reads_each_linked_account_once(
+    api_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    api_host.add_user(2, stripe_customer_id="cus_two")
+    api_host.add_user(3)  # no customer: nothing to read
+    stripe_api.get(SUBSCRIPTIONS_URL, json=EMPTY_LIST)
+    for customer, keys in (("cus_test", ("export",)), ("cus_two", ("api", "sso"))):
+        stripe_api.get(
+            ENTITLEMENTS_URL,
+            match=[responses.matchers.query_param_matcher({"customer": customer, "limit": "100"})],
+            json=listing(*keys),
+        )
+
+    result = api_host.app.test_cli_runner().invoke(args=["billing", "sync", "--all", "--features"])
+
+    assert result.exit_code == 0, result.output
+    assert len(stripe_api.calls) == 3  # one page of subscriptions, one call per linked account
+    assert features_of(api_host, 1) == {"export"}
+    assert features_of(api_host, 2) == {"api", "sso"}
+    assert "Synced the features of 2 accounts." in result.output
+
+
+def test_sync_reports_a_failed_entitlement_read_without_the_key(
+    api_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    stripe_api.get(SUBSCRIPTIONS_URL, json=EMPTY_LIST)
+    stripe_api.get(ENTITLEMENTS_URL, status=500, json={"error": {"message": "boom"}})
+
+    result = api_host.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
+
+    assert result.exit_code == 1
+    assert "user 1, customer cus_test:" in result.output
+    assert API_KEY not in result.output
+    assert features_of(api_host) == frozenset()

@@ -257,7 +257,7 @@ def test_flask_billing_sync_sends_seats_changed_for_the_quantity_stripe_has_now(
     stripe_api.add(responses.GET, f"{API}/subscriptions", json=listed)
 
     with record_signals() as sent:
-        result = host.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
+        result = host.app.test_cli_runner().invoke(args=["billing", "sync", "--no-features", "1"])
 
     assert result.exit_code == 0, result.output
     assert [(c["old_seats"], c["new_seats"]) for c in sent["seats_changed"]] == [(2, 6)]

@@ -1,10 +1,11 @@
 """Stripe Entitlements read from Stripe's API: completing a truncated summary, and a
-customer's active features for reconciliation."""
+customer's active entitlements for reconciliation."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Any
 
 from stripe import RequestOptions
 
@@ -20,14 +21,14 @@ def is_truncated(event: StripeEvent) -> bool:
     return event.entitlements is not None and event.entitlements.truncated
 
 
-def read_features(
+def read_entitlements(
     gateway: StripeGateway, customer_id: str, options: RequestOptions | None = None
-) -> frozenset[str]:
-    """The lookup keys of the customer's active entitlements, every page of them.
+) -> list[dict[str, Any]]:
+    """The customer's active entitlements, every page of them.
 
     Raises :class:`~.errors.StripeServiceError` when Stripe fails.
     """
-    return lookup_keys(gateway.list_active_entitlements(customer_id, options))
+    return gateway.list_active_entitlements(customer_id, options)
 
 
 def complete_summary(gateway: StripeGateway | None, event: StripeEvent) -> StripeEvent:
@@ -47,5 +48,5 @@ def complete_summary(gateway: StripeGateway | None, event: StripeEvent) -> Strip
         )
         return event
     options: RequestOptions = {"headers": {"Stripe-Request-Trigger": f"event={event.id}"}}
-    features = read_features(gateway, summary.customer_id, options)
+    features = lookup_keys(read_entitlements(gateway, summary.customer_id, options))
     return replace(event, entitlements=replace(summary, features=features, truncated=False))

@@ -45,7 +45,7 @@ class EntitlementRecord:
     #: Creation time of the summary applied last (or when Stripe's API was read): the
     #: ordering watermark. None for a record not yet written.
     last_event_at: datetime | None
-    #: The id of that event (None when the features were read from Stripe's API).
+    #: The id of that event (``sync_entitlements_<customer>`` when read from Stripe's API).
     last_event_id: str | None = None
     updated_at: datetime | None = None
 

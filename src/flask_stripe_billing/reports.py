@@ -69,6 +69,24 @@ def describe_sync(outcome: Outcome) -> str:
     return f"{what}: {describe_change(outcome)}"
 
 
+def describe_features_sync(outcome: Outcome) -> str:
+    """What applying a customer's entitlements read from Stripe did, in words."""
+    if outcome.status == EventStatus.STALE:
+        return "features: a summary newer than now was applied; nothing changed"
+    for notice in outcome.notices:
+        if notice.signal == "features_changed":
+            old = _feature_list(notice.kwargs["old_features"])
+            new = _feature_list(notice.kwargs["new_features"])
+            return f"features {old} → {new}"
+    facts = outcome.event.entitlements
+    listed = _feature_list(facts.features if facts is not None else frozenset())
+    return f"features {listed} (unchanged)"
+
+
+def _feature_list(features: frozenset[str]) -> str:
+    return ", ".join(sorted(features)) if features else "none"
+
+
 def describe_change(outcome: Outcome) -> str:
     """``plan free → pro, status none → active``, or that nothing changed."""
     before, after = outcome.before, outcome.after

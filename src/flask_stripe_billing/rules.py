@@ -153,6 +153,8 @@ def decide_entitlements(
         return Decision(IGNORED, reason="the entitlement summary names no customer")
     account = match.account if match.by_customer else None
     if not supersedes(event.created, summary.features, record):
+        if record is not None and record.features == summary.features:
+            return Decision(PROCESSED, account)  # the features it lists are the ones kept
         return Decision(
             STALE, account, reason="a newer entitlement summary of this customer was applied"
         )

@@ -1,8 +1,10 @@
-"""Reconciliation with Stripe's API: subscriptions read now, run through the pipeline.
+"""Reconciliation with Stripe's API: subscriptions and entitlements read now, run through
+the pipeline.
 
-Each subscription read from the API becomes a snapshot event created at the
-moment it was read, so webhooks created earlier that arrive later are stale.
-Snapshots are decided and applied like delivered events but not logged.
+Each subscription (or a customer's list of active entitlements) read from the
+API becomes a snapshot event created at the moment it was read, so webhooks
+created earlier that arrive later are stale. Snapshots are decided and
+applied like delivered events but not logged.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 from . import pipeline
 from .clock import utcnow
+from .entitlement_fetch import read_entitlements
+from .entitlements import SUMMARY_EVENT, SUMMARY_OBJECT
 from .events import StripeEvent, parse_event
 from .pipeline import Outcome
 from .redact import describe_traceback
@@ -46,6 +50,18 @@ def sync_customer(state: BillingState, app: Any, customer_id: str) -> list[Outco
     subscriptions = [s for s in listed if _customer_of(s) == customer_id]
     read_at = int(utcnow().timestamp())
     return [pipeline.run(state, app, snapshot_event(s, read_at), None) for s in subscriptions]
+
+
+def sync_features(state: BillingState, app: Any, customer_id: str) -> Outcome | None:
+    """Read the customer's active entitlements and apply them (None: the store keeps none).
+
+    Raises :class:`~.errors.StripeServiceError` if Stripe fails.
+    """
+    if state.entitlement_log is None:
+        return None
+    read_at = int(utcnow().timestamp())
+    entitlements = read_entitlements(state.require_stripe(), customer_id)
+    return pipeline.run(state, app, summary_snapshot(customer_id, entitlements, read_at), None)
 
 
 def sync_all(
@@ -114,6 +130,29 @@ def snapshot_event(subscription: Mapping[str, Any], read_at: int) -> StripeEvent
             "api_version": API_VERSION,
             "livemode": bool(subscription.get("livemode")),
             "data": {"object": dict(subscription)},
+        }
+    )
+
+
+def summary_snapshot(
+    customer_id: str, entitlements: list[dict[str, Any]], read_at: int
+) -> StripeEvent:
+    """An entitlement summary event (id ``sync_entitlements_<customer>``) listing every
+    active entitlement read, created when read (the API's list is never truncated)."""
+    return parse_event(
+        {
+            "id": f"sync_entitlements_{customer_id}",
+            "object": "event",
+            "type": SUMMARY_EVENT,
+            "created": read_at,
+            "api_version": API_VERSION,
+            "data": {
+                "object": {
+                    "object": SUMMARY_OBJECT,
+                    "customer": customer_id,
+                    "entitlements": {"object": "list", "data": entitlements, "has_more": False},
+                }
+            },
         }
     )
 

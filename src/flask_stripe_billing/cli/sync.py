@@ -14,10 +14,10 @@ from ..account import BillingAccount
 from ..errors import StripeServiceError
 from ..pipeline import Outcome
 from ..redact import describe_error, describe_traceback
-from ..reports import describe_sync, error_text, plural
+from ..reports import describe_features_sync, describe_sync, error_text, plural
 from ..state import BillingState, app_object, get_state
 from ..stores.base import EventStatus, StoreUnavailableError
-from ..sync import sync_all, sync_customer
+from ..sync import sync_all, sync_customer, sync_features
 from .common import NotFound, database_unavailable, reported_errors
 
 logger = logging.getLogger("flask_stripe_billing")
@@ -36,20 +36,28 @@ logger = logging.getLogger("flask_stripe_billing")
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --all: keep the resume point in this file; a rerun continues from it.",
 )
+@click.option(
+    "--features/--no-features",
+    default=None,
+    help="Also read each account's active Stripe Entitlements "
+    "(default: yes for USER_IDs; no for --all, where it costs one API call per account).",
+)
 @with_appcontext
 def sync_command(
     user_ids: tuple[str, ...],
     sync_all_: bool,
     starting_after: str | None,
     checkpoint: Path | None,
+    features: bool | None,
 ) -> None:
     """Apply subscriptions as Stripe's API has them now, by the webhook's rules.
 
     For webhooks missed before installation, lost after Stripe's retries, or
     an upgrade that adds the subscription table. USER_IDs: each account's
-    customer's subscriptions. --all: every subscription of the Stripe account,
-    a hundred per API call, each applied to the account of its customer.
-    Exit code 1 if any failed.
+    customer's subscriptions and active entitlements. --all: every
+    subscription of the Stripe account, a hundred per API call, each applied
+    to the account of its customer (with --features, then each linked
+    account's entitlements). Exit code 1 if any failed.
     """
     if bool(user_ids) == sync_all_:
         raise click.UsageError("Give user ids or --all (not both).")
@@ -60,14 +68,21 @@ def sync_command(
         raise click.ClickException(
             "STRIPE_API_KEY is not set: sync reads subscriptions from Stripe's API."
         )
-    failed = _sync_everything(state, starting_after, checkpoint) if sync_all_ else 0
+    with_features = (not sync_all_) if features is None else features
+    if state.entitlement_log is None:
+        with_features = False
+    failed = 0
+    if sync_all_:
+        failed = _sync_everything(state, starting_after, checkpoint)
+        if with_features:
+            failed += _sync_all_features(state)
     if user_ids:
-        failed = _sync_accounts(state, user_ids)
+        failed = _sync_accounts(state, user_ids, with_features)
     if failed:
         raise click.exceptions.Exit(1)
 
 
-def _sync_accounts(state: BillingState, user_ids: tuple[str, ...]) -> int:
+def _sync_accounts(state: BillingState, user_ids: tuple[str, ...], with_features: bool) -> int:
     """Sync the named accounts one by one; how many failed."""
     store = state.user_store
     with reported_errors(), state.event_log.transaction():
@@ -78,7 +93,7 @@ def _sync_accounts(state: BillingState, user_ids: tuple[str, ...]) -> int:
     failures = 0
     for account in found.values():
         assert account is not None
-        lines, failed = _sync_account(state, account)
+        lines, failed = _sync_account(state, account, with_features)
         for line in lines:
             click.echo(line)
         failures += failed
@@ -88,7 +103,9 @@ def _sync_accounts(state: BillingState, user_ids: tuple[str, ...]) -> int:
     return failures
 
 
-def _sync_account(state: BillingState, account: BillingAccount) -> tuple[list[str], bool]:
+def _sync_account(
+    state: BillingState, account: BillingAccount, with_features: bool
+) -> tuple[list[str], bool]:
     """Sync one account from Stripe; its report lines and whether it failed."""
     who = f"user {account.user_id}"
     customer_id = account.stripe_customer_id
@@ -97,6 +114,7 @@ def _sync_account(state: BillingState, account: BillingAccount) -> tuple[list[st
     who = f"{who}, customer {customer_id}"
     try:
         outcomes = sync_customer(state, app_object(), customer_id)
+        features = sync_features(state, app_object(), customer_id) if with_features else None
     except StoreUnavailableError as error:
         raise database_unavailable(error) from None
     except StripeServiceError as error:
@@ -109,9 +127,39 @@ def _sync_account(state: BillingState, account: BillingAccount) -> tuple[list[st
             extra={"user_id": account.user_id, "customer_id": customer_id},
         )
         return [f"{who}: failed: {describe_error(error)}"], True
+    lines = [f"{who}: {describe_sync(outcome)}" for outcome in outcomes]
     if not outcomes:
-        return [f"{who}: no subscriptions at Stripe; nothing changed."], False
-    return [f"{who}: {describe_sync(outcome)}" for outcome in outcomes], False
+        lines = [f"{who}: no subscriptions at Stripe; nothing changed."]
+    if features is not None:
+        lines.append(f"{who}: {describe_features_sync(features)}")
+    return lines, False
+
+
+def _sync_all_features(state: BillingState) -> int:
+    """Each linked account's active entitlements, one API call each; how many failed."""
+    listing = getattr(state.user_store, "accounts_with_customer", None)
+    if listing is None:
+        click.echo("This store cannot list its accounts; sync features by user id instead.")
+        return 0
+    with reported_errors(), state.event_log.transaction():
+        accounts: list[BillingAccount] = listing()
+    failures = 0
+    for account in accounts:
+        assert account.stripe_customer_id is not None
+        who = f"user {account.user_id}, customer {account.stripe_customer_id}"
+        try:
+            outcome = sync_features(state, app_object(), account.stripe_customer_id)
+        except StoreUnavailableError as error:
+            raise database_unavailable(error) from None
+        except StripeServiceError as error:
+            _stop_if_key_refused(error)
+            click.echo(f"{who}: {error_text(error)}")
+            failures += 1
+            continue
+        if outcome is not None and outcome.notices:
+            click.echo(f"{who}: {describe_features_sync(outcome)}")
+    click.echo(f"Synced the features of {plural(len(accounts), 'account')}.")
+    return failures
 
 
 def _sync_everything(

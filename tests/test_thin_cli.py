@@ -10,6 +10,7 @@ import responses
 from conftest import Host
 from thin_support import API, API_KEY, serve, subscription_object, thin_config
 
+from flask_stripe_billing.testing import build_event, get_account
 from flask_stripe_billing.thin_fetch import THIN_EVENT_TYPES
 
 DESTINATIONS_URL = f"{API}/v2/core/event_destinations"
@@ -141,6 +142,7 @@ def test_create_webhook_endpoint_thin_creates_an_event_destination_for_thin_even
             "v1.invoice.payment_failed",
             "v1.invoice.paid",
             "v1.invoice.payment_action_required",
+            "v1.entitlements.active_entitlement_summary.updated",
         ],
         "webhook_endpoint": {"url": url},
         "include": ["webhook_endpoint.signing_secret"],
@@ -196,3 +198,38 @@ def test_check_reports_the_thin_secret_and_takes_thin_events_alone_as_enough(
         in shown
     )
     assert "whsec_thin" not in " ".join(check_lines(no_key)[1])
+
+
+def test_trigger_thin_of_an_entitlement_summary_names_its_snapshot_event(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host(thin_config())
+    host.add_user(1, stripe_customer_id="cus_test")
+    summary = build_event(
+        "entitlements.active_entitlement_summary.updated",
+        features=["export"],
+        event_id="evt_snap_cli",
+    )
+    fetch = stripe_api.get(f"{API}/v1/events/evt_snap_cli", json=summary)
+
+    missing = billing(host, "trigger", "--thin", "entitlements.active_entitlement_summary.updated")
+    result = billing(
+        host,
+        "trigger",
+        "--thin",
+        "entitlements.active_entitlement_summary.updated",
+        "--object",
+        "evt_snap_cli",
+    )
+
+    assert missing.exit_code == 2
+    assert "--object (the snapshot event id) is required" in missing.output
+    assert result.exit_code == 0, result.output
+    assert "  event log: processed" in result.output
+    assert len(fetch.calls) == 1
+    [row, twin] = sorted(host.events(), key=lambda row: row["id"] == "evt_snap_cli")
+    notification = json.loads(row["payload"])
+    assert "related_object" not in notification
+    assert notification["snapshot_event"] == "evt_snap_cli"
+    assert twin["status"] == "processed"
+    assert get_account(host.app, 1).features == {"export"}  # type: ignore[union-attr]

@@ -139,8 +139,8 @@ def _text(value: Any, name: str) -> str:
 
 def build_notification(
     event_type: str,
-    related_id: str,
-    related_type: str,
+    related_id: str | None,
+    related_type: str | None,
     *,
     event_id: str | None = None,
     created: datetime | None = None,
@@ -150,7 +150,9 @@ def build_notification(
     """A thin notification as an event destination sends it (for ``trigger --thin`` and tests).
 
     The shape of Stripe's published examples and of stripe-python's
-    ``EventNotification``; the related object's URL is its v1 API path.
+    ``EventNotification``; the related object's URL is its v1 API path. Without
+    ``related_id`` it names no related object (an entitlement summary's
+    notification names only its ``snapshot_event``).
     """
     moment = (created or datetime.now(UTC)).astimezone(UTC)
     notification: dict[str, Any] = {
@@ -161,12 +163,14 @@ def build_notification(
         "created": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "context": None,
         "reason": None,
-        "related_object": {
+    }
+    if related_id is not None and related_type is not None:
+        path = RELATED_PATHS.get(related_type, "/v1/" + related_type)
+        notification["related_object"] = {
             "id": related_id,
             "type": related_type,
-            "url": f"{RELATED_PATHS.get(related_type, '/v1/' + related_type)}/{related_id}",
-        },
-    }
+            "url": f"{path}/{related_id}",
+        }
     if snapshot_event is not None:
         notification["snapshot_event"] = snapshot_event
     return notification

@@ -16,6 +16,7 @@ from typing import Any
 
 from stripe import RequestOptions
 
+from .entitlements import SUMMARY_EVENT
 from .events import StripeEvent, parse_event
 from .notifications import ThinNotification
 from .stripe_api import API_VERSION, StripeGateway
@@ -23,6 +24,10 @@ from .stripe_api import API_VERSION, StripeGateway
 #: The snapshot type every subscription notification is applied as: the fetched object is
 #: the subscription's whole current state, whatever change the notification names (as sync).
 SUBSCRIPTION_SNAPSHOT = "customer.subscription.updated"
+
+#: The "related type" of a notification that names no object: the snapshot event it names
+#: (``snapshot_event``) is fetched instead and applied as it is.
+SNAPSHOT_OF_CHANGE = "snapshot_event"
 
 #: Reads one object from Stripe's API: the gateway, the object's id, the request options.
 Fetch = Callable[[StripeGateway, str, RequestOptions], dict[str, Any]]
@@ -36,7 +41,8 @@ class ThinRoute:
     snapshot_type: str
 
 
-#: Thin event type → its route. Entitlement summaries are not here yet: see docs/thin-events.md.
+#: Thin event type → its route. An entitlement summary's notification names no object
+#: (the summary has no id of its own): its snapshot event is fetched.
 THIN_ROUTES: dict[str, ThinRoute] = {
     "v1.customer.subscription.created": ThinRoute("subscription", SUBSCRIPTION_SNAPSHOT),
     "v1.customer.subscription.updated": ThinRoute("subscription", SUBSCRIPTION_SNAPSHOT),
@@ -51,6 +57,9 @@ THIN_ROUTES: dict[str, ThinRoute] = {
     "v1.invoice.payment_failed": ThinRoute("invoice", "invoice.payment_failed"),
     "v1.invoice.paid": ThinRoute("invoice", "invoice.paid"),
     "v1.invoice.payment_action_required": ThinRoute("invoice", "invoice.payment_action_required"),
+    "v1.entitlements.active_entitlement_summary.updated": ThinRoute(
+        SNAPSHOT_OF_CHANGE, SUMMARY_EVENT
+    ),
 }
 
 #: Related object type → how to read it from Stripe's API.
@@ -62,6 +71,9 @@ FETCHES: dict[str, Fetch] = {
         object_id, options
     ),
     "invoice": lambda gateway, object_id, options: gateway.retrieve_invoice(object_id, options),
+    SNAPSHOT_OF_CHANGE: lambda gateway, event_id, options: gateway.retrieve_event(
+        event_id, options
+    ),
 }
 
 #: The thin event types to enable on an event destination for this package.
@@ -72,25 +84,38 @@ def route_of(notification: ThinNotification) -> ThinRoute | None:
     """The notification's route, or None when this package does not handle it (or the
     related object is not of the type its route expects)."""
     route = THIN_ROUTES.get(notification.type)
+    if route is not None and route.related_type == SNAPSHOT_OF_CHANGE:
+        return route if notification.snapshot_event is not None else None
     related = notification.related_object
     if route is None or related is None or related.type != route.related_type:
         return None
     return route
 
 
+def fetched_id(notification: ThinNotification, route: ThinRoute) -> str:
+    """The id of what the route fetches: the related object, or the snapshot event."""
+    if route.related_type == SNAPSHOT_OF_CHANGE:
+        fetched = notification.snapshot_event
+    else:
+        related = notification.related_object
+        fetched = related.id if related is not None else None
+    assert fetched is not None  # route_of checked it
+    return fetched
+
+
 def fetch_related(
     gateway: StripeGateway, notification: ThinNotification, route: ThinRoute
 ) -> dict[str, Any]:
-    """The related object as Stripe's API has it now, in the notification's account context.
+    """The related object as Stripe's API has it now (or the snapshot event the route
+    fetches), in the notification's account context.
 
     Raises :class:`~.errors.StripeServiceError` when Stripe fails (bounded by the
     configured timeouts and retries).
     """
-    assert notification.related_object is not None
     options: RequestOptions = {"headers": {"Stripe-Request-Trigger": f"event={notification.id}"}}
     if notification.context:
         options["stripe_context"] = notification.context
-    return FETCHES[route.related_type](gateway, notification.related_object.id, options)
+    return FETCHES[route.related_type](gateway, fetched_id(notification, route), options)
 
 
 def fetched_event(
@@ -100,8 +125,12 @@ def fetched_event(
 
     It keeps the notification's id (the event log's row) and is dated when the
     object was read, so it orders like a reconciliation snapshot: every event
-    created before the read is older than the state it carries.
+    created before the read is older than the state it carries. A fetched
+    snapshot event is applied as Stripe made it (its own time and object),
+    under the notification's id.
     """
+    if route.related_type == SNAPSHOT_OF_CHANGE:
+        return parse_event({**obj, "id": notification.id})
     return parse_event(
         {
             "id": notification.id,

@@ -132,4 +132,6 @@ def _settle(
 
 def _related_name(notification: ThinNotification) -> str:
     related = notification.related_object
-    return f"{related.type} {related.id}" if related is not None else "its related object"
+    if related is not None:
+        return f"{related.type} {related.id}"
+    return f"snapshot event {notification.snapshot_event}"

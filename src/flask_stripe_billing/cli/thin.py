@@ -17,7 +17,7 @@ from ..event_builder import DEFAULT_SUBSCRIPTION
 from ..notifications import V1_PREFIX, build_notification
 from ..reports import truncate
 from ..state import get_state
-from ..thin_fetch import THIN_EVENT_TYPES, THIN_ROUTES
+from ..thin_fetch import SNAPSHOT_OF_CHANGE, THIN_EVENT_TYPES, THIN_ROUTES
 from .common import NotFound, deliver, reported_errors
 
 RESPONSE_WIDTH = 200
@@ -54,8 +54,12 @@ def trigger_thin(
     route = THIN_ROUTES[event_type]
     related_id = object_id or _default_subscription(user_id)
     if related_id is None or (route.related_type != "subscription" and object_id is None):
-        raise click.UsageError(f"--object (the {route.related_type} id) is required")
-    notification = build_notification(event_type, related_id, route.related_type)
+        what = "snapshot event" if route.related_type == SNAPSHOT_OF_CHANGE else route.related_type
+        raise click.UsageError(f"--object (the {what} id) is required")
+    if route.related_type == SNAPSHOT_OF_CHANGE:
+        notification = build_notification(event_type, None, None, snapshot_event=related_id)
+    else:
+        notification = build_notification(event_type, related_id, route.related_type)
     body = json.dumps(notification).encode()
     secret = state.settings.thin_webhook_secrets[0]
     target, code, answer = deliver(body, secret, url, thin_webhook_path)

@@ -19,6 +19,7 @@ from support import LAYOUTS, NOW, checkout_event, post_event, sign, subscription
 from test_order_property import ORDER_SETTINGS, PLANS, deliveries, histories
 
 from flask_stripe_billing import DBAPIUserStore, StripeBilling
+from flask_stripe_billing.testing import build_event, get_account
 
 T0 = NOW - 3600
 PERIOD_END = NOW + 30 * 86400
@@ -334,3 +335,44 @@ def test_concurrent_events_for_one_customer_end_in_the_newest_state(
     rows = event_rows(database)
     assert rows["evt_new"] == ("processed", 1)
     assert {status for status, _ in rows.values()} <= {"processed", "stale"}
+
+
+# Stripe Entitlements through the DB-API store
+
+
+def test_entitlement_summaries_set_features_in_order_whatever_the_delivery(
+    app: Any, database: Database
+) -> None:
+    newer = build_event(
+        "entitlements.active_entitlement_summary.updated",
+        features=["export", "api"],
+        created=T0 + 10,
+        event_id="evt_newer",
+    )
+    older = build_event(
+        "entitlements.active_entitlement_summary.updated",
+        features=["sso"],
+        created=T0,
+        event_id="evt_older",
+    )
+    early = build_event(  # user 2 is not linked to cus_two yet
+        "entitlements.active_entitlement_summary.updated",
+        customer="cus_two",
+        features=["reports"],
+        created=T0,
+        event_id="evt_unlinked",
+    )
+    for event in (newer, older, newer, early):
+        received_ok(post_event(app.test_client(), event))
+
+    assert event_rows(database) == {
+        "evt_newer": ("processed", 2),
+        "evt_older": ("stale", 1),
+        "evt_unlinked": ("processed", 1),
+    }
+    account = get_account(app, 1)
+    assert account is not None and account.features == {"export", "api"}
+    mark = "?" if database.dialect == "sqlite" else "%s"
+    database.run(f"UPDATE users SET stripe_customer_id = {mark} WHERE id = 2", ["cus_two"])
+    linked = get_account(app, 2)
+    assert linked is not None and linked.features == {"reports"}

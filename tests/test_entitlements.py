@@ -5,12 +5,14 @@ summary is completed from Stripe's API (mocked at the HTTP level), and gates acc
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import responses
 import sqlalchemy as sa
-from conftest import Host
+from conftest import ON_POSTGRES, Host
 from flask import Flask, render_template_string
 from support import NOW, SECRET, checkout_event, post_event
 
@@ -20,6 +22,7 @@ from flask_stripe_billing.testing import build_event, get_account, record_signal
 
 API_KEY = "sk_test_entitlements_0123456789"
 ENTITLEMENTS_URL = "https://api.stripe.com/v1/entitlements/active_entitlements"
+WORKERS = 8
 
 
 def summary(
@@ -466,3 +469,37 @@ def test_sync_reports_a_failed_entitlement_read_without_the_key(
     assert "user 1, customer cus_test:" in result.output
     assert API_KEY not in result.output
     assert features_of(api_host) == frozenset()
+
+
+# concurrent deliveries (row locks: PostgreSQL)
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="row locks of concurrent deliveries: PostgreSQL")
+@pytest.mark.parametrize("linked", [True, False], ids=["linked", "no account yet"])
+def test_summaries_of_one_customer_on_eight_threads_end_on_the_newest(
+    make_host: Any, linked: bool
+) -> None:
+    host = make_host()
+    host.add_user(1, stripe_customer_id="cus_test" if linked else None)
+    events = [
+        summary(f"key_{n}", created=NOW + n, event_id=f"evt_race_{n}") for n in range(WORKERS)
+    ]
+    barrier = threading.Barrier(WORKERS, timeout=30)
+
+    def deliver(event: dict[str, Any]) -> int:
+        client = host.app.test_client()
+        barrier.wait()
+        return int(post_event(client, event).status_code)
+
+    with record_signals() as recorded, ThreadPoolExecutor(WORKERS) as pool:
+        codes = list(pool.map(deliver, events))
+
+    assert codes == [200] * WORKERS
+    assert set(statuses(host).values()) <= {"processed", "stale"}
+    assert entitlement_rows(host)["cus_test"] == (
+        f'["key_{WORKERS - 1}"]',
+        f"evt_race_{WORKERS - 1}",
+    )
+    changed = recorded.calls.get("features_changed", [])
+    assert len({call["event"].id for call in changed}) == len(changed)
+    assert bool(changed) == linked

@@ -19,7 +19,7 @@ from werkzeug.serving import make_server
 from flask_stripe_billing import stripe_api
 from flask_stripe_billing.diagnostics import describe_key
 from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
-from flask_stripe_billing.testing import record_signals
+from flask_stripe_billing.testing import get_account, record_signals
 
 API_KEY = "sk_test_51DevCheckKey000000000000Zq9X"
 PRICE = load("stripe-openapi/price.json")
@@ -642,3 +642,27 @@ def test_create_webhook_endpoint_needs_a_full_url(host: Host) -> None:
 
     assert result.exit_code == 2
     assert "give the full URL, https://..." in result.output
+
+
+def test_trigger_an_entitlement_summary_sets_the_accounts_features(host: Host) -> None:
+    result = billing(
+        host,
+        "trigger",
+        "entitlements.active_entitlement_summary.updated",
+        "--user",
+        "1",
+        "--feature",
+        "export",
+        "--feature",
+        "api",
+    )
+    misplaced = billing(host, "trigger", "customer.subscription.updated", "--feature", "export")
+
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith("entitlements.active_entitlement_summary.updated evt_test_")
+    assert first.endswith("(customer cus_test, features api, export)")
+    account = get_account(host.app, 1)
+    assert account is not None and account.features == {"export", "api"}
+    assert misplaced.exit_code == 2
+    assert "features are an entitlement summary's" in misplaced.output

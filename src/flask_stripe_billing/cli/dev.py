@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from .. import diagnostics, findings
 from ..account import BillingAccount
 from ..config import Settings
+from ..entitlements import SUMMARY_EVENT, read_summary
 from ..event_builder import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
 from ..reports import truncate
 from ..rules import HANDLED_EVENT_TYPES
@@ -57,7 +58,19 @@ RESPONSE_WIDTH = 200
     is_flag=True,
     help="A thin notification to the thin-event endpoint; the app fetches the object.",
 )
-@click.option("--object", "object_id", metavar="ID", help="--thin: the related object's id.")
+@click.option(
+    "--object",
+    "object_id",
+    metavar="ID",
+    help="--thin: the related object's id (an entitlement summary's: its snapshot event's).",
+)
+@click.option(
+    "--feature",
+    "features",
+    metavar="LOOKUP_KEY",
+    multiple=True,
+    help="An entitlement summary's active feature (repeat for more).",
+)
 @with_appcontext
 def trigger_command(
     event_type: str,
@@ -71,6 +84,7 @@ def trigger_command(
     url: str | None,
     thin: bool,
     object_id: str | None,
+    features: tuple[str, ...],
 ) -> None:
     """Send a signed test event to the webhook: `stripe trigger`, offline.
 
@@ -117,6 +131,7 @@ def trigger_command(
             user_id=user_id,
             payment_status=payment_status,
             api_layout="legacy" if legacy_layout else "current",
+            features=list(features) or None,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -234,6 +249,10 @@ def _facts(obj: dict[str, object], event_type: str) -> list[tuple[str, object]]:
             ("price", price),
             ("user", obj.get("client_reference_id")),
         ]
+    if event_type == SUMMARY_EVENT:
+        facts = read_summary(obj)
+        listed = ", ".join(sorted(facts.features)) if facts is not None else ""
+        return [("customer", obj.get("customer")), ("features", listed or "none")]
     if event_type.startswith("invoice."):
         return [
             ("customer", obj.get("customer")),

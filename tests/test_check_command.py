@@ -15,6 +15,7 @@ from support import post_event, subscription_event
 
 from flask_stripe_billing import version_checks
 from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.thin_fetch import THIN_EVENT_TYPES
 
 TEST_KEY = "sk_test_51CheckCommandKey0000000000"
 LIVE_KEY = "sk_live_51CheckCommandKey0000000000"
@@ -235,6 +236,105 @@ def test_online_endpoints_that_cannot_be_listed_add_nothing(
     assert not [line for line in lines(result) if "webhook endpoints" in line]
 
 
+def test_online_an_endpoint_without_only_the_entitlement_summary_is_ok_with_a_note(
+    keyed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    before_entitlements = [t for t in HANDLED_EVENT_TYPES if not t.startswith("entitlements.")]
+    endpoints(
+        stripe_api, endpoint("https://app.example.com/stripe/webhook", events=before_entitlements)
+    )
+
+    result = check(keyed, "--online")
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "ok webhook endpoints https://app.example.com/stripe/webhook (test-mode enabled, every "
+        "handled event but entitlements.active_entitlement_summary.updated: add it if you use "
+        "Stripe Entitlements)"
+    ) in lines(result)
+
+
+THIN_DESTINATIONS = "https://api.stripe.com/v2/core/event_destinations"
+
+
+def destination(url: str, events: list[str], payload: str = "thin") -> dict[str, Any]:
+    """An event destination as Stripe's v2 API lists it (URL included on request)."""
+    return {
+        "id": "ed_test_61RM8ltWcTW4mbsxf16RJyfa2xSQLHJJh1sxm7H0KVT6",
+        "object": "v2.core.event_destination",
+        "created": "2024-10-22T16:20:09.931Z",
+        "description": None,
+        "enabled_events": events,
+        "event_payload": payload,
+        "events_from": ["self"],
+        "livemode": False,
+        "metadata": {},
+        "name": "flask-stripe-billing thin events",
+        "snapshot_api_version": None,
+        "status": "enabled",
+        "status_details": None,
+        "type": "webhook_endpoint",
+        "updated": "2024-10-22T16:20:09.937Z",
+        "webhook_endpoint": {"signing_secret": None, "url": url},
+    }
+
+
+@pytest.fixture
+def thin_keyed(make_host: Callable[..., Host]) -> Host:
+    return make_host({"STRIPE_API_KEY": TEST_KEY, "STRIPE_THIN_WEBHOOK_SECRET": "whsec_thin_x"})
+
+
+def test_online_with_thin_events_the_event_destinations_are_checked(
+    thin_keyed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    endpoints(stripe_api, endpoint("https://app.example.com/stripe/webhook"))
+    listed = stripe_api.get(
+        THIN_DESTINATIONS,
+        json={
+            "data": [
+                destination("https://app.example.com/stripe/thin-webhook", list(THIN_EVENT_TYPES)),
+                destination("https://old.example.com/stripe/thin-webhook", THIN_EVENT_TYPES[:2]),
+                destination("https://app.example.com/other", list(THIN_EVENT_TYPES)),
+                destination("https://app.example.com/stripe/thin-webhook", ["*"], "snapshot"),
+            ],
+            "next_page_url": None,
+            "previous_page_url": None,
+        },
+    )
+
+    result = check(thin_keyed, "--online")
+
+    assert result.exit_code == 0, result.output
+    [call] = listed.calls
+    assert "webhook_endpoint.url" in call.request.url  # URLs are redacted unless asked for
+    assert (
+        "ok event destinations https://app.example.com/stripe/thin-webhook "
+        "(test-mode enabled, every handled event)"
+    ) in lines(result)
+    assert (
+        "warning event destinations https://old.example.com/stripe/thin-webhook does not send "
+        + ", ".join(THIN_EVENT_TYPES[2:])
+    ) in lines(result)
+    assert not [line for line in lines(result) if "app.example.com/other" in line]
+
+
+def test_online_with_thin_events_and_no_destination_is_warned_about(
+    thin_keyed: Host, stripe_api: responses.RequestsMock, keyed: Host
+) -> None:
+    endpoints(stripe_api, endpoint("https://app.example.com/stripe/webhook"))
+    stripe_api.get(THIN_DESTINATIONS, json={"data": [], "next_page_url": None})
+
+    with_thin = check(thin_keyed, "--online")
+    without_thin = check(keyed, "--online")
+
+    assert (
+        "warning event destinations no test-mode event destination sends thin events to a URL "
+        "ending in /stripe/thin-webhook: STRIPE_THIN_WEBHOOK_SECRET may be of another "
+        "destination or mode (flask billing create-webhook-endpoint --thin makes one)"
+    ) in lines(with_thin)
+    assert not [line for line in lines(without_thin) if "event destinations" in line]
+
+
 # What the view gates read
 
 
@@ -256,7 +356,10 @@ def test_check_shows_the_gate_settings(make_host: Callable[..., Host]) -> None:
 def test_check_says_what_the_gates_do_without_their_settings(host: Host) -> None:
     result = check(host)
 
-    assert "default STRIPE_BILLING_FEATURES none: feature gates let no one in" in lines(result)
+    assert (
+        "default STRIPE_BILLING_FEATURES none: feature gates follow Stripe Entitlements alone"
+        in lines(result)
+    )
     assert "default STRIPE_BILLING_PRICING_URL none: gates answer browsers in JSON" in lines(result)
 
 

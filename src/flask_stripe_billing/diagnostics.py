@@ -23,7 +23,7 @@ from .config import (
 )
 from .errors import BillingError, NotConfiguredError, StripeServiceError
 from .findings import Finding
-from .mode_checks import key_mode, mode_mismatch, webhook_endpoints
+from .mode_checks import key_mode, mode_mismatch, thin_destinations, webhook_endpoints
 from .redact import describe_error
 from .reports import error_text, truncate
 from .secret_checks import thin_secrets, webhook_secrets
@@ -134,7 +134,9 @@ def check_event_log(state: BillingState) -> Finding:
 
 
 def check_online(settings: Settings, gateway: StripeGateway | None) -> list[Finding]:
-    """Stripe's view: the API key is accepted, each configured price exists and is recurring."""
+    """Stripe's view: the API key is accepted, each configured price exists and is recurring,
+    the webhook endpoints (and, with thin events on, the event destinations) send what the
+    package handles."""
     if gateway is None:
         return [Finding("missing", "API key", "STRIPE_API_KEY is not set: nothing to check", True)]
     try:
@@ -149,6 +151,8 @@ def check_online(settings: Settings, gateway: StripeGateway | None) -> list[Find
     for price_id, used_by in _prices(settings):
         found.append(_price(gateway, price_id, used_by))
     found.extend(webhook_endpoints(gateway, key_mode(settings.api_key)))
+    if settings.thin_webhook_secrets:
+        found.extend(thin_destinations(gateway, key_mode(settings.api_key)))
     return found
 
 
@@ -258,7 +262,11 @@ def _gates(settings: Settings) -> list[Finding]:
         f"{plan}: {', '.join(keys) or '-'}" for plan, keys in settings.features.items()
     )
     settings_and_defaults = (
-        ("STRIPE_BILLING_FEATURES", features, "none: feature gates let no one in"),
+        (
+            "STRIPE_BILLING_FEATURES",
+            features,
+            "none: feature gates follow Stripe Entitlements alone",
+        ),
         ("STRIPE_BILLING_PRICING_URL", settings.pricing_url, "none: gates answer browsers in JSON"),
         ("STRIPE_BILLING_LOGIN_URL", settings.login_url, "none: gates use the pricing URL"),
     )

@@ -1,9 +1,11 @@
-"""Whether the API key, the webhook endpoints and the events received are of one Stripe mode.
+"""Whether the API key, the webhook endpoints, the thin event destinations and the events
+received are of one Stripe mode and send what the package handles.
 
 A test-mode key with a live-mode signing secret (or the reverse) passes every
 offline check, yet Checkout's customers never appear in the events the webhook
 receives. ``flask billing check`` warns where it can tell: from the last event
-in the log, and online from the key's mode's webhook endpoints.
+in the log, and online from the key's mode's webhook endpoints and event
+destinations.
 """
 
 from __future__ import annotations
@@ -11,14 +13,20 @@ from __future__ import annotations
 import json
 import re
 
+from .entitlements import SUMMARY_EVENT
 from .errors import StripeServiceError
 from .findings import Finding
 from .rules import HANDLED_EVENT_TYPES
 from .state import BillingState
 from .stripe_api import StripeGateway
+from .thin_fetch import THIN_EVENT_TYPES
 
 #: The path of the webhook route; an endpoint's URL ends with it (whatever the prefix).
 WEBHOOK_PATH = "/stripe/webhook"
+#: The path of the thin-event route; a thin event destination's URL ends with it.
+THIN_WEBHOOK_PATH = "/stripe/thin-webhook"
+#: Types an endpoint may leave out: needed only by apps that use Stripe Entitlements.
+OPTIONAL_TYPES = frozenset({SUMMARY_EVENT, "v1." + SUMMARY_EVENT})
 
 
 def mode_mismatch(state: BillingState) -> Finding | None:
@@ -78,18 +86,66 @@ def webhook_endpoints(gateway: StripeGateway, mode: str | None) -> list[Finding]
                 "be of another endpoint or mode",
             )
         ]
-    found = []
-    for endpoint in ours:
-        url = endpoint.get("url")
-        enabled = endpoint.get("enabled_events") or []
-        missing = [] if "*" in enabled else [t for t in HANDLED_EVENT_TYPES if t not in enabled]
-        if endpoint.get("status") != "enabled":
-            found.append(Finding("warning", subject, f"{url} is {endpoint.get('status')}"))
-        elif missing:
-            found.append(Finding("warning", subject, f"{url} does not send {', '.join(missing)}"))
-        else:
-            found.append(Finding("ok", subject, f"{url} ({where}enabled, every handled event)"))
-    return found
+    return [
+        _sending(subject, str(endpoint.get("url")), endpoint, HANDLED_EVENT_TYPES, where)
+        for endpoint in ours
+    ]
+
+
+def thin_destinations(gateway: StripeGateway, mode: str | None) -> list[Finding]:
+    """Warnings about the key's mode's event destinations of thin events (nothing if they
+    cannot be listed)."""
+    try:
+        destinations = gateway.list_event_destinations()
+    except StripeServiceError:
+        return []
+    where = f"{mode}-mode " if mode else ""
+    subject = "event destinations"
+    ours = [
+        (_destination_url(d), d)
+        for d in destinations
+        if d.get("event_payload") == "thin" and _destination_url(d).endswith(THIN_WEBHOOK_PATH)
+    ]
+    if not ours:
+        return [
+            Finding(
+                "warning",
+                subject,
+                f"no {where}event destination sends thin events to a URL ending in "
+                f"{THIN_WEBHOOK_PATH}: STRIPE_THIN_WEBHOOK_SECRET may be of another destination "
+                "or mode (flask billing create-webhook-endpoint --thin makes one)",
+            )
+        ]
+    return [_sending(subject, url, d, THIN_EVENT_TYPES, where) for url, d in ours]
+
+
+def _sending(
+    subject: str, url: str, target: dict[str, object], handled: tuple[str, ...], where: str
+) -> Finding:
+    """Whether an endpoint or destination is enabled and sends every handled type (the
+    entitlement summary only noted: apps without Stripe Entitlements need not send it)."""
+    enabled = target.get("enabled_events") or []
+    assert isinstance(enabled, list)
+    missing = [] if "*" in enabled else [t for t in handled if t not in enabled]
+    required = [t for t in missing if t not in OPTIONAL_TYPES]
+    if target.get("status") != "enabled":
+        return Finding("warning", subject, f"{url} is {target.get('status')}")
+    if required:
+        return Finding("warning", subject, f"{url} does not send {', '.join(missing)}")
+    if missing:
+        return Finding(
+            "ok",
+            subject,
+            f"{url} ({where}enabled, every handled event but {missing[0]}: add it if you use "
+            "Stripe Entitlements)",
+        )
+    return Finding("ok", subject, f"{url} ({where}enabled, every handled event)")
+
+
+def _destination_url(destination: dict[str, object]) -> str:
+    endpoint = destination.get("webhook_endpoint")
+    url = endpoint.get("url") if isinstance(endpoint, dict) else None
+    return str(url or "").rstrip("/")
 
 
 def key_mode(key: str | None) -> str | None:

@@ -228,6 +228,15 @@ class StripeGateway:
             price = self.client.v1.prices.retrieve(price_id)
         return price.to_dict()
 
+    def list_event_destinations(self) -> list[dict[str, Any]]:
+        """The event destinations of the key's mode with their URLs, as plain data (one try:
+        a diagnostic)."""
+        with _translated_errors("list event destinations"):
+            page = self.client.v2.core.event_destinations.list(
+                {"limit": 100, "include": ["webhook_endpoint.url"]}, {"max_network_retries": 0}
+            )
+            return [destination.to_dict() for destination in page.data]
+
     def list_webhook_endpoints(self) -> list[dict[str, Any]]:
         """The webhook endpoints of the key's mode, as plain data (one try: a diagnostic)."""
         with _translated_errors("list webhook endpoints"):

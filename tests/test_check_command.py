@@ -12,6 +12,7 @@ import pytest
 import responses
 from conftest import Host
 from support import post_event, subscription_event
+from thin_support import event_destination
 
 from flask_stripe_billing import version_checks
 from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
@@ -257,28 +258,6 @@ def test_online_an_endpoint_without_only_the_entitlement_summary_is_ok_with_a_no
 THIN_DESTINATIONS = "https://api.stripe.com/v2/core/event_destinations"
 
 
-def destination(url: str, events: list[str], payload: str = "thin") -> dict[str, Any]:
-    """An event destination as Stripe's v2 API lists it (URL included on request)."""
-    return {
-        "id": "ed_test_61RM8ltWcTW4mbsxf16RJyfa2xSQLHJJh1sxm7H0KVT6",
-        "object": "v2.core.event_destination",
-        "created": "2024-10-22T16:20:09.931Z",
-        "description": None,
-        "enabled_events": events,
-        "event_payload": payload,
-        "events_from": ["self"],
-        "livemode": False,
-        "metadata": {},
-        "name": "flask-stripe-billing thin events",
-        "snapshot_api_version": None,
-        "status": "enabled",
-        "status_details": None,
-        "type": "webhook_endpoint",
-        "updated": "2024-10-22T16:20:09.937Z",
-        "webhook_endpoint": {"signing_secret": None, "url": url},
-    }
-
-
 @pytest.fixture
 def thin_keyed(make_host: Callable[..., Host]) -> Host:
     return make_host({"STRIPE_API_KEY": TEST_KEY, "STRIPE_THIN_WEBHOOK_SECRET": "whsec_thin_x"})
@@ -292,10 +271,16 @@ def test_online_with_thin_events_the_event_destinations_are_checked(
         THIN_DESTINATIONS,
         json={
             "data": [
-                destination("https://app.example.com/stripe/thin-webhook", list(THIN_EVENT_TYPES)),
-                destination("https://old.example.com/stripe/thin-webhook", THIN_EVENT_TYPES[:2]),
-                destination("https://app.example.com/other", list(THIN_EVENT_TYPES)),
-                destination("https://app.example.com/stripe/thin-webhook", ["*"], "snapshot"),
+                event_destination(
+                    "https://app.example.com/stripe/thin-webhook", list(THIN_EVENT_TYPES)
+                ),
+                event_destination(
+                    "https://old.example.com/stripe/thin-webhook", THIN_EVENT_TYPES[:2]
+                ),
+                event_destination("https://app.example.com/other", list(THIN_EVENT_TYPES)),
+                event_destination(
+                    "https://app.example.com/stripe/thin-webhook", ["*"], payload="snapshot"
+                ),
             ],
             "next_page_url": None,
             "previous_page_url": None,

@@ -8,7 +8,14 @@ from typing import Any
 
 import responses
 from conftest import Host
-from thin_support import API, API_KEY, serve, subscription_object, thin_config
+from thin_support import (
+    API,
+    API_KEY,
+    event_destination,
+    serve,
+    subscription_object,
+    thin_config,
+)
 
 from flask_stripe_billing.testing import build_event, get_account
 from flask_stripe_billing.thin_fetch import THIN_EVENT_TYPES
@@ -102,24 +109,7 @@ def test_create_webhook_endpoint_thin_creates_an_event_destination_for_thin_even
     signing_secret = "whsec_thin_KNawkCGElQ8WpG4RxazUqZTW"
     stripe_api.post(
         DESTINATIONS_URL,
-        json={
-            "id": "ed_test_61RM8ltWcTW4mbsxf16RJyfa2xSQLHJJh1sxm7H0KVT6",
-            "object": "v2.core.event_destination",
-            "created": "2024-10-22T16:20:09.931Z",
-            "description": None,
-            "enabled_events": list(THIN_EVENT_TYPES),
-            "event_payload": "thin",
-            "events_from": ["self"],
-            "livemode": False,
-            "metadata": {},
-            "name": "flask-stripe-billing thin events",
-            "snapshot_api_version": None,
-            "status": "enabled",
-            "status_details": None,
-            "type": "webhook_endpoint",
-            "updated": "2024-10-22T16:20:09.937Z",
-            "webhook_endpoint": {"signing_secret": signing_secret, "url": url},
-        },
+        json=event_destination(url, list(THIN_EVENT_TYPES), signing_secret=signing_secret),
     )
 
     result = billing(host, "create-webhook-endpoint", "--thin", "--url", url)

@@ -91,3 +91,31 @@ def serve(mock: responses.RequestsMock, obj: dict[str, Any], *, status: int = 20
 def thin_config(**extra: Any) -> dict[str, Any]:
     """An app configured for thin events: their signing secret and an API key."""
     return {"STRIPE_THIN_WEBHOOK_SECRET": THIN_SECRET, "STRIPE_API_KEY": API_KEY, **extra}
+
+
+def event_destination(
+    url: str,
+    events: list[str],
+    *,
+    payload: str = "thin",
+    signing_secret: str | None = None,
+) -> dict[str, Any]:
+    """An event destination as Stripe's v2 API answers it (Stripe's published example)."""
+    return {
+        "id": "ed_test_61RM8ltWcTW4mbsxf16RJyfa2xSQLHJJh1sxm7H0KVT6",
+        "object": "v2.core.event_destination",
+        "created": "2024-10-22T16:20:09.931Z",
+        "description": None,
+        "enabled_events": events,
+        "event_payload": payload,
+        "events_from": ["self"],
+        "livemode": False,
+        "metadata": {},
+        "name": "flask-stripe-billing thin events",
+        "snapshot_api_version": None,
+        "status": "enabled",
+        "status_details": None,
+        "type": "webhook_endpoint",
+        "updated": "2024-10-22T16:20:09.937Z",
+        "webhook_endpoint": {"signing_secret": signing_secret, "url": url},
+    }

@@ -11,13 +11,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..clock import utcnow
-from ..entitlements import EntitlementRecord, decode_features
+from ..entitlements import EntitlementRecord
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
 from .base import EventRecord
 from .dbapi_session import Connect, Session
 from .dbapi_sql import from_db_time, quote, quoted_list
-from .sql_log import entitlement_values, new_event_row, subscription_values
+from .sql_log import entitlement_record, entitlement_values, new_event_row, subscription_values
 from .tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
@@ -276,10 +276,5 @@ def _subscription_record(row: dict[str, Any]) -> SubscriptionRecord:
 
 def _entitlement_record(row: dict[str, Any]) -> EntitlementRecord:
     """An :class:`EntitlementRecord` from a row of the entitlement table, by column name."""
-    return EntitlementRecord(
-        customer_id=row["customer_id"],
-        features=decode_features(row["features"]),
-        last_event_at=from_db_time(row["last_event_at"]),
-        last_event_id=row["last_event_id"],
-        updated_at=from_db_time(row["updated_at"]),
-    )
+    times = {name: from_db_time(row[name]) for name in ("last_event_at", "updated_at")}
+    return entitlement_record({**row, **times})

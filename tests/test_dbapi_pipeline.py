@@ -143,14 +143,14 @@ def test_event_of_an_unknown_customer_is_unmatched(
 def test_a_failure_after_the_writes_rolls_them_back_and_records_the_event_failed(
     app: Any, database: Database, received: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = app.extensions["stripe_billing"].user_store
-    original = store.write_outcome
+    steps = app.extensions["stripe_billing"].steps  # the store's calls, one per step
+    original = steps.write_outcome
 
     def write_then_fail(**outcome: Any) -> Any:
         original(**outcome)  # the subscription row, the users row, the event's status…
         raise RuntimeError("broke after writing")
 
-    monkeypatch.setattr(store, "write_outcome", write_then_fail)
+    monkeypatch.setattr(steps, "write_outcome", write_then_fail)
     event = subscription_event(status="active", event_id="evt_bug", created=T0)
 
     received_ok(post_event(app.test_client(), event))

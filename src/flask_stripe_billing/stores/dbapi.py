@@ -6,9 +6,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from ..account import FREE_PLAN, AccountChanges, BillingAccount
-from ..events import StripeEvent
-from ..subscriptions import SubscriptionRecord
-from .base import EventRecord, SeparateSteps
 from .columns import DEFAULT_COLUMNS, REMOVED_FIELDS, REQUIRED_FIELDS
 from .dbapi_log import DBAPIBillingLog
 from .dbapi_session import Connect
@@ -59,7 +56,6 @@ class DBAPIUserStore(DBAPIBillingLog):
         self._overrides = _checked_overrides(columns or {})
         self._user_id_type = user_id_type
         self._resolved: dict[str, str] | None = None
-        self._separate_steps = SeparateSteps(self, self, self)
 
     @property
     def column_overrides(self) -> dict[str, str | None]:
@@ -74,32 +70,6 @@ class DBAPIUserStore(DBAPIBillingLog):
             found = self.session.execute(f"SELECT * FROM {self._users} WHERE 1 = 0").names
             self._resolved = resolve_table_columns(self.users_table, found, self._overrides)
         return self._resolved
-
-    # PipelineSteps: the separate calls, in the transaction they share
-
-    def record_and_lock(
-        self, event: StripeEvent, payload: str, *, lock: bool = True
-    ) -> tuple[EventRecord, BillingAccount | None]:
-        return self._separate_steps.record_and_lock(event, payload, lock=lock)
-
-    def write_outcome(
-        self,
-        *,
-        event_id: str | None,
-        status: str,
-        account: BillingAccount | None,
-        changes: AccountChanges,
-        records: Sequence[SubscriptionRecord],
-        error: str | None,
-    ) -> BillingAccount | None:
-        return self._separate_steps.write_outcome(
-            event_id=event_id,
-            status=status,
-            account=account,
-            changes=changes,
-            records=records,
-            error=error,
-        )
 
     # UserStore
 

@@ -151,10 +151,16 @@ def test_a_summary_before_the_customer_is_linked_waits_for_the_account(make_host
     assert features_of(host) == frozenset()
 
     checkout = checkout_event(client_reference_id="1", subscription="sub_1", created=NOW)
-    post_event(host.client, checkout)
+    with record_signals() as at_link:
+        post_event(host.client, checkout)
+        post_event(host.client, checkout)  # a duplicate: no second signal
 
     assert host.user(1).stripe_customer_id == "cus_test"
     assert features_of(host) == {"export"}
+    [gained] = at_link.calls["features_changed"]  # the account gains what waited for it
+    assert (gained["old_features"], gained["new_features"]) == (frozenset(), {"export"})
+    assert gained["account"].features == {"export"}
+    assert gained["event"].type == "checkout.session.completed"
 
 
 def test_a_summary_never_links_a_customer(make_host: Any) -> None:
@@ -247,6 +253,24 @@ def test_a_truncated_summary_is_completed_from_the_api_page_by_page(
     assert statuses(api_host) == {"evt_truncated": "processed"}
     [changed] = recorded.calls["features_changed"]
     assert changed["new_features"] == set(keys)
+
+
+def test_a_redelivered_truncated_summary_already_applied_asks_stripe_nothing(
+    api_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    keys = twelve()
+    listing_call = stripe_api.get(
+        ENTITLEMENTS_URL,
+        json={"object": "list", "data": [entitlement(key) for key in keys], "has_more": False},
+    )
+    event = summary(*keys, event_id="evt_twice")
+
+    first = post_event(api_host.client, event)
+    again = post_event(api_host.client, event)
+
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert len(listing_call.calls) == 1
+    assert statuses(api_host) == {"evt_twice": "processed"}
 
 
 def test_a_summary_of_ten_or_fewer_is_not_completed(
@@ -466,7 +490,10 @@ def test_sync_reports_a_failed_entitlement_read_without_the_key(
     result = api_host.app.test_cli_runner().invoke(args=["billing", "sync", "1"])
 
     assert result.exit_code == 1
-    assert "user 1, customer cus_test:" in result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "user 1, customer cus_test: no subscriptions at Stripe; nothing changed."
+    assert lines[1].startswith("user 1, customer cus_test: features: ")
+    assert lines[2] == "Synced 1 account; 1 failed."
     assert API_KEY not in result.output
     assert features_of(api_host) == frozenset()
 

@@ -126,6 +126,25 @@ def test_a_notification_naming_no_snapshot_event_is_ignored(
     assert len(stripe_api.calls) == 0
 
 
+def test_a_named_snapshot_event_of_another_type_is_not_applied(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    other = build_event("customer.subscription.updated", event_id="evt_not_a_summary")
+    serve_events(stripe_api, other)
+
+    response = post_thin(thin_host.client, summary_notification("evt_not_a_summary", "evt_thin"))
+
+    assert response.status_code == 200
+    assert rows(thin_host) == {
+        "evt_thin": (
+            "ignored",
+            "snapshot event evt_not_a_summary is a customer.subscription.updated event, "
+            f"not {SUMMARY_EVENT}",
+        )
+    }
+    assert thin_host.subscriptions() == []
+
+
 def test_a_summary_notification_signed_with_another_secret_is_refused(
     thin_host: Host, stripe_api: responses.RequestsMock
 ) -> None:

@@ -105,7 +105,8 @@ def run(
     """
     if state.settings.refetch_subscriptions and payload is not None and thin is None:
         event = refresh_subscription(state, event)
-    if is_truncated(event):
+    logged_id = thin.logged.id if thin is not None else event.id
+    if is_truncated(event) and not (payload is not None and is_finished(state, logged_id)):
         try:
             event = complete_summary(state.stripe, event)
         except BillingError as error:
@@ -138,6 +139,13 @@ def run(
         outcome = _record_failure(state, logged, payload, error)
     announce(app, outcome, logged=payload is not None)
     return outcome
+
+
+def is_finished(state: BillingState, event_id: str) -> bool:
+    """Whether the event log holds the event as done with (so no API call is made for it)."""
+    with state.event_log.transaction():
+        stored = state.event_log.get_event(event_id)
+    return stored is not None and stored.status not in RETRYABLE_STATUSES
 
 
 def find_account(
@@ -242,7 +250,7 @@ def _process(
         records: list[SubscriptionRecord] = []
         if account is not None and event.type in rules.RULES:  # lifecycle events change none
             records = state.subscription_log.subscriptions_of(account.user_id)
-        entitlements = lock_entitlements(state, event)
+        entitlements = lock_entitlements(state, event) or waiting_entitlements(state, event, match)
         if event.type == SUMMARY_EVENT and state.entitlement_log is None:
             decision = Decision(EventStatus.IGNORED, reason="the store keeps no entitlements")
         else:
@@ -284,6 +292,23 @@ def lock_entitlements(state: BillingState, event: StripeEvent) -> EntitlementRec
     if event.type != SUMMARY_EVENT or summary is None or state.entitlement_log is None:
         return None
     return state.entitlement_log.lock_entitlements(summary.customer_id)
+
+
+def waiting_entitlements(
+    state: BillingState, event: StripeEvent, match: AccountMatch
+) -> EntitlementRecord | None:
+    """The entitlements kept for the customer an event is about to link to its account
+    (a summary that came first); None when the event links no customer."""
+    account = match.account
+    if (
+        state.entitlement_log is None
+        or account is None
+        or match.by_customer
+        or not event.customer_id
+        or account.stripe_customer_id is not None
+    ):
+        return None
+    return state.entitlement_log.entitlements_of(event.customer_id)
 
 
 def claim_twin(

@@ -82,8 +82,12 @@ def decide(
     now: datetime,
     entitlements: EntitlementRecord | None = None,
 ) -> Decision:
-    """What ``event`` changes, given the account it names and that account's records
-    (for an entitlement summary: its customer's entitlement record)."""
+    """What ``event`` changes, given the account it names and that account's records.
+
+    ``entitlements``: for an entitlement summary, its customer's record; for an
+    event that links a customer, the features kept for that customer (a summary
+    that came first), which the account then gains (``features_changed``).
+    """
     if event.type == SUMMARY_EVENT:
         return decide_entitlements(event, match, entitlements, now)
     if event.type in LIFECYCLE_SIGNALS:
@@ -115,7 +119,10 @@ def decide(
     changes = _differences(changes, account)
     if changes:
         changes["updated_at"] = now
-    notices = _change_notices(account, account.with_changes(changes))
+    after = account.with_changes(changes)
+    notices = _change_notices(account, after)
+    if "stripe_customer_id" in changes and entitlements is not None and entitlements.features:
+        notices += (_features_notice(replace(after, features=entitlements.features), account),)
     return Decision(PROCESSED, account, changes, changed, notices)
 
 
@@ -174,14 +181,20 @@ def decide_entitlements(
         return Decision(PROCESSED, entitlements=written, reason=reason)
     notices: tuple[Notice, ...] = ()
     if old != written.features:
-        kwargs = {
-            "user_id": account.user_id,
-            "old_features": old,
-            "new_features": written.features,
-            "account": replace(account, features=written.features),
-        }
-        notices = (Notice("features_changed", kwargs),)
+        before = replace(account, features=old)
+        notices = (_features_notice(replace(account, features=written.features), before),)
     return Decision(PROCESSED, account, entitlements=written, notices=notices)
+
+
+def _features_notice(after: BillingAccount, before: BillingAccount) -> Notice:
+    """``features_changed`` from ``before``'s features to ``after``'s."""
+    kwargs = {
+        "user_id": after.user_id,
+        "old_features": before.features,
+        "new_features": after.features,
+        "account": after,
+    }
+    return Notice("features_changed", kwargs)
 
 
 def is_handled(event_type: str) -> bool:

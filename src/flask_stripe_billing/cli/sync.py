@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from flask.cli import with_appcontext
@@ -21,6 +23,8 @@ from ..sync import sync_all, sync_customer, sync_features
 from .common import NotFound, database_unavailable, reported_errors
 
 logger = logging.getLogger("flask_stripe_billing")
+
+T = TypeVar("T")
 
 
 @click.command("sync")
@@ -112,27 +116,39 @@ def _sync_account(
     if not customer_id:
         return [f"{who}: no Stripe customer yet; nothing to sync."], False
     who = f"{who}, customer {customer_id}"
+    outcomes, failure = _attempt(account, lambda: sync_customer(state, app_object(), customer_id))
+    if outcomes is None:
+        return [f"{who}: {failure}"], True
+    lines = [f"{who}: {describe_sync(outcome)}" for outcome in outcomes]
+    if not outcomes:
+        lines = [f"{who}: no subscriptions at Stripe; nothing changed."]
+    if not with_features:
+        return lines, False
+    features, failure = _attempt(account, lambda: sync_features(state, app_object(), customer_id))
+    if failure is not None:
+        return [*lines, f"{who}: features: {failure}"], True
+    if features is not None:
+        lines.append(f"{who}: {describe_features_sync(features)}")
+    return lines, False
+
+
+def _attempt(account: BillingAccount, step: Callable[[], T]) -> tuple[T | None, str | None]:
+    """Run one sync step: its result, or why it failed in words (a refused key and a
+    database outage end the command)."""
     try:
-        outcomes = sync_customer(state, app_object(), customer_id)
-        features = sync_features(state, app_object(), customer_id) if with_features else None
+        return step(), None
     except StoreUnavailableError as error:
         raise database_unavailable(error) from None
     except StripeServiceError as error:
         _stop_if_key_refused(error)
-        return [f"{who}: {error_text(error)}"], True
+        return None, error_text(error)
     except Exception as error:
         logger.error(
             "Stripe subscription sync failed\n%s",
             describe_traceback(error),
-            extra={"user_id": account.user_id, "customer_id": customer_id},
+            extra={"user_id": account.user_id, "customer_id": account.stripe_customer_id},
         )
-        return [f"{who}: failed: {describe_error(error)}"], True
-    lines = [f"{who}: {describe_sync(outcome)}" for outcome in outcomes]
-    if not outcomes:
-        lines = [f"{who}: no subscriptions at Stripe; nothing changed."]
-    if features is not None:
-        lines.append(f"{who}: {describe_features_sync(features)}")
-    return lines, False
+        return None, f"failed: {describe_error(error)}"
 
 
 def _sync_all_features(state: BillingState) -> int:
@@ -158,7 +174,8 @@ def _sync_all_features(state: BillingState) -> int:
             continue
         if outcome is not None and outcome.notices:
             click.echo(f"{who}: {describe_features_sync(outcome)}")
-    click.echo(f"Synced the features of {plural(len(accounts), 'account')}.")
+    failed = f"; {failures} failed" if failures else ""
+    click.echo(f"Synced the features of {plural(len(accounts), 'account')}{failed}.")
     return failures
 
 

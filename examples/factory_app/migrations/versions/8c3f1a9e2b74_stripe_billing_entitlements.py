@@ -1,4 +1,4 @@
-"""stripe_billing_entitlements: each customer's active Stripe Entitlements (0.3)
+"""stripe_billing_entitlements: each customer's active Stripe Entitlements (0.2)
 
 Revision ID: 8c3f1a9e2b74
 Revises: 42d1ee6138a5

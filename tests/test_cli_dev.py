@@ -382,6 +382,32 @@ def test_check_without_the_event_table_exits_1(make_host: Callable[..., Host]) -
     assert result.output.splitlines()[-1] == "1 problem to fix: event log."
 
 
+def test_check_names_the_library_tables_an_upgrade_has_not_created(
+    make_host: Callable[..., Host],
+) -> None:
+    host = make_host()
+    with host.app.app_context():
+        for name in ("stripe_billing_entitlements", "stripe_billing_subscriptions"):
+            host.db.metadata.tables[name].drop(host.db.engine)
+
+    result = billing(host, "check")
+
+    assert result.exit_code == 1
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert (
+        "missing subscription records table stripe_billing_subscriptions does not exist: create "
+        "it with db.create_all() or your migrations (subscription events fail until then)"
+    ) in lines
+    assert (
+        "warning entitlements table stripe_billing_entitlements does not exist: create it with "
+        "db.create_all() or your migrations (entitlement summaries fail until then)"
+    ) in lines
+    assert lines[-1].startswith("1 problem to fix: subscription records")
+    with host.app.app_context():
+        host.db.create_all()
+    assert billing(host, "check").exit_code == 0
+
+
 def test_check_refetch_mode_without_an_api_key_is_a_problem(
     make_host: Callable[..., Host], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -662,6 +688,7 @@ def test_trigger_an_entitlement_summary_sets_the_accounts_features(host: Host) -
     first = result.output.splitlines()[0]
     assert first.startswith("entitlements.active_entitlement_summary.updated evt_test_")
     assert first.endswith("(customer cus_test, features api, export)")
+    assert result.output.splitlines()[-1].endswith("subscription none, features api, export")
     account = get_account(host.app, 1)
     assert account is not None and account.features == {"export", "api"}
     assert misplaced.exit_code == 2

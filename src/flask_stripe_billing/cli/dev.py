@@ -15,7 +15,7 @@ from ..entitlements import SUMMARY_EVENT, read_summary
 from ..event_builder import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
 from ..reports import truncate
 from ..rules import HANDLED_EVENT_TYPES
-from ..state import get_state
+from ..state import BillingState, get_state
 from ..stripe_api import API_VERSION
 from .common import NotFound, deliver, reported_errors
 from .thin import create_thin_destination, trigger_thin
@@ -119,7 +119,7 @@ def trigger_command(
             if user is None:
                 raise NotFound(f"No user {user_id}; nothing was sent.")
         customer = customer or _default(user, "stripe_customer_id", DEFAULT_CUSTOMER)
-        before = user or store.get_by_customer_id(customer)
+        before = _with_features(state, user or store.get_by_customer_id(customer))
     subscription = subscription or _default(user, "stripe_subscription_id", DEFAULT_SUBSCRIPTION)
     try:
         event = build_event(
@@ -138,7 +138,9 @@ def trigger_command(
     target, code, answer = deliver(json.dumps(event).encode(), secret, url)
     with reported_errors(), state.event_log.transaction():
         record = state.event_log.get_event(event["id"])
-        after = store.get(user_id) if user_id else store.get_by_customer_id(customer)
+        after = _with_features(
+            state, store.get(user_id) if user_id else store.get_by_customer_id(customer)
+        )
     facts = ", ".join(
         f"{name} {value}"
         for name, value in _facts(event["data"]["object"], event_type)
@@ -169,9 +171,13 @@ def check_command(online: bool) -> None:
     refuses the key or a configured price is missing or not recurring.
     """
     state = get_state()
+    event_log = diagnostics.check_event_log(state)
+    database = [event_log]
+    if not event_log.problem:  # else that is the thing to fix first
+        database.extend(diagnostics.check_library_tables(state))
     sections = [
         ("Settings", diagnostics.check_settings(state.settings)),
-        ("Database", [diagnostics.check_event_log(state)]),
+        ("Database", database),
     ]
     if online:
         sections.append(("Stripe", diagnostics.check_online(state.settings, state.stripe)))
@@ -272,12 +278,17 @@ def _facts(obj: dict[str, object], event_type: str) -> list[tuple[str, object]]:
     ]
 
 
+def _with_features(state: BillingState, account: BillingAccount | None) -> BillingAccount | None:
+    return None if account is None else state.with_features(account)
+
+
 def _account_line(account: BillingAccount | None, customer: str) -> str:
     if account is None:
         return f"no account has customer {customer}"
+    features = f", features {', '.join(sorted(account.features))}" if account.features else ""
     return (
         f"user {account.user_id}: plan {account.plan}, "
         f"status {account.subscription_status or 'none'}, "
         f"customer {account.stripe_customer_id or 'none'}, "
-        f"subscription {account.stripe_subscription_id or 'none'}"
+        f"subscription {account.stripe_subscription_id or 'none'}{features}"
     )

@@ -35,6 +35,7 @@ from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402
 from support import checkout_event, sign, subscription_event  # noqa: E402
 
 from flask_stripe_billing import signals  # noqa: E402
+from flask_stripe_billing.testing import build_event  # noqa: E402
 
 #: Creation times of the events: an hour ago, then a minute apart.
 T0 = int(time.time()) - 3600
@@ -45,6 +46,7 @@ outcome: what the extension reported (signal webhook_received) -
   processed  the rules ran          duplicate  event id seen before: nothing done
   stale      older than the last applied event of its subscription: nothing done
   unmatched  no user has that customer: acknowledged, kept for billing.process_event()
++feature: an active Stripe entitlement of the user's customer (what feature gates accept)
 """
 
 #: 127.0.0.1 only: never through an HTTP proxy from the environment.
@@ -59,7 +61,7 @@ class Step:
     event: dict[str, Any]
     http: int
     outcome: str  # the status webhook_received reports ("-": rejected before that)
-    alice: str  # expected "plan/status" of alice and of bob
+    alice: str  # expected "plan/status" (then "+feature" each) of alice and of bob
     bob: str
     secret: str = DEMO_WEBHOOK_SECRET
 
@@ -98,6 +100,13 @@ def steps() -> list[Step]:
         created=T0 + 5 * MINUTE,
     )
     forged = alice_subscription("updated", "active", 6, "2020", event_id="evt_demo_forged")
+    entitled = build_event(
+        "entitlements.active_entitlement_summary.updated",
+        customer="cus_demo_alice",
+        features=["export"],
+        created=T0 + 7 * MINUTE,
+        event_id="evt_demo_entitlements",
+    )
     return [
         Step("alice subscribes: subscription.created, active", created,
              200, "processed", "pro/active", "free/-"),
@@ -115,6 +124,8 @@ def steps() -> list[Step]:
              200, "unmatched", "free/canceled", "pro/active"),
         Step("a forged event: wrong signing secret", forged,
              400, "-", "free/canceled", "pro/active", secret="whsec_forged"),
+        Step("Stripe Entitlements give alice export", entitled,
+             200, "processed", "free/canceled+export", "pro/active"),
     ]  # fmt: skip
 
 
@@ -133,7 +144,8 @@ class DemoApp:
 
     def account(self, user_id: int) -> str:
         _, user = self.request("GET", f"/users/{user_id}")
-        return f"{user['plan']}/{user['subscription_status'] or '-'}"
+        features = "".join(f"+{feature}" for feature in user["features"])
+        return f"{user['plan']}/{user['subscription_status'] or '-'}{features}"
 
     def request(
         self,
@@ -199,7 +211,7 @@ def serve_example_app(folder: Path) -> Iterator[DemoApp]:
 
 def run(demo: DemoApp) -> bool:
     """Send every step, print one line each; True when all ended as expected."""
-    print(f"{'':4}{'what is sent':<48} {'HTTP':<4} {'outcome':<10} {'alice':<14} bob")
+    print(f"{'':4}{'what is sent':<48} {'HTTP':<4} {'outcome':<10} {'alice':<21} bob")
     all_ok = True
     for number, step in enumerate(steps(), start=1):
         demo.outcomes.clear()
@@ -210,7 +222,7 @@ def run(demo: DemoApp) -> bool:
         ok = (http, outcome, alice, bob) == (step.http, step.outcome, step.alice, step.bob)
         all_ok = all_ok and ok
         mark = "ok" if ok else f"FAIL: expected {step.http} {step.outcome} {step.alice} {step.bob}"
-        print(f"{number:>2}. {step.title:<48} {http:<4} {outcome:<10} {alice:<14} {bob:<12} {mark}")
+        print(f"{number:>2}. {step.title:<48} {http:<4} {outcome:<10} {alice:<21} {bob:<12} {mark}")
         for line in demo.log_lines:
             print(f"{'':8}app log: {line}")
         if http != 200:

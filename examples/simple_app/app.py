@@ -287,6 +287,8 @@ def show_user(user_id: int) -> dict[str, Any]:
         "current_period_end": _iso(user.current_period_end),
         "cancel_at_period_end": user.cancel_at_period_end,
         "updated_at": _iso(user.updated_at),
+        # Its customer's active Stripe Entitlements (kept by the extension, not on User).
+        "features": sorted(billing.account(user.id).features),
     }
 
 

@@ -17,6 +17,9 @@ from support import SECRET
 
 from flask_stripe_billing import BillingMixin, SQLAlchemyUserStore, StripeBilling, signals
 
+#: Headless Chromium's fixtures (driver, artifacts, require_browser), for the browser tests.
+pytest_plugins = ["browser_support"]
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite://")
 #: Whether the suite runs on PostgreSQL (``postgresql://`` or ``postgresql+driver://``).
 ON_POSTGRES = DATABASE_URL.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")

@@ -19,10 +19,7 @@ import contextlib
 import copy
 import itertools
 import json
-import os
 import re
-import sys
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -35,47 +32,29 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
+from browser_support import (  # first: it puts the examples on the path
+    OPENER,
+    WAIT,
+    Screens,
+    ServedApp,
+)
 from flask import Blueprint, Flask, abort, redirect, render_template_string
-from support import NOW, checkout_event, envelope, load, sign
+from simple_app.app import create_app, db
+from support import NOW, checkout_event, envelope, load
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from flask_stripe_billing import signals
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-if str(EXAMPLES) not in sys.path:
-    sys.path.insert(0, str(EXAMPLES))
-
-from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402
-
 try:
-    from selenium import webdriver
     from selenium.common.exceptions import TimeoutException, WebDriverException
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-except ImportError:  # reported by the fixture below: skipped, or failed under REQUIRE_BROWSER=1
-    webdriver = None  # type: ignore[assignment]
+except ImportError:  # require_browser skips (or fails) these tests
+    pass
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("require_browser")]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-#: Without these, Chromium in a container without internet stalls on its own connections.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--no-proxy-server",  # 127.0.0.1 directly, whatever the environment's proxy
-    "--window-size=1000,700",
-)
-WAIT = 10  # seconds, for any one step
 
 API = "https://api.stripe.com/v1"
 API_KEY = "sk_test_51BrowserTestKey00000000"
@@ -97,8 +76,6 @@ ENVIRONMENT = (
     "SECRET_KEY",
     "DATABASE_URL",
 )
-#: 127.0.0.1 only: never through an HTTP proxy from the environment.
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 FAKE_CHECKOUT_PAGE = """<!doctype html>
 <title>Fake Stripe Checkout</title>
@@ -112,39 +89,6 @@ FAKE_CHECKOUT_PAGE = """<!doctype html>
 </form>
 <p><a href="{{ session.cancel_url }}">Back</a></p>
 """
-
-
-def browser_missing() -> str | None:
-    """Why this machine cannot run the browser test, or None."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
-    if missing:
-        return (
-            f"needs Chromium and chromedriver: {' and '.join(missing)} not found "
-            "(Debian: apt-get install chromium chromium-driver)"
-        )
-    if webdriver is None:
-        return "needs selenium (pip install -e '.[test]')"
-    return None
-
-
-@pytest.fixture(autouse=True)
-def _require_browser() -> None:
-    """Skip without a browser; fail instead under REQUIRE_BROWSER=1. Runs before the others."""
-    reason = browser_missing()
-    if reason is None:
-        return
-    if os.environ.get("REQUIRE_BROWSER") == "1":
-        pytest.fail(f"REQUIRE_BROWSER=1 but this test {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def artifacts(tmp_path: Path) -> Path:
-    """Where the screenshots go: $TEST_ARTIFACTS_DIR/test_browser, else tmp_path."""
-    configured = os.environ.get("TEST_ARTIFACTS_DIR")
-    folder = Path(configured) / "test_browser" if configured else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @dataclass
@@ -212,29 +156,12 @@ class FakeStripe:
 
 
 @dataclass
-class ServedExample:
+class ServedExample(ServedApp):
     """examples/simple_app on 127.0.0.1 with a fake Stripe; what it signalled."""
 
-    base_url: str
-    app: Flask
-    stripe: FakeStripe
-    api_calls: responses.RequestsMock
+    stripe: FakeStripe = field(kw_only=True)
+    api_calls: responses.RequestsMock = field(kw_only=True)
     plan_changes: list[dict[str, Any]] = field(default_factory=list)
-
-    def post_webhook(self, event: dict[str, Any]) -> tuple[int, Any]:
-        """POST a signed event over HTTP, with the example's webhook secret."""
-        body = json.dumps(event).encode()
-        request = urllib.request.Request(
-            f"{self.base_url}/stripe/webhook",
-            data=body,
-            headers={
-                "Content-Type": "application/json",
-                "Stripe-Signature": sign(body, DEMO_WEBHOOK_SECRET),
-            },
-            method="POST",
-        )
-        with OPENER.open(request, timeout=WAIT) as answer:
-            return answer.status, json.loads(answer.read())
 
     def status(self, path: str, cookies: list[dict[str, Any]]) -> int:
         """The HTTP status of a GET with the browser's cookies (which a page does not show)."""
@@ -246,11 +173,6 @@ class ServedExample:
         except urllib.error.HTTPError as error:
             status = error.code
         return status
-
-    def user(self, user_id: int) -> dict[str, Any]:
-        with OPENER.open(f"{self.base_url}/users/{user_id}", timeout=WAIT) as answer:
-            data: dict[str, Any] = json.loads(answer.read())
-            return data
 
 
 @pytest.fixture
@@ -281,7 +203,7 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedE
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         stripe.mock_api(mock)
-        example = ServedExample(base_url, app, stripe, mock)
+        example = ServedExample(base_url, app, stripe=stripe, api_calls=mock)
 
         def record(sender: Flask, **kwargs: Any) -> None:
             example.plan_changes.append(kwargs)
@@ -297,40 +219,6 @@ def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedE
             signals.plan_changed.disconnect(record, sender=app)
             with app.app_context():
                 db.engine.dispose()
-
-
-@pytest.fixture
-def driver(artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Headless Chromium through /usr/bin/chromedriver; never anything downloaded."""
-    # Selenium Manager is skipped when the driver's path is given; offline, in case it is not.
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    profile = tempfile.TemporaryDirectory(prefix="chromium-profile-")
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile.name}"):
-        options.add_argument(flag)
-    service = Service(str(CHROMEDRIVER), log_output=str(artifacts / "chromedriver.log"))
-    chrome = webdriver.Chrome(options=options, service=service)
-    chrome.set_page_load_timeout(WAIT)
-    try:
-        yield chrome
-    finally:
-        chrome.quit()
-        profile.cleanup()
-
-
-@dataclass
-class Screens:
-    """Screenshots of each step, numbered in order, in the artefacts folder."""
-
-    driver: Any
-    folder: Path
-    saved: list[Path] = field(default_factory=list)
-
-    def save(self, name: str) -> None:
-        path = self.folder / f"{len(self.saved) + 1}-{name}.png"
-        assert self.driver.save_screenshot(str(path)), f"no screenshot {path}"
-        self.saved.append(path)
 
 
 def heading(driver: Any) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,27 @@ SIGNALS = sa.Table(
 )
 
 
+#: How often a signal row is tried: the database restarts mid-run, and a pooled connection
+#: that was open across the restart fails once before the pool replaces it.
+RECORD_ATTEMPTS = 20
+
+
 def record(signal: str, event_id: str, **values: Any) -> None:
-    """Write one signal row on its own connection (the webhook's transaction is over)."""
-    with db.engine.begin() as connection:
-        connection.execute(
-            SIGNALS.insert().values(signal=signal, event_id=event_id, pid=os.getpid(), **values)
-        )
+    """Write one signal row on its own connection (the webhook's transaction is over).
+
+    Retried while the database restarts, so that the count is of the signals sent,
+    not of the rows the harness managed to write.
+    """
+    row = SIGNALS.insert().values(signal=signal, event_id=event_id, pid=os.getpid(), **values)
+    for attempt in range(RECORD_ATTEMPTS):
+        try:
+            with db.engine.begin() as connection:
+                connection.execute(row)
+            return
+        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+            if attempt == RECORD_ATTEMPTS - 1:
+                raise
+            time.sleep(0.25)
 
 
 def on_received(sender: Any, *, event: Any, status: str, **kwargs: Any) -> None:

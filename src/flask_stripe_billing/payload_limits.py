@@ -29,6 +29,10 @@ MAX_TIMESTAMP = 253_402_300_800
 INT64_LIMIT = 2**63
 #: Keys whose text value is an id stored in a ``String(255)`` column.
 ID_KEYS = frozenset({"id", "customer", "subscription", "client_reference_id", "user_id"})
+#: Keys whose text value has a length limit (see :func:`_check_length`).
+LIMITED_TEXT_KEYS = ID_KEYS | {"status"}
+#: The kinds of value :func:`_check_value` always visits (text only when it must).
+_ALWAYS_CHECKED = frozenset({dict, list, int, float})
 
 _UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 #: The JSON escapes that decode to a NUL or to (half of) a surrogate pair.
@@ -74,16 +78,29 @@ def _is_clean_text(source: str) -> bool:
 
 def _check_value(key: str, value: Any, *, check_text: bool) -> None:
     """Check ``value``, held under ``key`` (list items under their list's key), and all
-    it holds; recursion is bounded by the depth :func:`load_json` allows."""
+    it holds; recursion is bounded by the depth :func:`load_json` allows.
+
+    An item that cannot break a rule (None, a bool, or text neither checked for NUL
+    characters nor under a key with a length limit) is skipped without a call: an
+    event holds hundreds of values, most of them such text.
+    """
     kind = type(value)
     if kind is dict:
         for item_key, item in value.items():
             if check_text:
                 _check_text(item_key, "a key")
-            _check_value(item_key, item, check_text=check_text)
+            item_kind = type(item)
+            if item_kind in _ALWAYS_CHECKED or (
+                item_kind is str and (check_text or item_key in LIMITED_TEXT_KEYS)
+            ):
+                _check_value(item_key, item, check_text=check_text)
     elif kind is list:
         for item in value:
-            _check_value(key, item, check_text=check_text)
+            item_kind = type(item)
+            if item_kind in _ALWAYS_CHECKED or (
+                item_kind is str and (check_text or key in LIMITED_TEXT_KEYS)
+            ):
+                _check_value(key, item, check_text=check_text)
     elif kind is str:
         if check_text:
             _check_text(value, key)

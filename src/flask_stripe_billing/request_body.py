@@ -20,13 +20,12 @@ def read_limited(request: Request, limit: int, what: str) -> bytes:
     that setting did. A body the server cannot decode (a malformed chunked
     encoding, a client that stops early) is the client's error, not ours.
     """
-    too_large = PayloadTooLargeError(f"{what} is larger than {limit} bytes", {"limit": limit})
     if request.content_length is not None and request.content_length > limit:
-        raise too_large
+        raise _too_large(what, limit)
     cached = getattr(request, "_cached_data", None)  # the host read it already (get_data)
     if isinstance(cached, bytes):
         if len(cached) > limit:
-            raise too_large
+            raise _too_large(what, limit)
         return cached
     chunks: list[bytes] = []
     size = 0
@@ -41,5 +40,10 @@ def read_limited(request: Request, limit: int, what: str) -> bytes:
     except Exception:  # the server's own errors: gunicorn's are not all OSError
         raise ValidationError(f"{what} could not be read: malformed or cut short") from None
     if size > limit:
-        raise too_large
+        raise _too_large(what, limit)
     return b"".join(chunks)
+
+
+def _too_large(what: str, limit: int) -> PayloadTooLargeError:
+    """The 413 error for a body over ``limit`` bytes (built only when raised)."""
+    return PayloadTooLargeError(f"{what} is larger than {limit} bytes", {"limit": limit})

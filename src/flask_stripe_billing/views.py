@@ -89,16 +89,17 @@ def webhook() -> Response:
         raise NotConfiguredError(["STRIPE_WEBHOOK_SECRET"])
     body = read_body(settings.max_webhook_bytes)
     outcome = pipeline.receive(state, app_object(), body, request.headers.get("Stripe-Signature"))
-    event = outcome.event
-    logger.info(
-        "Stripe webhook received",
-        extra={
-            "event_id": event.id,
-            "event_type": event.type,
-            "customer_id": event.customer_id,
-            "status": outcome.status,
-        },
-    )
+    if logger.isEnabledFor(logging.INFO):  # the extra fields are not built for nothing
+        event = outcome.event
+        logger.info(
+            "Stripe webhook received",
+            extra={
+                "event_id": event.id,
+                "event_type": event.type,
+                "customer_id": event.customer_id,
+                "status": outcome.status,
+            },
+        )
     return jsonify(received=True)
 
 

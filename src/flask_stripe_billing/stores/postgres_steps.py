@@ -41,22 +41,25 @@ class PostgresSteps:
         self.account_columns = list(account_columns)
         self.by_user = by_user
         self.field_columns = field_columns
+        #: The record-and-lock row's column names: the event's, then the account's.
+        self._event_names: list[str] = []
+        self._account_names: list[str] = []
         self._record_and_lock = self._build_record_and_lock(customer_column)
         self._writes: dict[tuple[int, frozenset[str], bool], sa.Select[Any]] = {}
 
     def record_and_lock(
         self, connection: Connection, values: Mapping[str, Any], customer_id: str | None
-    ) -> tuple[RowMapping, RowMapping | None]:
-        """The event row as recorded (``e_`` columns), and the locked account's (``a_``)."""
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The event row as recorded, and the locked account's (None: no account locked)."""
         params = {f"ev_{name}": value for name, value in values.items()}
-        row = (
-            connection.execute(self._record_and_lock, {**params, "lock_customer": customer_id})
-            .one()
-            ._mapping
-        )
-        event = {key[2:]: value for key, value in row.items() if key.startswith("e_")}
-        account = {key[2:]: value for key, value in row.items() if key.startswith("a_")}
-        return event, (account if account["user_id"] is not None else None)  # type: ignore[return-value]
+        params["lock_customer"] = customer_id
+        row = connection.execute(self._record_and_lock, params).one()
+        # The row holds the event's columns, then the account's (see the statement):
+        # split by position, not by matching each label's prefix.
+        split = len(self._event_names)
+        event = dict(zip(self._event_names, row[:split], strict=True))
+        account = dict(zip(self._account_names, row[split:], strict=True))
+        return event, (account if account["user_id"] is not None else None)
 
     def write_outcome(
         self,
@@ -100,6 +103,8 @@ class PostgresSteps:
             .with_for_update()
             .cte("locked")
         )
+        self._event_names = [column.name for column in recorded.c]
+        self._account_names = [column.name for column in locked.c]
         return sa.select(
             *(column.label(f"e_{column.name}") for column in recorded.c),
             *(column.label(f"a_{column.name}") for column in locked.c),

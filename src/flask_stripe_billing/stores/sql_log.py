@@ -3,7 +3,7 @@ session."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -90,7 +90,7 @@ class SQLBillingLog:
         session = self.db.session
         values = new_event_row(event, payload)
         connection = session.connection()
-        upsert = self._upsert(connection.dialect, table, {"attempts": table.c.attempts + 1})
+        upsert = self._upsert(connection.dialect, table, _count_attempt)
         if upsert is not None:
             returned = connection.execute(upsert, values).one()._mapping
             return event_record({**returned, "payload": payload})
@@ -184,13 +184,11 @@ class SQLBillingLog:
         table = self.subscriptions_table
         values = subscription_values(record.in_utc())
         connection = self.db.session.connection()
-        replaced = {name: value for name, value in values.items() if name != "id"}
-        upsert = self._upsert(
-            connection.dialect, table, {name: table.c[name] for name in replaced}, returning=False
-        )
+        upsert = self._upsert(connection.dialect, table, _replace_all_but_key, returning=False)
         if upsert is not None:
             connection.execute(upsert, values)
             return
+        replaced = {name: value for name, value in values.items() if name != "id"}
         updated = connection.execute(table.update().where(table.c.id == record.id), replaced)
         if not updated.rowcount:
             connection.execute(table.insert(), values)
@@ -205,7 +203,7 @@ class SQLBillingLog:
         connection = session.connection()
         blank_record = EntitlementRecord(customer_id, frozenset(), None, None, utcnow())
         blank = entitlement_values(blank_record)
-        upsert = self._upsert(connection.dialect, table, {"customer_id": table.c.customer_id})
+        upsert = self._upsert(connection.dialect, table, _keep_key)
         if upsert is not None:
             return entitlement_record(connection.execute(upsert, blank).one()._mapping)
         by_customer = table.c.customer_id == customer_id
@@ -237,16 +235,18 @@ class SQLBillingLog:
         self,
         dialect: sa.Dialect,
         table: sa.Table,
-        set_: Mapping[str, Any],
+        assignments: Assignments,
         *,
         returning: bool = True,
     ) -> sa.Insert | None:
         """``INSERT … ON CONFLICT (primary key) DO UPDATE``, where the dialect has it (built
-        once).
+        once, on the first call: ``assignments`` only runs then, so nothing is built per
+        request).
 
         For the event log the conflicting row is locked by the update, so two
         workers recording one event serialise: the second sees the event as the
-        first committed it. ``set_`` values naming a column take the new row's.
+        first committed it. ``assignments(table, excluded)`` gives the ``SET`` clause;
+        ``excluded`` holds the new row's columns.
         """
         if dialect.name not in ("postgresql", "sqlite"):
             return None
@@ -255,17 +255,35 @@ class SQLBillingLog:
         key = (dialect.name, table.name)
         if key not in self._upserts:
             statement = (postgresql if dialect.name == "postgresql" else sqlite).insert(table)
-            assignments = {
-                name: statement.excluded[name] if isinstance(value, sa.Column) else value
-                for name, value in set_.items()
-            }
             keys = [column.name for column in table.primary_key.columns]
-            statement = statement.on_conflict_do_update(index_elements=keys, set_=assignments)
+            statement = statement.on_conflict_do_update(
+                index_elements=keys, set_=assignments(table, statement.excluded)
+            )
             if returning:
                 # Not the payload: it is what we just sent (Stripe resends the same).
                 statement = statement.returning(*(c for c in table.c if c.name != "payload"))
             self._upserts[key] = statement
         return self._upserts[key]
+
+
+#: Builds an upsert's ``SET`` clause from its table and the new row's columns.
+Assignments = Callable[[sa.Table, Any], Mapping[str, Any]]
+
+
+def _count_attempt(table: sa.Table, excluded: Any) -> Mapping[str, Any]:
+    """The event log's upsert: the stored row stays, one more attempt is counted."""
+    return {"attempts": table.c.attempts + 1}
+
+
+def _replace_all_but_key(table: sa.Table, excluded: Any) -> Mapping[str, Any]:
+    """The subscription table's upsert: every column but the key takes the new row's value."""
+    return {column.name: excluded[column.name] for column in table.c if column.name != "id"}
+
+
+def _keep_key(table: sa.Table, excluded: Any) -> Mapping[str, Any]:
+    """The entitlement table's upsert: a no-op update, so the existing row is locked and
+    returned."""
+    return {"customer_id": excluded["customer_id"]}
 
 
 def new_event_row(event: StripeEvent, payload: str) -> dict[str, Any]:

@@ -97,7 +97,8 @@ class SQLAlchemyUserStore(SQLBillingLog):
             connection, values, event.customer_id if lock else None
         )
         account = None if locked is None else _account(locked)
-        return event_record({**recorded, "payload": payload}), account
+        recorded["payload"] = payload  # not returned: it is the one just sent
+        return event_record(recorded), account
 
     def write_outcome(
         self,
@@ -247,7 +248,7 @@ def _with_lock_variants(statement: sa.Select[Any]) -> dict[bool, sa.Select[Any]]
     return {False: statement, True: statement.with_for_update()}
 
 
-def _account(row: RowMapping) -> BillingAccount:
+def _account(row: Mapping[str, Any] | RowMapping) -> BillingAccount:
     """A BillingAccount from a row labelled with its field names (absent: defaults)."""
     email = row.get("email")
     return BillingAccount(

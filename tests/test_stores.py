@@ -387,7 +387,7 @@ def test_get_event_of_unknown_id_is_none(store: Any) -> None:
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """The stores' current time, set by the test: ``clock[0]``."""
     now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
-    for module in ("memory", "sql_log", "dbapi_log"):
+    for module in ("memory", "sql_log", "sql_rows", "dbapi_log"):
         monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
     return now
 

@@ -10,7 +10,7 @@ from .events import StripeEvent
 from .extension import StripeBilling
 from .invoices import Invoice
 from .management import SubscriptionChange
-from .pipeline import Outcome
+from .outcomes import Outcome
 from .stores import (
     BillingMixin,
     DBAPIUserStore,

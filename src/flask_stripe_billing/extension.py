@@ -18,7 +18,7 @@ from .gates import ViewDecorator
 from .invoices import Invoice, list_invoices
 from .management import SubscriptionChange, Who
 from .management_views import add_management_routes
-from .pipeline import Outcome
+from .outcomes import Outcome
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import (
     EntitlementLog,

@@ -11,50 +11,27 @@ arrives twice at the same moment on two workers.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from . import rules, signals
 from .account import BillingAccount
 from .clock import utcnow
+from .dispatch import hand_over, record_for_dispatch
 from .entitlement_fetch import complete_summary, is_truncated
-from .entitlements import SUMMARY_EVENT, EntitlementRecord
-from .errors import BillingError, EventNotRecordedError
+from .entitlement_steps import lock_entitlements, waiting_entitlements
+from .entitlements import SUMMARY_EVENT
+from .errors import BillingError
 from .events import StripeEvent, with_subscription
+from .outcomes import DUPLICATE, Outcome, ThinOrigin, not_recorded
 from .redact import describe_error, describe_traceback
-from .rules import AccountMatch, Decision, Notice
+from .rules import AccountMatch, Decision
 from .state import BillingState
 from .stores.base import RETRYABLE_STATUSES, EventStatus, StoreUnavailableError, UserStore
 from .subscriptions import SubscriptionRecord
 from .webhook import read_event, verify_signature
 
 logger = logging.getLogger("flask_stripe_billing")
-
-#: Status reported for an event seen before (its stored status is left as it was).
-DUPLICATE = "duplicate"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What processing one event did."""
-
-    event: StripeEvent
-    status: str
-    before: BillingAccount | None = None
-    after: BillingAccount | None = None
-    error: Exception | None = None
-    #: Why the event stayed unmatched or stale.
-    reason: str | None = None
-    notices: tuple[Notice, ...] = ()
-
-
-@dataclass(frozen=True)
-class ThinOrigin:
-    """Where a thin notification's fetched event comes from: the notification as the event
-    log records it, and the snapshot event of the same change (None: Stripe named none)."""
-
-    logged: StripeEvent
-    twin: StripeEvent | None = None
 
 
 def receive(state: BillingState, app: Any, body: bytes, signature: str | None) -> Outcome:
@@ -168,36 +145,6 @@ def refresh_subscription(state: BillingState, event: StripeEvent) -> StripeEvent
     return with_subscription(event, fetched)
 
 
-def record_for_dispatch(state: BillingState, event: StripeEvent, payload: str) -> Outcome:
-    """Dispatch mode: only store the event for a worker; status ``received`` or duplicate."""
-    log = state.event_log
-    try:
-        with log.transaction():
-            record = log.record_event(event, payload)
-    except Exception as error:
-        raise not_recorded(event, describe_traceback(error)) from None
-    if record.status in RETRYABLE_STATUSES:
-        return Outcome(event, EventStatus.RECEIVED)
-    return Outcome(event, DUPLICATE)
-
-
-def hand_over(state: BillingState, event: StripeEvent) -> None:
-    """Give the event id to the host's queue; if that fails it stays ``received``.
-
-    The event is recorded already, so the answer stays 200; ``flask billing
-    replay`` processes it, and Stripe's next delivery of it hands it over again.
-    """
-    assert state.dispatch is not None
-    try:
-        state.dispatch(event.id)
-    except Exception as error:
-        logger.error(
-            "Stripe webhook could not be dispatched; it stays received for replay\n%s",
-            describe_traceback(error),
-            extra={"event_id": event.id, "event_type": event.type},
-        )
-
-
 def announce(app: Any, outcome: Outcome, *, logged: bool = True) -> None:
     """Send the signals for what happened; call only after the commit."""
     event = outcome.event
@@ -210,16 +157,6 @@ def announce(app: Any, outcome: Outcome, *, logged: bool = True) -> None:
             continue  # a snapshot of a subscription no account has: not news
         signal = getattr(signals, notice.signal)
         signals.send_safely(signal, app, **notice.kwargs, event=event)
-
-
-def not_recorded(event: StripeEvent, reason: str) -> EventNotRecordedError:
-    """Log why the event could not be stored; the error to raise (5xx, Stripe retries)."""
-    logger.error(
-        "Stripe webhook could not be recorded: %s",
-        reason,
-        extra={"event_id": event.id, "event_type": event.type},
-    )
-    return EventNotRecordedError()
 
 
 def _process(
@@ -283,32 +220,6 @@ def _process(
         reason=decision.reason,
         notices=decision.notices,
     )
-
-
-def lock_entitlements(state: BillingState, event: StripeEvent) -> EntitlementRecord | None:
-    """An entitlement summary's customer record, row-locked after the account (as every
-    writer of it locks them); None for any other event."""
-    summary = event.entitlements
-    if event.type != SUMMARY_EVENT or summary is None or state.entitlement_log is None:
-        return None
-    return state.entitlement_log.lock_entitlements(summary.customer_id)
-
-
-def waiting_entitlements(
-    state: BillingState, event: StripeEvent, match: AccountMatch
-) -> EntitlementRecord | None:
-    """The entitlements kept for the customer an event is about to link to its account
-    (a summary that came first); None when the event links no customer."""
-    account = match.account
-    if (
-        state.entitlement_log is None
-        or account is None
-        or match.by_customer
-        or not event.customer_id
-        or account.stripe_customer_id is not None
-    ):
-        return None
-    return state.entitlement_log.entitlements_of(event.customer_id)
 
 
 def claim_twin(

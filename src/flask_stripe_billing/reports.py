@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import BillingError
-from .pipeline import DUPLICATE, Outcome
+from .outcomes import DUPLICATE, Outcome
 from .redact import describe_error, redact
 from .stores.base import EventRecord, EventStatus
 

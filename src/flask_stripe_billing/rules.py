@@ -8,70 +8,21 @@ each event type does to its subscription's record is in :mod:`.handlers`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, cast
+from typing import cast
 
 from .account import AccountChanges, BillingAccount
 from .config import Settings
-from .entitlements import SUMMARY_EVENT, EntitlementRecord, supersedes
+from .decisions import IGNORED, PROCESSED, STALE, UNMATCHED, AccountMatch, Decision, Notice
+from .entitlement_rules import decide_entitlements, features_notice
+from .entitlements import SUMMARY_EVENT, EntitlementRecord
 from .events import StripeEvent
 from .handlers import HANDLED_EVENT_TYPES, RULES, carried_over
 from .lifecycle import LIFECYCLE_SIGNALS
 from .projection import project
-from .stores.base import EventStatus
 from .subscriptions import TERMINAL_STATUSES, SubscriptionRecord
-
-PROCESSED = EventStatus.PROCESSED
-IGNORED = EventStatus.IGNORED
-STALE = EventStatus.STALE
-UNMATCHED = EventStatus.UNMATCHED
-
-
-@dataclass(frozen=True)
-class AccountMatch:
-    """The account an event was found to be about, and how it was found."""
-
-    account: BillingAccount | None
-    #: True when found by the event's customer id; False when named by the event
-    #: itself (``client_reference_id`` / ``metadata.user_id``).
-    by_customer: bool
-
-
-@dataclass(frozen=True)
-class Notice:
-    """A signal to send after the commit: its name in :mod:`.signals` and its arguments."""
-
-    signal: str
-    kwargs: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Everything one event changes; the pipeline writes it and sends the notices."""
-
-    status: str
-    account: BillingAccount | None = None
-    #: Fields of the account to write (empty: the account stays as it is).
-    account_changes: AccountChanges = field(default_factory=lambda: AccountChanges())
-    #: Subscription records to write (new or changed).
-    records: tuple[SubscriptionRecord, ...] = ()
-    notices: tuple[Notice, ...] = ()
-    #: Why an event stayed unmatched or stale, in words.
-    reason: str | None = None
-    #: The customer's entitlement record to write (new or changed).
-    entitlements: EntitlementRecord | None = None
-
-    @property
-    def after(self) -> BillingAccount | None:
-        """The account as it is once the changes are written."""
-        if self.account is None:
-            return None
-        after = self.account.with_changes(self.account_changes)
-        if self.entitlements is not None:
-            after = replace(after, features=self.entitlements.features)
-        return after
 
 
 def decide(
@@ -122,7 +73,7 @@ def decide(
     after = account.with_changes(changes)
     notices = _change_notices(account, after)
     if "stripe_customer_id" in changes and entitlements is not None and entitlements.features:
-        notices += (_features_notice(replace(after, features=entitlements.features), account),)
+        notices += (features_notice(replace(after, features=entitlements.features), account),)
     return Decision(PROCESSED, account, changes, changed, notices)
 
 
@@ -139,62 +90,6 @@ def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:
     if kwargs is None:
         return Decision(IGNORED, reason=f"{event.type} does not carry the object it names")
     return Decision(PROCESSED, match.account, notices=(Notice(signal, kwargs),))
-
-
-def decide_entitlements(
-    event: StripeEvent,
-    match: AccountMatch,
-    record: EntitlementRecord | None,
-    now: datetime,
-) -> Decision:
-    """A summary sets its customer's active features, unless a newer one was applied.
-
-    The record is kept per customer whether or not an account is linked to
-    it yet (the summary often comes before Checkout's event links the
-    customer); an account reads its features once linked. Like a lifecycle
-    event, a summary never links a customer. ``features_changed`` goes out
-    when a linked account's features really change.
-    """
-    summary = event.entitlements
-    if summary is None:
-        return Decision(IGNORED, reason="the entitlement summary names no customer")
-    account = match.account if match.by_customer else None
-    if not supersedes(event.created, summary.features, record):
-        if record is not None and record.features == summary.features:
-            return Decision(PROCESSED, account)  # the features it lists are the ones kept
-        return Decision(
-            STALE, account, reason="a newer entitlement summary of this customer was applied"
-        )
-    written = EntitlementRecord(
-        customer_id=summary.customer_id,
-        features=summary.features,
-        last_event_at=event.created,
-        last_event_id=event.id,
-        updated_at=now,
-    )
-    old = record.features if record is not None else frozenset()
-    if account is None:
-        reason = (
-            f"no account is linked to customer {summary.customer_id} yet; "
-            "its features apply once one is"
-        )
-        return Decision(PROCESSED, entitlements=written, reason=reason)
-    notices: tuple[Notice, ...] = ()
-    if old != written.features:
-        before = replace(account, features=old)
-        notices = (_features_notice(replace(account, features=written.features), before),)
-    return Decision(PROCESSED, account, entitlements=written, notices=notices)
-
-
-def _features_notice(after: BillingAccount, before: BillingAccount) -> Notice:
-    """``features_changed`` from ``before``'s features to ``after``'s."""
-    kwargs = {
-        "user_id": after.user_id,
-        "old_features": before.features,
-        "new_features": after.features,
-        "account": after,
-    }
-    return Notice("features_changed", kwargs)
 
 
 def is_handled(event_type: str) -> bool:

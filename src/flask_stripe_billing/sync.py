@@ -19,7 +19,7 @@ from .clock import utcnow
 from .entitlement_fetch import read_entitlements
 from .entitlements import SUMMARY_EVENT, SUMMARY_OBJECT
 from .events import StripeEvent, parse_event
-from .pipeline import Outcome
+from .outcomes import Outcome
 from .redact import describe_traceback
 from .state import BillingState
 from .stores.base import EventStatus, StoreUnavailableError

@@ -14,11 +14,12 @@ from typing import Any
 
 from . import pipeline
 from .clock import utcnow
+from .dispatch import hand_over, record_for_dispatch
 from .errors import BillingError, ValidationError
 from .events import EventParseError
 from .notifications import ThinNotification, is_thin, parse_notification
+from .outcomes import DUPLICATE, Outcome, ThinOrigin, not_recorded
 from .payload_limits import check_storable, load_json
-from .pipeline import DUPLICATE, Outcome, ThinOrigin
 from .redact import describe_traceback
 from .state import BillingState
 from .stores.base import RETRYABLE_STATUSES, EventStatus
@@ -39,9 +40,9 @@ def receive_thin(state: BillingState, app: Any, body: bytes, signature: str | No
     if state.dispatch is None:
         return run_notification(state, app, notification, payload)
     logged = notification.as_logged()
-    outcome = pipeline.record_for_dispatch(state, logged, payload)
+    outcome = record_for_dispatch(state, logged, payload)
     if outcome.status == EventStatus.RECEIVED:
-        pipeline.hand_over(state, logged)
+        hand_over(state, logged)
     pipeline.announce(app, outcome)
     return outcome
 
@@ -132,7 +133,7 @@ def _settle(
             log.finish_event(notification.id, twin.status, user_id=twin.user_id, error=note)
             return Outcome(logged, DUPLICATE, reason=note)
     except Exception as error:
-        raise pipeline.not_recorded(logged, describe_traceback(error)) from None
+        raise not_recorded(logged, describe_traceback(error)) from None
 
 
 def _ignore(
@@ -148,7 +149,7 @@ def _ignore(
                 return Outcome(logged, DUPLICATE)
             log.finish_event(notification.id, EventStatus.IGNORED, error=reason)
     except Exception as error:
-        raise pipeline.not_recorded(logged, describe_traceback(error)) from None
+        raise not_recorded(logged, describe_traceback(error)) from None
     return Outcome(logged, EventStatus.IGNORED, reason=reason)
 
 

@@ -17,6 +17,7 @@ from ..reports import truncate
 from ..rules import HANDLED_EVENT_TYPES
 from ..state import BillingState, get_state
 from ..stripe_api import API_VERSION
+from ..table_checks import check_library_tables
 from .common import NotFound, deliver, reported_errors
 from .thin import create_thin_destination, trigger_thin
 
@@ -174,7 +175,7 @@ def check_command(online: bool) -> None:
     event_log = diagnostics.check_event_log(state)
     database = [event_log]
     if not event_log.problem:  # else that is the thing to fix first
-        database.extend(diagnostics.check_library_tables(state))
+        database.extend(check_library_tables(state))
     sections = [
         ("Settings", diagnostics.check_settings(state.settings)),
         ("Database", database),

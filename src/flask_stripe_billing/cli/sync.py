@@ -14,7 +14,7 @@ from flask.cli import with_appcontext
 
 from ..account import BillingAccount
 from ..errors import StripeServiceError
-from ..pipeline import Outcome
+from ..outcomes import Outcome
 from ..redact import describe_error, describe_traceback
 from ..reports import describe_features_sync, describe_sync, error_text, plural
 from ..state import BillingState, app_object, get_state

@@ -17,7 +17,7 @@ from ..subscriptions import SubscriptionRecord
 from .base import EventRecord
 from .dbapi_session import Connect, Session
 from .dbapi_sql import from_db_time, quote, quoted_list
-from .sql_log import entitlement_record, entitlement_values, new_event_row, subscription_values
+from .sql_rows import entitlement_record, entitlement_values, new_event_row, subscription_values
 from .tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,

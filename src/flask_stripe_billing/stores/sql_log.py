@@ -11,13 +11,20 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
 
 from ..clock import as_utc, utcnow
-from ..entitlements import EntitlementRecord, decode_features, encode_features
+from ..entitlements import EntitlementRecord
 from ..events import StripeEvent
 from ..subscriptions import SubscriptionRecord
-from .base import EventRecord, EventStatus, StoreUnavailableError
+from .base import EventRecord, StoreUnavailableError
+from .sql_rows import (
+    entitlement_record,
+    entitlement_values,
+    event_record,
+    new_event_row,
+    subscription_record,
+    subscription_values,
+)
 from .tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
@@ -284,97 +291,3 @@ def _keep_key(table: sa.Table, excluded: Any) -> Mapping[str, Any]:
     """The entitlement table's upsert: a no-op update, so the existing row is locked and
     returned."""
     return {"customer_id": excluded["customer_id"]}
-
-
-def new_event_row(event: StripeEvent, payload: str) -> dict[str, Any]:
-    """The event log's row for an event recorded for the first time."""
-    return {
-        "id": event.id,
-        "type": event.type,
-        "created": event.created,
-        "customer_id": event.customer_id,
-        "status": EventStatus.RECEIVED,
-        "payload": payload,
-        "attempts": 1,
-        "received_at": utcnow(),
-    }
-
-
-def subscription_record(row: Mapping[str, Any] | RowMapping) -> SubscriptionRecord:
-    """A :class:`SubscriptionRecord` from a row of the subscription table."""
-    return SubscriptionRecord(
-        id=row["id"],
-        user_id=row["user_id"],
-        customer_id=row["customer_id"],
-        status=row["status"],
-        price_ids=tuple(str(row["price_ids"] or "").split()),
-        plan=row["plan"],
-        quantity=row["quantity"],
-        trial_end=as_utc(row["trial_end"]),
-        current_period_end=as_utc(row["current_period_end"]),
-        cancel_at_period_end=bool(row["cancel_at_period_end"]),
-        cancel_at=as_utc(row["cancel_at"]),
-        ended_at=as_utc(row["ended_at"]),
-        created=as_utc(row["created"]),
-        last_event_at=as_utc(row["last_event_at"]),
-    )
-
-
-def subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
-    """The subscription table's row for a record (its times already in UTC)."""
-    return {
-        "id": record.id,
-        "user_id": str(record.user_id),
-        "customer_id": record.customer_id,
-        "status": record.status,
-        "price_ids": " ".join(record.price_ids),
-        "plan": record.plan,
-        "quantity": record.quantity,
-        "trial_end": record.trial_end,
-        "current_period_end": record.current_period_end,
-        "cancel_at_period_end": record.cancel_at_period_end,
-        "cancel_at": record.cancel_at,
-        "ended_at": record.ended_at,
-        "created": record.created,
-        "last_event_at": record.last_event_at,
-        "updated_at": utcnow(),
-    }
-
-
-def entitlement_values(record: EntitlementRecord) -> dict[str, Any]:
-    """The entitlement table's row for a record (its times already in UTC)."""
-    return {
-        "customer_id": record.customer_id,
-        "features": encode_features(record.features),
-        "last_event_at": record.last_event_at,
-        "last_event_id": record.last_event_id,
-        "updated_at": record.updated_at or utcnow(),
-    }
-
-
-def entitlement_record(row: Mapping[str, Any] | RowMapping) -> EntitlementRecord:
-    """An :class:`EntitlementRecord` from a row of the entitlement table."""
-    return EntitlementRecord(
-        customer_id=row["customer_id"],
-        features=decode_features(row["features"]),
-        last_event_at=as_utc(row["last_event_at"]),
-        last_event_id=row["last_event_id"],
-        updated_at=as_utc(row["updated_at"]),
-    )
-
-
-def event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
-    """An :class:`EventRecord` from a row of the event log."""
-    return EventRecord(
-        id=row["id"],
-        type=row["type"],
-        created=as_utc(row["created"]),  # type: ignore[arg-type]
-        customer_id=row["customer_id"],
-        user_id=row["user_id"],
-        status=row["status"],
-        error=row["error"],
-        payload=row["payload"],
-        attempts=row["attempts"],
-        received_at=as_utc(row["received_at"]),  # type: ignore[arg-type]
-        processed_at=as_utc(row["processed_at"]),
-    )

@@ -16,7 +16,8 @@ from ..subscriptions import SubscriptionRecord
 from .base import EventRecord, SeparateSteps
 from .columns import resolve_columns
 from .postgres_steps import PostgresSteps
-from .sql_log import SQLBillingLog, event_record, new_event_row, subscription_values
+from .sql_log import SQLBillingLog
+from .sql_rows import event_record, new_event_row, subscription_values
 from .tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 if TYPE_CHECKING:

@@ -244,24 +244,36 @@ def keep_received(
     state: BillingState, event: StripeEvent, payload: str, reason: str, error: BillingError
 ) -> Outcome:
     """Record the event ``received`` with why Stripe's API could not be read for it, for
-    ``flask billing replay`` (or Stripe's next delivery) to try again; a finished one is a
-    duplicate."""
-    log = state.event_log
+    ``flask billing replay`` (or Stripe's next delivery) to try again."""
     reason = f"{reason}: {describe_error(error)}"
     logger.warning(
         "Stripe event kept for replay: %s",
         reason,
         extra={"event_id": event.id, "event_type": event.type},
     )
+    return record_unapplied(state, event, payload, EventStatus.RECEIVED, reason, error)
+
+
+def record_unapplied(
+    state: BillingState,
+    event: StripeEvent,
+    payload: str,
+    status: str,
+    reason: str,
+    error: Exception | None = None,
+) -> Outcome:
+    """Record the event with ``status`` and why, applying nothing (a finished one is a
+    duplicate, left as it is)."""
+    log = state.event_log
     try:
         with log.transaction():
             recorded = log.record_event(event, payload)
             if recorded.status not in RETRYABLE_STATUSES:
                 return Outcome(event, DUPLICATE)
-            log.finish_event(event.id, EventStatus.RECEIVED, error=reason)
+            log.finish_event(event.id, status, error=reason)
     except Exception as failure:
         raise not_recorded(event, describe_traceback(failure)) from None
-    return Outcome(event, EventStatus.RECEIVED, error=error, reason=reason)
+    return Outcome(event, status, error=error, reason=reason)
 
 
 def _record_failure(

@@ -85,7 +85,8 @@ def run_notification(
     event = fetched_event(notification, route, obj, utcnow())
     if event.type != route.snapshot_type:  # a fetched snapshot event of another kind
         reason = f"{_related_name(notification)} is a {event.type} event, not {route.snapshot_type}"
-        outcome = _ignore(state, notification, payload, reason)
+        logged = notification.as_logged()
+        outcome = pipeline.record_unapplied(state, logged, payload, EventStatus.IGNORED, reason)
         pipeline.announce(app, outcome)
         return outcome
     logged = replace(notification.as_logged(), customer_id=event.customer_id)
@@ -134,23 +135,6 @@ def _settle(
             return Outcome(logged, DUPLICATE, reason=note)
     except Exception as error:
         raise not_recorded(logged, describe_traceback(error)) from None
-
-
-def _ignore(
-    state: BillingState, notification: ThinNotification, payload: str, reason: str
-) -> Outcome:
-    """Record the notification ``ignored`` with why (a finished one is a duplicate)."""
-    log = state.event_log
-    logged = notification.as_logged()
-    try:
-        with log.transaction():
-            recorded = log.record_event(logged, payload)
-            if recorded.status not in RETRYABLE_STATUSES:
-                return Outcome(logged, DUPLICATE)
-            log.finish_event(notification.id, EventStatus.IGNORED, error=reason)
-    except Exception as error:
-        raise not_recorded(logged, describe_traceback(error)) from None
-    return Outcome(logged, EventStatus.IGNORED, reason=reason)
 
 
 def _related_name(notification: ThinNotification) -> str:

@@ -17,7 +17,13 @@ from ..subscriptions import SubscriptionRecord
 from .base import EventRecord
 from .dbapi_session import Connect, Session
 from .dbapi_sql import from_db_time, quote, quoted_list
-from .sql_rows import entitlement_record, entitlement_values, new_event_row, subscription_values
+from .sql_rows import (
+    entitlement_record,
+    entitlement_values,
+    new_event_row,
+    subscription_record,
+    subscription_values,
+)
 from .tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
@@ -256,22 +262,7 @@ def _event_record(row: dict[str, Any]) -> EventRecord:
 def _subscription_record(row: dict[str, Any]) -> SubscriptionRecord:
     """A :class:`SubscriptionRecord` from a row of the subscription table, by column name."""
     times = {name: from_db_time(row[name]) for name in _SUBSCRIPTION_TIMES}
-    return SubscriptionRecord(
-        id=row["id"],
-        user_id=row["user_id"],
-        customer_id=row["customer_id"],
-        status=row["status"],
-        price_ids=tuple(str(row["price_ids"] or "").split()),
-        plan=row["plan"],
-        quantity=row["quantity"],
-        trial_end=times["trial_end"],
-        current_period_end=times["current_period_end"],
-        cancel_at_period_end=bool(row["cancel_at_period_end"]),
-        cancel_at=times["cancel_at"],
-        ended_at=times["ended_at"],
-        created=times["created"],
-        last_event_at=times["last_event_at"],
-    )
+    return subscription_record({**row, **times})
 
 
 def _entitlement_record(row: dict[str, Any]) -> EntitlementRecord:

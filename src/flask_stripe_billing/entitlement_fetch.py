@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
 
 from stripe import RequestOptions
 
@@ -19,16 +18,6 @@ logger = logging.getLogger("flask_stripe_billing")
 def is_truncated(event: StripeEvent) -> bool:
     """Whether the event is an entitlement summary that left entitlements out."""
     return event.entitlements is not None and event.entitlements.truncated
-
-
-def read_entitlements(
-    gateway: StripeGateway, customer_id: str, options: RequestOptions | None = None
-) -> list[dict[str, Any]]:
-    """The customer's active entitlements, every page of them.
-
-    Raises :class:`~.errors.StripeServiceError` when Stripe fails.
-    """
-    return gateway.list_active_entitlements(customer_id, options)
 
 
 def complete_summary(gateway: StripeGateway | None, event: StripeEvent) -> StripeEvent:
@@ -48,5 +37,5 @@ def complete_summary(gateway: StripeGateway | None, event: StripeEvent) -> Strip
         )
         return event
     options: RequestOptions = {"headers": {"Stripe-Request-Trigger": f"event={event.id}"}}
-    features = lookup_keys(read_entitlements(gateway, summary.customer_id, options))
+    features = lookup_keys(gateway.list_active_entitlements(summary.customer_id, options))
     return replace(event, entitlements=replace(summary, features=features, truncated=False))

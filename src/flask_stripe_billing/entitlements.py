@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from .clock import as_utc
+from .clock import as_utc, utcnow
 
 #: The snapshot event type carrying a customer's active entitlements.
 SUMMARY_EVENT = "entitlements.active_entitlement_summary.updated"
@@ -48,6 +48,12 @@ class EntitlementRecord:
     #: The id of that event (``sync_entitlements_<customer>`` when read from Stripe's API).
     last_event_id: str | None = None
     updated_at: datetime | None = None
+
+    @classmethod
+    def blank(cls, customer_id: str) -> EntitlementRecord:
+        """The record a store creates for a customer it has none of yet: no features, no
+        watermark (so any summary supersedes it)."""
+        return cls(customer_id, frozenset(), None, None, utcnow())
 
     def in_utc(self) -> EntitlementRecord:
         """The same record with every time in UTC (what stores keep and give back)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from itertools import repeat
 from typing import Any
 
 from .events import EventParseError
@@ -85,22 +86,16 @@ def _check_value(key: str, value: Any, *, check_text: bool) -> None:
     event holds hundreds of values, most of them such text.
     """
     kind = type(value)
-    if kind is dict:
-        for item_key, item in value.items():
-            if check_text:
+    if kind is dict or kind is list:
+        pairs = value.items() if kind is dict else zip(repeat(key), value)
+        for item_key, item in pairs:
+            if check_text and kind is dict:
                 _check_text(item_key, "a key")
             item_kind = type(item)
             if item_kind in _ALWAYS_CHECKED or (
                 item_kind is str and (check_text or item_key in LIMITED_TEXT_KEYS)
             ):
                 _check_value(item_key, item, check_text=check_text)
-    elif kind is list:
-        for item in value:
-            item_kind = type(item)
-            if item_kind in _ALWAYS_CHECKED or (
-                item_kind is str and (check_text or key in LIMITED_TEXT_KEYS)
-            ):
-                _check_value(key, item, check_text=check_text)
     elif kind is str:
         if check_text:
             _check_text(value, key)

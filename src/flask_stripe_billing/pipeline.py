@@ -82,8 +82,8 @@ def run(
     """
     if state.settings.refetch_subscriptions and payload is not None and thin is None:
         event = refresh_subscription(state, event)
-    logged_id = thin.logged.id if thin is not None else event.id
-    if is_truncated(event) and not (payload is not None and is_finished(state, logged_id)):
+    logged = thin.logged if thin is not None else event
+    if is_truncated(event) and not (payload is not None and is_finished(state, logged.id)):
         try:
             event = complete_summary(state.stripe, event)
         except BillingError as error:
@@ -92,7 +92,6 @@ def run(
             assert event.entitlements is not None
             customer = event.entitlements.customer_id
             reason = f"could not list the active entitlements of {customer}"
-            logged = thin.logged if thin is not None else event
             outcome = keep_received(state, logged, payload, reason, error)
             announce(app, outcome)
             return outcome
@@ -112,7 +111,6 @@ def run(
             describe_traceback(error),
             extra={"event_id": event.id, "event_type": event.type},
         )
-        logged = thin.logged if thin is not None else event
         outcome = _record_failure(state, logged, payload, error)
     announce(app, outcome, logged=payload is not None)
     return outcome

@@ -95,7 +95,7 @@ def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:
 def is_handled(event_type: str) -> bool:
     """Whether events of this type are about an account (a change, a lifecycle signal or
     an entitlement summary)."""
-    return event_type in RULES or event_type in LIFECYCLE_SIGNALS or event_type == SUMMARY_EVENT
+    return event_type in HANDLED_EVENT_TYPES
 
 
 def unmatched_reason(event: StripeEvent, match: AccountMatch) -> str | None:

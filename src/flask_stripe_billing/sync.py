@@ -16,7 +16,6 @@ from typing import Any
 
 from . import pipeline
 from .clock import utcnow
-from .entitlement_fetch import read_entitlements
 from .entitlements import SUMMARY_EVENT, SUMMARY_OBJECT
 from .events import StripeEvent, parse_event
 from .outcomes import Outcome
@@ -60,7 +59,7 @@ def sync_features(state: BillingState, app: Any, customer_id: str) -> Outcome | 
     if state.entitlement_log is None:
         return None
     read_at = int(utcnow().timestamp())
-    entitlements = read_entitlements(state.require_stripe(), customer_id)
+    entitlements = state.require_stripe().list_active_entitlements(customer_id)
     return pipeline.run(state, app, summary_snapshot(customer_id, entitlements, read_at), None)
 
 

@@ -6,6 +6,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -161,18 +162,16 @@ def _sync_all_features(state: BillingState) -> int:
         accounts: list[BillingAccount] = listing()
     failures = 0
     for account in accounts:
-        assert account.stripe_customer_id is not None
-        who = f"user {account.user_id}, customer {account.stripe_customer_id}"
-        try:
-            outcome = sync_features(state, app_object(), account.stripe_customer_id)
-        except StoreUnavailableError as error:
-            raise database_unavailable(error) from None
-        except StripeServiceError as error:
-            _stop_if_key_refused(error)
-            click.echo(f"{who}: {error_text(error)}")
+        customer_id = account.stripe_customer_id
+        assert customer_id is not None
+        who = f"user {account.user_id}, customer {customer_id}"
+        outcome, failure = _attempt(
+            account, partial(sync_features, state, app_object(), customer_id)
+        )
+        if failure is not None:
+            click.echo(f"{who}: {failure}")
             failures += 1
-            continue
-        if outcome is not None and outcome.notices:
+        elif outcome is not None and outcome.notices:
             click.echo(f"{who}: {describe_features_sync(outcome)}")
     failed = f"; {failures} failed" if failures else ""
     click.echo(f"Synced the features of {plural(len(accounts), 'account')}{failed}.")

@@ -192,8 +192,7 @@ class DBAPIBillingLog:
 
     def lock_entitlements(self, customer_id: str) -> EntitlementRecord:
         """Insert a blank record or lock the existing one, and return it: one statement."""
-        blank = EntitlementRecord(customer_id, frozenset(), None, None, utcnow())
-        values = entitlement_values(blank)
+        values = entitlement_values(EntitlementRecord.blank(customer_id))
         mark = self.session.dialect.placeholders(len(values))
         kept = f'{self._entitlements_name}."customer_id"'
         sql = (

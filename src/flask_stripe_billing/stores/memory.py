@@ -91,7 +91,7 @@ class InMemoryUserStore:
 
     def lock_entitlements(self, customer_id: str) -> EntitlementRecord:
         with self._lock:
-            blank = EntitlementRecord(customer_id, frozenset(), None, None, utcnow())
+            blank = EntitlementRecord.blank(customer_id)
             return self._entitlements.setdefault(customer_id, blank)
 
     def save_entitlements(self, record: EntitlementRecord) -> None:

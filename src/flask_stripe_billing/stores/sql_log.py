@@ -208,8 +208,7 @@ class SQLBillingLog:
         table = self.entitlements_table
         session = self.db.session
         connection = session.connection()
-        blank_record = EntitlementRecord(customer_id, frozenset(), None, None, utcnow())
-        blank = entitlement_values(blank_record)
+        blank = entitlement_values(EntitlementRecord.blank(customer_id))
         upsert = self._upsert(connection.dialect, table, _keep_key)
         if upsert is not None:
             return entitlement_record(connection.execute(upsert, blank).one()._mapping)

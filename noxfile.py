@@ -32,9 +32,9 @@ PYTHON_VERSION = f"{sys.version_info.major}.{sys.version_info.minor}"
 #: What the wheel must hold besides the modules: the type marker and the event templates.
 WHEEL_DATA = (
     "flask_stripe_billing/py.typed",
-    "flask_stripe_billing/event_templates/README.md",
-    "flask_stripe_billing/event_templates/current/customer.subscription.created.json",
-    "flask_stripe_billing/event_templates/legacy/checkout.session.completed.json",
+    "flask_stripe_billing/core/event_templates/README.md",
+    "flask_stripe_billing/core/event_templates/current/customer.subscription.created.json",
+    "flask_stripe_billing/core/event_templates/legacy/checkout.session.completed.json",
 )
 #: What the sdist must hold so that its tests run against the installed wheel.
 SDIST_FILES = ("tests/conftest.py", "tests/support.py", "tests/fixtures", "examples", "docs")

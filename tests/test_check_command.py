@@ -14,9 +14,9 @@ from conftest import Host
 from support import post_event, subscription_event
 from thin_support import event_destination
 
-from flask_stripe_billing import version_checks
-from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
-from flask_stripe_billing.thin_fetch import THIN_EVENT_TYPES
+from flask_stripe_billing.cli.check import settings as version_checks
+from flask_stripe_billing.core.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.pipeline.fetch import THIN_EVENT_TYPES
 
 TEST_KEY = "sk_test_51CheckCommandKey0000000000"
 LIVE_KEY = "sk_live_51CheckCommandKey0000000000"

@@ -17,8 +17,8 @@ from support import SECRET, load
 from werkzeug.serving import make_server
 
 from flask_stripe_billing import stripe_api
-from flask_stripe_billing.diagnostics import describe_key
-from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.cli.check import describe_key
+from flask_stripe_billing.core.rules import HANDLED_EVENT_TYPES
 from flask_stripe_billing.testing import get_account, record_signals
 
 API_KEY = "sk_test_51DevCheckKey000000000000Zq9X"

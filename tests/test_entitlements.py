@@ -17,7 +17,7 @@ from flask import Flask, render_template_string
 from support import NOW, SECRET, checkout_event, post_event
 
 from flask_stripe_billing import InMemoryUserStore, StripeBilling
-from flask_stripe_billing.entitlements import SUMMARY_EVENT
+from flask_stripe_billing.core.entitlements import SUMMARY_EVENT
 from flask_stripe_billing.testing import build_event, get_account, record_signals
 
 API_KEY = "sk_test_entitlements_0123456789"

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import NOW, sign
 
-from flask_stripe_billing.entitlements import SUMMARY_EVENT
+from flask_stripe_billing.core.entitlements import SUMMARY_EVENT
 from flask_stripe_billing.testing import build_event, record_signals
 
 KEYS = ("export", "api", "sso", "reports", "audit")

@@ -7,7 +7,8 @@ import inspect
 import pytest
 from flask import Flask
 
-from flask_stripe_billing import BillingError, errors, views
+from flask_stripe_billing import BillingError, errors
+from flask_stripe_billing.web import http as views
 
 KINDS = [
     kind

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from support import checkout_event, envelope, load, load_object, subscription_event
 
-from flask_stripe_billing.events import EventParseError, parse_event
+from flask_stripe_billing.core.events import parse_event
+from flask_stripe_billing.errors import EventParseError
 
 UTC = UTC
 

@@ -14,8 +14,8 @@ from support import NOW, envelope, load, load_object, post_event, subscription_e
 
 from flask_stripe_billing import BillingAccount, SubscriptionRecord, signals
 from flask_stripe_billing.config import Settings
-from flask_stripe_billing.events import parse_event
-from flask_stripe_billing.rules import AccountMatch, decide
+from flask_stripe_billing.core.events import parse_event
+from flask_stripe_billing.core.rules import AccountMatch, decide
 from flask_stripe_billing.testing import SignalRecorder, build_event, record_signals
 
 RUBY_MOCK_INVOICE = "events/stripe-ruby-mock__invoice.payment_failed.json"

@@ -10,9 +10,9 @@ import pytest
 from support import load
 
 from flask_stripe_billing import Settings
-from flask_stripe_billing import management_rules as rules
+from flask_stripe_billing.core import changes as rules
+from flask_stripe_billing.core.events import read_subscription
 from flask_stripe_billing.errors import ConflictError
-from flask_stripe_billing.events import read_subscription
 
 BEFORE = load(
     "api-objects/pay-rails-vcr__2025-10-29.clover__subscription.active.before_price_swap.json"

@@ -45,8 +45,8 @@ from flask_stripe_billing import (
     StripeBilling,
     signals,
 )
+from flask_stripe_billing.core.events import timestamp
 from flask_stripe_billing.errors import ConflictError, StripeServiceError, ValidationError
-from flask_stripe_billing.events import timestamp
 from flask_stripe_billing.stripe_api import API_VERSION
 
 

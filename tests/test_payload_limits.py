@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_stripe_billing.events import EventParseError
-from flask_stripe_billing.payload_limits import MAX_DEPTH, check_storable, load_json
+from flask_stripe_billing.core.limits import MAX_DEPTH, check_storable, load_json
+from flask_stripe_billing.errors import EventParseError
 
 #: Keys the rules look at (ids, status, Unix times) and a few they don't.
 KEYS = st.sampled_from(

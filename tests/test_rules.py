@@ -13,9 +13,9 @@ import pytest
 from support import NOW, checkout_event, subscription_event
 
 from flask_stripe_billing import BillingAccount, Settings, SubscriptionRecord
-from flask_stripe_billing.events import StripeEvent, parse_event, timestamp
-from flask_stripe_billing.projection import primary_subscription, project
-from flask_stripe_billing.rules import (
+from flask_stripe_billing.core.account import primary_subscription, project
+from flask_stripe_billing.core.events import StripeEvent, parse_event, timestamp
+from flask_stripe_billing.core.rules import (
     HANDLED_EVENT_TYPES,
     AccountMatch,
     Decision,

@@ -14,10 +14,11 @@ from flask import request
 from support import LAYOUTS, load_object, post_event, subscription_event
 from test_checkout import API, CONFIG, SESSION, as_user, form, stripe_calls
 
-from flask_stripe_billing import BillingAccount, rules
+from flask_stripe_billing import BillingAccount
 from flask_stripe_billing.config import Settings
-from flask_stripe_billing.events import parse_event
-from flask_stripe_billing.rules import AccountMatch
+from flask_stripe_billing.core import rules
+from flask_stripe_billing.core.events import parse_event
+from flask_stripe_billing.core.rules import AccountMatch
 from flask_stripe_billing.state import get_state
 from flask_stripe_billing.testing import record_signals
 

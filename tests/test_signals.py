@@ -136,7 +136,7 @@ def deliver_failed(host: Host, monkeypatch: Any) -> str:
     def broken_decide(*args: Any) -> None:
         raise RuntimeError("handler bug")
 
-    monkeypatch.setattr("flask_stripe_billing.rules.decide", broken_decide)
+    monkeypatch.setattr("flask_stripe_billing.core.rules.decide", broken_decide)
     deliver(host, subscription_event(event_id="evt_status"))
     return "failed"
 

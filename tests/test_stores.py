@@ -25,10 +25,10 @@ from flask_stripe_billing import (
     SubscriptionLog,
     UserStore,
 )
-from flask_stripe_billing.entitlements import EntitlementRecord
-from flask_stripe_billing.events import parse_event
+from flask_stripe_billing.core.account import SubscriptionRecord
+from flask_stripe_billing.core.entitlements import EntitlementRecord
+from flask_stripe_billing.core.events import parse_event
 from flask_stripe_billing.stores.base import EntitlementLog
-from flask_stripe_billing.subscriptions import SubscriptionRecord
 
 UTC = UTC
 PERIOD_END = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
@@ -387,7 +387,7 @@ def test_get_event_of_unknown_id_is_none(store: Any) -> None:
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """The stores' current time, set by the test: ``clock[0]``."""
     now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
-    for module in ("memory", "sql_log", "sql_rows", "dbapi_log"):
+    for module in ("memory", "sqlalchemy.log", "rows", "dbapi.log"):
         monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
     return now
 

@@ -15,9 +15,10 @@ from stripe.entitlements import ActiveEntitlement, ActiveEntitlementSummary
 from support import FIXTURES, SECRET, load, load_object
 
 from flask_stripe_billing import BillingAccount, InMemoryUserStore, StripeBilling
-from flask_stripe_billing.entitlements import SUMMARY_EVENT
-from flask_stripe_billing.events import parse_event
-from flask_stripe_billing.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.core.entitlements import SUMMARY_EVENT
+from flask_stripe_billing.core.events import parse_event
+from flask_stripe_billing.core.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.pipeline.intake import verify_signature
 from flask_stripe_billing.testing import (
     assert_plan,
     assert_subscription_status,
@@ -28,9 +29,8 @@ from flask_stripe_billing.testing import (
     sign_payload,
     webhook_path,
 )
-from flask_stripe_billing.webhook import verify_signature
 
-TEMPLATES = resources.files("flask_stripe_billing") / "event_templates"
+TEMPLATES = resources.files("flask_stripe_billing.core") / "event_templates"
 #: The real payload each template was copied from (event_templates/README.md).
 SOURCES = {
     ("current", "customer.subscription"): (

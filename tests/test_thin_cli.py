@@ -17,8 +17,8 @@ from thin_support import (
     thin_config,
 )
 
+from flask_stripe_billing.pipeline.fetch import THIN_EVENT_TYPES
 from flask_stripe_billing.testing import build_event, get_account
-from flask_stripe_billing.thin_fetch import THIN_EVENT_TYPES
 
 DESTINATIONS_URL = f"{API}/v2/core/event_destinations"
 

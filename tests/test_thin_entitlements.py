@@ -20,7 +20,7 @@ from stripe.events import V1EntitlementsActiveEntitlementSummaryUpdatedEventNoti
 from support import NOW, post_event
 from thin_support import API, API_KEY, THIN_SECRET, notification, thin_config
 
-from flask_stripe_billing.entitlements import SUMMARY_EVENT
+from flask_stripe_billing.core.entitlements import SUMMARY_EVENT
 from flask_stripe_billing.testing import build_event, get_account, record_signals
 
 THIN = "/stripe/thin-webhook"

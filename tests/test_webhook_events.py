@@ -11,7 +11,7 @@ import pytest
 from conftest import Host
 from support import LAYOUTS, NOW, checkout_event, fixture_event, post_event, subscription_event
 
-from flask_stripe_billing import pipeline
+from flask_stripe_billing.pipeline import run as pipeline
 
 UTC = UTC
 CREATED_AT = datetime.fromtimestamp(NOW, UTC)

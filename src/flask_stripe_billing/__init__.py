@@ -1,31 +1,25 @@
 """Stripe subscriptions for Flask: verified webhooks, Checkout, signals."""
 
+from __future__ import annotations
+
 from . import signals
-from .account import AccountChanges, BillingAccount
-from .change_preview import ChangePreview, PreviewLine
+from .actions.invoices import Invoice
+from .actions.management import ChangePreview, PreviewLine, SubscriptionChange
 from .config import Settings
-from .entitlements import EntitlementRecord
+from .core.account import AccountChanges, BillingAccount, SubscriptionRecord
+from .core.entitlements import EntitlementRecord
+from .core.events import StripeEvent
+from .core.outcomes import EventStatus, Outcome
 from .errors import BillingError
-from .events import StripeEvent
 from .extension import StripeBilling
-from .invoices import Invoice
-from .management import SubscriptionChange
-from .outcomes import Outcome
-from .stores import (
-    BillingMixin,
-    DBAPIUserStore,
-    EntitlementLog,
-    EventLog,
-    EventRecord,
-    EventStatus,
-    InMemoryUserStore,
-    SQLAlchemyUserStore,
-    SubscriptionLog,
-    UserStore,
-)
-from .subscriptions import SubscriptionRecord
+from .stores.base import EntitlementLog, EventLog, EventRecord, SubscriptionLog, UserStore
+from .stores.columns import BillingMixin
+from .stores.dbapi import DBAPIUserStore
+from .stores.memory import InMemoryUserStore
+from .stores.sqlalchemy import SQLAlchemyUserStore
 
 __version__ = "0.1.0"
+
 
 __all__ = [
     "AccountChanges",

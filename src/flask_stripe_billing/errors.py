@@ -83,3 +83,11 @@ class EventNotRecordedError(BillingError):
             "The webhook could not be recorded; Stripe will retry it",
             {"service": "database"},
         )
+
+
+class EventParseError(ValueError):
+    """The body is JSON but not a Stripe event we can read."""
+
+
+class StoreUnavailableError(Exception):
+    """The store cannot be reached (database down, connection lost); try again later."""

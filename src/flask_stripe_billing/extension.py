@@ -7,18 +7,19 @@ from typing import Any
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
 
-from . import checkout, gates, management, sync, thin_pipeline
-from .account import BillingAccount
-from .buttons import TEMPLATE_GLOBALS
-from .change_preview import ChangePreview, preview_change
+try:  # optional: the default current_user_id when the app uses Flask-Login
+    from flask_login import current_user  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - Flask-Login is not installed
+    current_user = None
+from .actions import management, sync
+from .actions.invoices import Invoice, list_invoices
+from .actions.management import ChangePreview, SubscriptionChange, Who, preview_change
 from .cli import register_commands
 from .config import Settings
-from .csrf import exempt_webhook_from_csrf
-from .gates import ViewDecorator
-from .invoices import Invoice, list_invoices
-from .management import SubscriptionChange, Who
-from .management_views import add_management_routes
-from .outcomes import Outcome
+from .core import checkout
+from .core.account import BillingAccount
+from .core.outcomes import Outcome
+from .pipeline import intake
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import (
     EntitlementLog,
@@ -29,13 +30,11 @@ from .stores.base import (
     UserStore,
 )
 from .stripe_api import StripeGateway, make_client
-from .template_context import billing_template_context
-from .views import create_blueprint
-
-try:  # optional: the default current_user_id when the app uses Flask-Login
-    from flask_login import current_user  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - Flask-Login is not installed
-    current_user = None
+from .web import gates
+from .web.blueprint import create_blueprint, exempt_webhook_from_csrf
+from .web.buttons import TEMPLATE_GLOBALS
+from .web.gates import ViewDecorator, billing_template_context
+from .web.management import add_management_routes
 
 
 class StripeBilling:
@@ -99,7 +98,7 @@ class StripeBilling:
         Needs an app context. Idempotent: an event already processed is reported
         as a duplicate and changes nothing.
         """
-        return thin_pipeline.run_stored(get_state(), app_object(), event_id)
+        return intake.run_stored(get_state(), app_object(), event_id)
 
     def sync_checkout_session(self, session_id: str) -> Outcome:
         """Apply a completed Checkout session at once, from Stripe's API.

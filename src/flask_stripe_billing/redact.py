@@ -8,27 +8,24 @@ import traceback
 from sqlalchemy import exc as sa_exc
 
 _SECRET = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_\w+|\bwhsec_\w+")
+
+
 MAX_ERROR_LENGTH = 2000
-#: Shorter keys show nothing of themselves, not even their last four characters.
-MIN_MASKED_KEY_LENGTH = 20
+
+
 #: A database error's reason is its driver message's first line, cut to this length.
 MAX_DATABASE_REASON_LENGTH = 200
 
+
 _CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+
+
 _CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
 
 
 def redact(text: str) -> str:
     """``text`` with Stripe keys and signing secrets masked, cut to a sane length."""
     return _SECRET.sub("[redacted]", text)[:MAX_ERROR_LENGTH]
-
-
-def mask_key(key: str) -> str:
-    """A key as a repr may show it: ``sk_test_...4f2a`` (kind, mode, last four), or ``[set]``."""
-    match = re.match(r"(?:sk|rk|pk)_(?:live|test)_", key)
-    if match is None or len(key) < MIN_MASKED_KEY_LENGTH:
-        return "[set]"
-    return f"{match.group()}...{key[-4:]}"
 
 
 def describe_error(error: BaseException) -> str:

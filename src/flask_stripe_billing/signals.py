@@ -13,21 +13,26 @@ from blinker import NamedSignal, Namespace
 
 from .redact import describe_traceback
 
-_signals = Namespace()
 logger = logging.getLogger("flask_stripe_billing")
+
+_signals = Namespace()
+
 
 #: A verified event was recorded. Keyword arguments: ``event`` (StripeEvent),
 #: ``status`` (how it was processed: processed, duplicate, ignored, stale,
 #: unmatched, failed).
 webhook_received = _signals.signal("webhook-received")
 
+
 #: A user's plan changed. Keyword arguments: ``user_id``, ``old_plan``,
 #: ``new_plan``, ``account`` (the new BillingAccount), ``event``.
 plan_changed = _signals.signal("plan-changed")
 
+
 #: A user's subscription status changed. Keyword arguments: ``user_id``,
 #: ``old_status``, ``new_status``, ``account``, ``event``.
 subscription_status_changed = _signals.signal("subscription-status-changed")
+
 
 #: The seats of a user's account changed: its primary subscription's quantity
 #: (``BillingAccount.seats``). Sent once per event id. Keyword arguments: ``user_id``,
@@ -35,24 +40,29 @@ subscription_status_changed = _signals.signal("subscription-status-changed")
 #: yet), ``account``, ``event``.
 seats_changed = _signals.signal("seats-changed")
 
+
 #: The active Stripe Entitlements of a user's account changed
 #: (``entitlements.active_entitlement_summary.updated``). Sent once per event id, only
 #: for an account linked to the summary's customer. Keyword arguments: ``user_id``,
 #: ``old_features``, ``new_features`` (frozensets of lookup keys), ``account``, ``event``.
 features_changed = _signals.signal("features-changed")
 
+
 #: An event could not be applied to any account: no account has its customer, or
 #: the account it names is linked to another customer. It is kept ``unmatched``
 #: for replay. Keyword arguments: ``customer_id``, ``reason`` (in words), ``event``.
 customer_not_found = _signals.signal("customer-not-found")
 
+
 #: Processing an event raised; the account was left untouched and the event is
 #: recorded as failed. Keyword arguments: ``event``, ``error`` (the exception).
 webhook_failed = _signals.signal("webhook-failed")
 
+
 #: A Checkout session was created for a user. Keyword arguments: ``user_id``,
 #: ``session_id``, ``price_id``.
 checkout_session_created = _signals.signal("checkout-session-created")
+
 
 #: A payment of an invoice failed (``invoice.payment_failed``); Stripe retries it
 #: on its own schedule. Sent once per event id. Keyword arguments: ``user_id``,
@@ -62,17 +72,20 @@ checkout_session_created = _signals.signal("checkout-session-created")
 #: ``subscription_id`` (None for an invoice of no subscription), ``event``.
 payment_failed = _signals.signal("payment-failed")
 
+
 #: An invoice was paid (``invoice.paid``). Sent once per event id. Keyword
 #: arguments: ``user_id``, ``account``, ``amount_paid`` (smallest currency unit),
 #: ``currency``, ``hosted_invoice_url``, ``invoice_pdf``, ``invoice_id``,
 #: ``subscription_id``, ``event``.
 payment_succeeded = _signals.signal("payment-succeeded")
 
+
 #: A payment needs the customer to act, e.g. 3-D Secure
 #: (``invoice.payment_action_required``). Sent once per event id. Keyword
 #: arguments: ``user_id``, ``account``, ``hosted_invoice_url``, ``invoice_id``,
 #: ``event``.
 payment_action_required = _signals.signal("payment-action-required")
+
 
 #: A trial ends soon (``customer.subscription.trial_will_end``, three days
 #: before). Sent once per event id. Keyword arguments: ``user_id``, ``account``,

@@ -8,16 +8,19 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from .account import BillingAccount
 from .config import Settings
+from .core.account import BillingAccount
 from .errors import NotConfiguredError
 from .stores.base import EntitlementLog, EventLog, PipelineSteps, SubscriptionLog, UserStore
 from .stripe_api import StripeGateway
 
 EXTENSION_KEY = "stripe_billing"
 
+
 #: Who is calling: the current account's id, or None when anonymous.
 CurrentUserId = Callable[[], "str | None"]
+
+
 #: Hands a recorded event's id to the host's queue (dispatch mode).
 Dispatch = Callable[[str], object]
 

@@ -15,13 +15,15 @@ from stripe import RequestOptions
 from .config import DEFAULT_API_MAX_RETRIES, Settings
 from .errors import StripeServiceError
 
+logger = logging.getLogger("flask_stripe_billing")
+
 #: The Stripe API version every request is pinned to (the one stripe-python 16.1 targets).
 API_VERSION = "2026-10-28.endive"
+
+
 #: Retries of failed network requests, with Stripe's idempotency keys making them safe
 #: (the default of STRIPE_API_MAX_RETRIES).
 MAX_NETWORK_RETRIES = DEFAULT_API_MAX_RETRIES
-
-logger = logging.getLogger("flask_stripe_billing")
 
 
 def make_client(api_key: str, settings: Settings | None = None) -> stripe.StripeClient:

@@ -13,11 +13,14 @@ from .sync import sync_command
 
 GROUP_NAME = "billing"
 
+
 billing_group = AppGroup(
     GROUP_NAME,
     help="Stripe billing: the webhook event log, replays, sync from Stripe, "
     "offline test events, a configuration check, subscription changes and the SQL schema.",
 )
+
+
 for command in (
     events_command,
     replay_command,

@@ -10,12 +10,11 @@ import click
 import requests
 from flask import Flask
 
-from ..delivery import post_stripe_event, sign_payload, webhook_path
-from ..errors import BillingError
+from ..errors import BillingError, StoreUnavailableError
 from ..redact import redact
-from ..reports import error_text
 from ..state import app_object
-from ..stores.base import StoreUnavailableError
+from ..web.delivery import post_stripe_event, sign_payload, webhook_path
+from .reports import error_text
 
 #: Seconds to wait for a delivery to another server (``--url``).
 DELIVERY_TIMEOUT = 10

@@ -8,17 +8,18 @@ from urllib.parse import urlsplit
 import click
 from flask.cli import with_appcontext
 
-from .. import diagnostics, findings
-from ..account import BillingAccount
 from ..config import Settings
-from ..entitlements import SUMMARY_EVENT, read_summary
-from ..event_builder import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
-from ..reports import truncate
-from ..rules import HANDLED_EVENT_TYPES
+from ..core.account import BillingAccount
+from ..core.entitlements import SUMMARY_EVENT, read_summary
+from ..core.rules import HANDLED_EVENT_TYPES
+from ..core.templates import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
 from ..state import BillingState, get_state
 from ..stripe_api import API_VERSION
-from ..table_checks import check_library_tables
+from . import check as diagnostics
+from .check import findings
+from .check.database import check_library_tables
 from .common import NotFound, deliver, reported_errors
+from .reports import truncate
 from .thin import create_thin_destination, trigger_thin
 
 RESPONSE_WIDTH = 200

@@ -1,20 +1,42 @@
-"""``flask billing events / replay / link / prune``: the event log and its replays."""
+"""How long the event log keeps each status: the policy ``flask billing prune`` applies.
+
+Finished events (processed, ignored, stale) go after the days asked for. Events
+still waiting for a replay (unmatched, failed, received) are kept longer, by
+default 90 days, but not forever: past that, Stripe's own retries are long
+over and the event can only be read in the Dashboard.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 
 import click
 from flask.cli import with_appcontext
 
-from .. import thin_pipeline
-from ..clock import utcnow
+from .._util import utcnow
+from ..core.outcomes import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus
 from ..errors import BillingError
-from ..reports import TIME_FORMAT, describe_replay, error_text, event_table, plural
-from ..retention import DEFAULT_UNRESOLVED_DAYS, retention_days
+from ..pipeline import intake
 from ..state import app_object, get_state
-from ..stores.base import RETRYABLE_STATUSES, EventStatus
 from .common import NotFound, reported_errors
+from .reports import TIME_FORMAT, describe_replay, error_text, event_table, plural
+
+#: Days an unresolved event (unmatched, failed, received) is kept by default.
+DEFAULT_UNRESOLVED_DAYS = 90
+
+
+def retention_days(older_than: int, keep: Mapping[str, int]) -> dict[str, int]:
+    """Days to keep each status: ``older_than`` for finished events, at least
+    :data:`DEFAULT_UNRESOLVED_DAYS` for unresolved ones, then ``keep`` per status."""
+    unresolved = max(DEFAULT_UNRESOLVED_DAYS, older_than)
+    days = {status: older_than for status in FINAL_STATUSES}
+    days |= {status: unresolved for status in RETRYABLE_STATUSES}
+    unknown = set(keep) - set(days)
+    if unknown:
+        raise ValueError(f"no event status {', '.join(sorted(unknown))}")
+    return dict(sorted((days | dict(keep)).items()))
+
 
 ALL_STATUSES = (
     EventStatus.RECEIVED,
@@ -24,6 +46,8 @@ ALL_STATUSES = (
     EventStatus.UNMATCHED,
     EventStatus.FAILED,
 )
+
+
 DEFAULT_LIMIT = 50
 
 
@@ -104,7 +128,7 @@ def replay_command(event_ids: tuple[str, ...], replay_all: bool) -> None:
     failed = skipped = 0
     for record in records:
         try:
-            outcome = thin_pipeline.run_stored(state, app_object(), record.id)
+            outcome = intake.run_stored(state, app_object(), record.id)
         except (BillingError, LookupError) as error:
             click.echo(f"{record.id} {record.type}: not replayed: {error_text(error)}")
             failed += 1

@@ -13,16 +13,17 @@ from typing import TypeVar
 import click
 from flask.cli import with_appcontext
 
-from .. import management
-from .. import management_rules as rules
-from ..account import BillingAccount
-from ..change_preview import ChangePreview, preview_change
-from ..management import Current, SubscriptionChange
-from ..reports import plural
+from ..actions import management
+from ..actions.management import ChangePreview, Current, SubscriptionChange, preview_change
+from ..core import changes as rules
+from ..core.account import BillingAccount
 from ..state import BillingState, app_object, get_state
 from .common import NotFound, reported_errors
+from .reports import plural
 
 T = TypeVar("T")
+
+
 DRY_RUN_HELP = "Check and show the change; change nothing at Stripe."
 
 

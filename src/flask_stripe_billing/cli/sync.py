@@ -13,15 +13,14 @@ from typing import TypeVar
 import click
 from flask.cli import with_appcontext
 
-from ..account import BillingAccount
-from ..errors import StripeServiceError
-from ..outcomes import Outcome
+from ..actions.sync import sync_all, sync_customer, sync_features
+from ..core.account import BillingAccount
+from ..core.outcomes import EventStatus, Outcome
+from ..errors import StoreUnavailableError, StripeServiceError
 from ..redact import describe_error, describe_traceback
-from ..reports import describe_features_sync, describe_sync, error_text, plural
 from ..state import BillingState, app_object, get_state
-from ..stores.base import EventStatus, StoreUnavailableError
-from ..sync import sync_all, sync_customer, sync_features
 from .common import NotFound, database_unavailable, reported_errors
+from .reports import describe_features_sync, describe_sync, error_text, plural
 
 logger = logging.getLogger("flask_stripe_billing")
 

@@ -12,15 +12,17 @@ import json
 
 import click
 
-from ..delivery import thin_webhook_path
-from ..event_builder import DEFAULT_SUBSCRIPTION
-from ..notifications import V1_PREFIX, build_notification
-from ..reports import truncate
+from ..core.notifications import V1_PREFIX, build_notification
+from ..core.templates import DEFAULT_SUBSCRIPTION
+from ..pipeline.fetch import SNAPSHOT_OF_CHANGE, THIN_EVENT_TYPES, THIN_ROUTES
 from ..state import get_state
-from ..thin_fetch import SNAPSHOT_OF_CHANGE, THIN_EVENT_TYPES, THIN_ROUTES
+from ..web.delivery import thin_webhook_path
 from .common import NotFound, deliver, reported_errors
+from .reports import truncate
 
 RESPONSE_WIDTH = 200
+
+
 #: The name given to event destinations this command creates.
 DESTINATION_NAME = "flask-stripe-billing thin events"
 

@@ -1,14 +1,10 @@
 """Stores for billing state and the event log."""
 
-from .base import (
-    EntitlementLog,
-    EventLog,
-    EventRecord,
-    EventStatus,
-    StoreUnavailableError,
-    SubscriptionLog,
-    UserStore,
-)
+from __future__ import annotations
+
+from ..core.outcomes import EventStatus
+from ..errors import StoreUnavailableError
+from .base import EntitlementLog, EventLog, EventRecord, SubscriptionLog, UserStore
 from .columns import BillingMixin
 from .dbapi import DBAPIUserStore
 from .memory import InMemoryUserStore

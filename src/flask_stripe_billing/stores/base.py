@@ -8,14 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
-from ..account import AccountChanges, BillingAccount
-from ..entitlements import EntitlementRecord
-from ..events import StripeEvent
-from ..subscriptions import SubscriptionRecord
-
-
-class StoreUnavailableError(Exception):
-    """The store cannot be reached (database down, connection lost); try again later."""
+from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
+from ..core.entitlements import EntitlementRecord
+from ..core.events import StripeEvent
+from ..core.outcomes import RETRYABLE_STATUSES
 
 
 @runtime_checkable
@@ -72,23 +68,6 @@ class EntitlementLog(Protocol):
 
     def entitlements_of(self, customer_id: str) -> EntitlementRecord | None:
         """The customer's record, or None (no lock: for reading features)."""
-
-
-class EventStatus:
-    """Where a recorded event stands."""
-
-    RECEIVED = "received"  # stored, not processed yet
-    PROCESSED = "processed"  # the rules ran (whether or not they changed anything)
-    IGNORED = "ignored"  # a type this package does not handle
-    STALE = "stale"  # older than the last event applied to its subscription
-    UNMATCHED = "unmatched"  # no account it may apply to; kept for replay
-    FAILED = "failed"  # processing raised; the account was left untouched
-
-
-#: Statuses whose event is processed again when it is delivered or replayed again.
-RETRYABLE_STATUSES = frozenset({EventStatus.RECEIVED, EventStatus.UNMATCHED, EventStatus.FAILED})
-#: Statuses of events that are done with: ``flask billing prune`` may delete them.
-FINAL_STATUSES = frozenset({EventStatus.PROCESSED, EventStatus.IGNORED, EventStatus.STALE})
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..account import FREE_PLAN
+from ..core.account import FREE_PLAN
 
 DEFAULT_COLUMNS: dict[str, str] = {
     "email": "email",
@@ -23,10 +23,14 @@ DEFAULT_COLUMNS: dict[str, str] = {
     "trial_end": "trial_end",
     "subscription_quantity": "subscription_quantity",
 }
+
+
 #: Fields the store cannot work without.
 REQUIRED_FIELDS = frozenset(
     {"stripe_customer_id", "stripe_subscription_id", "plan", "subscription_status"}
 )
+
+
 #: Fields of version 1 that are gone, with what replaced them.
 REMOVED_FIELDS = {
     "last_event_at": "each subscription record keeps its own ordering watermark now; "

@@ -11,12 +11,12 @@ from dataclasses import replace
 from datetime import datetime
 from typing import cast
 
-from ..account import AccountChanges, BillingAccount
-from ..clock import as_utc, utcnow
-from ..entitlements import EntitlementRecord
-from ..events import StripeEvent
-from ..subscriptions import SubscriptionRecord
-from .base import EventRecord, EventStatus
+from .._util import as_utc, utcnow
+from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
+from ..core.entitlements import EntitlementRecord
+from ..core.events import StripeEvent
+from ..core.outcomes import EventStatus
+from .base import EventRecord
 
 
 class InMemoryUserStore:

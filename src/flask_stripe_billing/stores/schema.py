@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from .columns import DEFAULT_COLUMNS, BillingMixin
-from .sql_log import SQLBillingLog
+from .sqlalchemy.log import SQLBillingLog
 from .tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
 
 DIALECTS: dict[str, sa.Dialect] = {

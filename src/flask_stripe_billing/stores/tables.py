@@ -6,7 +6,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 DEFAULT_EVENT_TABLE = "stripe_billing_events"
+
+
 DEFAULT_SUBSCRIPTION_TABLE = "stripe_billing_subscriptions"
+
+
 DEFAULT_ENTITLEMENT_TABLE = "stripe_billing_entitlements"
 
 

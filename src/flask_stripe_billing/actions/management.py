@@ -1,0 +1,305 @@
+"""Subscription changes from the host's own UI: ask Stripe, then apply its answer at once.
+
+Each change reads the subscription from Stripe's API, checks that its state
+allows the change (409 otherwise, :mod:`.management_rules`), makes the change
+with a new idempotency key, and runs the subscription Stripe answered with
+through the pipeline as a snapshot dated by Stripe's own clock (its ``Date``
+header). The webhook that follows is then stale or says the same, and never
+rolls the record back. When Stripe fails nothing is applied (502).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .._util import utcnow
+from ..config import PRORATION_CHOICES
+from ..core import changes as rules
+from ..core import checkout
+from ..core.account import BillingAccount
+from ..core.events import SubscriptionFacts, read_subscription
+from ..errors import ValidationError
+from ..pipeline import run as pipeline
+from ..state import BillingState
+from ..stripe_api import Answer
+from .sync import snapshot_event
+
+logger = logging.getLogger("flask_stripe_billing")
+
+#: Who a change is for: the account itself or its user id.
+Who = BillingAccount | str | int
+
+
+@dataclass(frozen=True)
+class SubscriptionChange:
+    """What a change did: the account before the call and after it, and when it takes
+    effect."""
+
+    #: ``cancel``, ``cancel_now``, ``resume``, ``change_plan``, ``keep_plan`` (a scheduled
+    #: change undone) or ``change_quantity``.
+    action: str
+    subscription_id: str
+    before: BillingAccount
+    after: BillingAccount
+    #: When the change takes effect; None: it has already.
+    effective_at: datetime | None = None
+    #: A plan change at the period end: the price the subscription moves to then.
+    scheduled_price_id: str | None = None
+    #: The subscription schedule that carries a change at the period end.
+    schedule_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Current:
+    """An account and its subscription as Stripe's API has it now: where a change starts."""
+
+    account: BillingAccount
+    subscription: dict[str, Any]
+    facts: SubscriptionFacts
+
+
+def current(state: BillingState, who: Who) -> Current:
+    """The account (LookupError if unknown) and its subscription read from Stripe (409
+    without one)."""
+    with state.event_log.transaction():
+        account = state.account_of(who)
+    subscription_id = rules.subscription_id_of(account)
+    subscription = state.require_stripe().retrieve_subscription(subscription_id)
+    facts = read_subscription(subscription)
+    rules.check_owner(account, facts)
+    return Current(account, subscription, facts)
+
+
+def cancel(
+    state: BillingState, app: Any, who: Who, *, at_period_end: bool = True
+) -> SubscriptionChange:
+    """End the subscription at the period end (default) or now."""
+    now = current(state, who)
+    rules.check_cancel(now.facts, at_period_end=at_period_end)
+    gateway = state.require_stripe()
+    if not at_period_end:
+        answer = gateway.cancel_subscription(now.facts.id, rules.idempotency_key("cancel-now"))
+        return _applied(state, app, now, "cancel_now", answer)
+    rules.check_not_scheduled(now.subscription)
+    answer = gateway.update_subscription(
+        now.facts.id, rules.cancel_params(at_period_end=True), rules.idempotency_key("cancel")
+    )
+    return _applied(state, app, now, "cancel", answer, effective_at=now.facts.current_period_end)
+
+
+def resume(state: BillingState, app: Any, who: Who) -> SubscriptionChange:
+    """Undo a pending end: the subscription renews again."""
+    now = current(state, who)
+    rules.check_resume(now.facts)
+    answer = state.require_stripe().update_subscription(
+        now.facts.id, rules.resume_params(now.facts), rules.idempotency_key("resume")
+    )
+    return _applied(state, app, now, "resume", answer)
+
+
+def change_plan(
+    state: BillingState,
+    app: Any,
+    who: Who,
+    price_id: str,
+    *,
+    at_period_end: bool = False,
+    proration_behavior: str | None = None,
+) -> SubscriptionChange:
+    """Move the subscription to a configured price now (prorated), or at the period end
+    through a subscription schedule. The current price at the period end undoes a
+    scheduled change (the schedule is released)."""
+    proration = _proration(state, proration_behavior)
+    now = current(state, who)
+    price = rules.configured_price(price_id, state.settings)
+    if at_period_end and rules.keeps_current_price(now.subscription, now.facts, price):
+        return _keep_current_price(state, app, now)
+    price = rules.check_price(price, state.settings, now.facts)
+    item = rules.changed_item(now.subscription, state.settings)
+    if not at_period_end:
+        rules.check_not_scheduled(now.subscription)
+        params = rules.item_params(item, proration, price_id=price)
+        answer = state.require_stripe().update_subscription(
+            now.facts.id, params, rules.idempotency_key("change-plan")
+        )
+        return _applied(state, app, now, "change_plan", answer)
+    return _schedule_change(state, app, now, rules.price_of(item) or "", price)
+
+
+def _schedule_change(
+    state: BillingState, app: Any, now: Current, old_price: str, new_price: str
+) -> SubscriptionChange:
+    """A change at the period end: the subscription's schedule (made from it if it has
+    none) gets a next phase on the new price."""
+    gateway = state.require_stripe()
+    schedule_id = rules.schedule_id_of(now.subscription)
+    if schedule_id is not None:
+        schedule = gateway.retrieve_schedule(schedule_id)
+    else:
+        schedule = gateway.create_schedule(now.facts.id, rules.idempotency_key("schedule"))
+    answer = gateway.update_schedule(
+        str(schedule.get("id")),
+        rules.schedule_params(schedule, old_price, new_price),
+        rules.idempotency_key("schedule-change"),
+    )
+    subscription = answer.object.get("subscription")
+    if not isinstance(subscription, Mapping):  # not expanded: read it
+        subscription = gateway.retrieve_subscription(now.facts.id)
+    return _applied(
+        state,
+        app,
+        now,
+        "change_plan",
+        Answer(dict(subscription), answer.answered_at),
+        effective_at=now.facts.current_period_end,
+        scheduled_price_id=new_price,
+        schedule_id=str(answer.object.get("id")),
+    )
+
+
+def _keep_current_price(state: BillingState, app: Any, now: Current) -> SubscriptionChange:
+    """Undo a scheduled change: release the schedule; the subscription keeps its price."""
+    gateway = state.require_stripe()
+    schedule_id = rules.schedule_id_of(now.subscription) or ""
+    released = gateway.release_schedule(schedule_id, rules.idempotency_key("release"))
+    subscription = gateway.retrieve_subscription(now.facts.id)
+    answer = Answer(subscription, released.answered_at)
+    return _applied(state, app, now, "keep_plan", answer, schedule_id=schedule_id)
+
+
+def change_quantity(
+    state: BillingState,
+    app: Any,
+    who: Who,
+    quantity: int,
+    *,
+    proration_behavior: str | None = None,
+) -> SubscriptionChange:
+    """Set the number of seats of the subscription's item, now (prorated), within
+    STRIPE_SEATS_MIN..MAX."""
+    proration = _proration(state, proration_behavior)
+    seats = checkout.check_seats(quantity, state.settings)
+    now = current(state, who)
+    item = rules.changed_item(now.subscription, state.settings)
+    seats = rules.check_quantity(seats, now.facts, item)
+    rules.check_not_scheduled(now.subscription)
+    answer = state.require_stripe().update_subscription(
+        now.facts.id,
+        rules.item_params(item, proration, quantity=seats),
+        rules.idempotency_key("change-quantity"),
+    )
+    return _applied(state, app, now, "change_quantity", answer)
+
+
+def _applied(
+    state: BillingState, app: Any, now: Current, action: str, answer: Answer, **extra: Any
+) -> SubscriptionChange:
+    """Run Stripe's answer through the pipeline now, dated by Stripe's clock."""
+    read_at = answer.answered_at or int(utcnow().timestamp())
+    outcome = pipeline.run(state, app, snapshot_event(answer.object, read_at), None)
+    after = outcome.after
+    if after is None:
+        with state.event_log.transaction():
+            after = state.account_of(now.account.user_id)
+    logger.info(
+        "Stripe subscription changed",
+        extra={
+            "action": action,
+            "user_id": now.account.user_id,
+            "subscription_id": now.facts.id,
+            "status": outcome.status,
+        },
+    )
+    return SubscriptionChange(action, now.facts.id, now.account, after, **extra)
+
+
+def _proration(state: BillingState, proration_behavior: str | None) -> str:
+    """The caller's proration behaviour, else STRIPE_PRORATION_BEHAVIOR."""
+    if proration_behavior is None:
+        return state.settings.proration_behavior
+    if proration_behavior not in PRORATION_CHOICES:
+        raise ValidationError(
+            f"proration_behavior must be one of {', '.join(PRORATION_CHOICES)}",
+            {"field": "proration_behavior"},
+        )
+    return proration_behavior
+
+
+@dataclass(frozen=True)
+class PreviewLine:
+    """One line of a previewed invoice (amount in the currency's smallest unit)."""
+
+    description: str | None
+    amount: int
+    #: Whether the line is a proration (credit or charge for the rest of the period).
+    proration: bool
+
+
+@dataclass(frozen=True)
+class ChangePreview:
+    """The invoice a plan change would make, from Stripe's preview; nothing changed yet.
+
+    A change now with ``create_prorations`` shows the next invoice (the prorations
+    and the next period); with ``always_invoice`` the invoice made at once; a
+    change at the period end shows the first invoice at the new price.
+    """
+
+    subscription_id: str
+    price_id: str
+    #: ``now`` or ``period_end``.
+    when: str
+    amount_due: int | None
+    currency: str | None
+    subtotal: int | None
+    total: int | None
+    lines: tuple[PreviewLine, ...]
+
+
+def preview_change(
+    state: BillingState, who: Who, price_id: str, *, at_period_end: bool = False
+) -> ChangePreview:
+    """What moving to ``price_id`` would invoice (Stripe's ``create_preview``)."""
+    now = current(state, who)
+    price = rules.check_price(price_id, state.settings, now.facts)
+    item = rules.changed_item(now.subscription, state.settings)
+    proration = "none" if at_period_end else state.settings.proration_behavior
+    invoice = state.require_stripe().preview_invoice(
+        rules.preview_params(now.subscription, item, price, proration)
+    )
+    return ChangePreview(
+        subscription_id=now.facts.id,
+        price_id=price,
+        when="period_end" if at_period_end else "now",
+        amount_due=_int(invoice.get("amount_due")),
+        currency=_text(invoice.get("currency")),
+        subtotal=_int(invoice.get("subtotal")),
+        total=_int(invoice.get("total")),
+        lines=tuple(_line(line) for line in _data(invoice.get("lines"))),
+    )
+
+
+def _line(line: Mapping[str, Any]) -> PreviewLine:
+    """A preview line; ``proration`` sits under ``parent`` since the 2025-03-31 API."""
+    parent = line.get("parent")
+    details = parent.get("subscription_item_details") if isinstance(parent, Mapping) else None
+    proration = details.get("proration") if isinstance(details, Mapping) else line.get("proration")
+    return PreviewLine(
+        _text(line.get("description")), _int(line.get("amount")) or 0, bool(proration)
+    )
+
+
+def _data(value: Any) -> list[Mapping[str, Any]]:
+    data = value.get("data") if isinstance(value, Mapping) else None
+    return [item for item in data or [] if isinstance(item, Mapping)]
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

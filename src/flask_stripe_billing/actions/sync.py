@@ -1,0 +1,164 @@
+"""Reconciliation with Stripe's API: subscriptions and entitlements read now, run through
+the pipeline.
+
+Each subscription (or a customer's list of active entitlements) read from the
+API becomes a snapshot event created at the moment it was read, so webhooks
+created earlier that arrive later are stale. Snapshots are decided and
+applied like delivered events but not logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .._util import utcnow
+from ..core.entitlements import SUMMARY_EVENT, SUMMARY_OBJECT
+from ..core.events import StripeEvent, parse_event
+from ..core.outcomes import EventStatus, Outcome
+from ..errors import StoreUnavailableError
+from ..pipeline import run as pipeline
+from ..redact import describe_traceback
+from ..state import BillingState
+from ..stripe_api import API_VERSION
+
+logger = logging.getLogger("flask_stripe_billing")
+
+#: The type of the event a subscription snapshot is applied as.
+SNAPSHOT_EVENT_TYPE = "customer.subscription.updated"
+
+
+@dataclass(frozen=True)
+class PageResult:
+    """One page of ``sync --all``: what each subscription did, and where to resume."""
+
+    outcomes: list[Outcome]
+    #: The last subscription id of the page: resume after it.
+    cursor: str | None
+    has_more: bool
+
+
+def sync_customer(state: BillingState, app: Any, customer_id: str) -> list[Outcome]:
+    """Read every subscription of the customer and apply each (none: an empty list).
+
+    Raises :class:`~.errors.StripeServiceError` if Stripe fails.
+    """
+    listed = state.require_stripe().list_subscriptions(customer_id)
+    subscriptions = [s for s in listed if _customer_of(s) == customer_id]
+    read_at = int(utcnow().timestamp())
+    return [pipeline.run(state, app, snapshot_event(s, read_at), None) for s in subscriptions]
+
+
+def sync_features(state: BillingState, app: Any, customer_id: str) -> Outcome | None:
+    """Read the customer's active entitlements and apply them (None: the store keeps none).
+
+    Raises :class:`~.errors.StripeServiceError` if Stripe fails.
+    """
+    if state.entitlement_log is None:
+        return None
+    read_at = int(utcnow().timestamp())
+    entitlements = state.require_stripe().list_active_entitlements(customer_id)
+    return pipeline.run(state, app, summary_snapshot(customer_id, entitlements, read_at), None)
+
+
+def sync_all(
+    state: BillingState, app: Any, starting_after: str | None = None
+) -> Iterator[PageResult]:
+    """Every subscription of the Stripe account, a page (100) at a time, each applied.
+
+    About one API call per hundred subscriptions; ``starting_after`` resumes
+    after the subscription a previous, interrupted run ended on.
+    """
+    gateway = state.require_stripe()
+    cursor = starting_after
+    while True:
+        subscriptions, has_more = gateway.list_subscriptions_page(cursor)
+        read_at = int(utcnow().timestamp())
+        outcomes = [_apply(state, app, snapshot_event(s, read_at)) for s in subscriptions]
+        if subscriptions:
+            cursor = str(subscriptions[-1].get("id"))
+        yield PageResult(outcomes, cursor, has_more and bool(subscriptions))
+        if not has_more or not subscriptions:
+            return
+
+
+def _apply(state: BillingState, app: Any, event: StripeEvent) -> Outcome:
+    """Run one snapshot; a failure (but a database outage) is reported, not raised."""
+    try:
+        return pipeline.run(state, app, event, None)
+    except StoreUnavailableError:
+        raise
+    except Exception as error:
+        logger.error(
+            "Stripe subscription sync failed\n%s",
+            describe_traceback(error),
+            extra={"event_id": event.id},
+        )
+        return Outcome(event, EventStatus.FAILED, error=error)
+
+
+def sync_checkout_session(state: BillingState, app: Any, session_id: str) -> Outcome:
+    """A completed Checkout session, read from Stripe's API, applied at once.
+
+    Idempotent with the ``checkout.session.completed`` webhook that follows.
+    """
+    session = state.require_stripe().retrieve_checkout_session(session_id)
+    event = parse_event(
+        {
+            "id": f"sync_{session_id}",
+            "object": "event",
+            "type": "checkout.session.completed",
+            "created": session.get("created"),
+            "data": {"object": session},
+        }
+    )
+    return pipeline.run(state, app, event, None)
+
+
+def snapshot_event(subscription: Mapping[str, Any], read_at: int) -> StripeEvent:
+    """A ``customer.subscription.updated`` event (id ``sync_<subscription id>``) created
+    when the subscription was read."""
+    return parse_event(
+        {
+            "id": f"sync_{subscription.get('id')}",
+            "object": "event",
+            "type": SNAPSHOT_EVENT_TYPE,
+            "created": read_at,
+            "api_version": API_VERSION,
+            "livemode": bool(subscription.get("livemode")),
+            "data": {"object": dict(subscription)},
+        }
+    )
+
+
+def summary_snapshot(
+    customer_id: str, entitlements: list[dict[str, Any]], read_at: int
+) -> StripeEvent:
+    """An entitlement summary event (id ``sync_entitlements_<customer>``) listing every
+    active entitlement read, created when read (the API's list is never truncated)."""
+    return parse_event(
+        {
+            "id": f"sync_entitlements_{customer_id}",
+            "object": "event",
+            "type": SUMMARY_EVENT,
+            "created": read_at,
+            "api_version": API_VERSION,
+            "data": {
+                "object": {
+                    "object": SUMMARY_OBJECT,
+                    "customer": customer_id,
+                    "entitlements": {"object": "list", "data": entitlements, "has_more": False},
+                }
+            },
+        }
+    )
+
+
+def _customer_of(subscription: Mapping[str, Any]) -> str | None:
+    """The subscription's customer id, whether bare or expanded."""
+    customer = subscription.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    return customer if isinstance(customer, str) else None

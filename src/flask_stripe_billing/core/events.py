@@ -1,0 +1,277 @@
+"""Stripe's event payloads, parsed once into the few typed facts the rules use.
+
+This is the only module that knows Stripe's JSON layouts, old and new: before API
+version 2025-03-31 ("basil") a subscription carries ``current_period_end``
+itself; since then the period dates live on each subscription item, and an
+invoice names its subscription in ``parent.subscription_details`` instead of
+``subscription``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from ..errors import EventParseError
+from .entitlements import SUMMARY_OBJECT, SummaryFacts, read_summary
+
+
+@dataclass(frozen=True)
+class SubscriptionFacts:
+    """What a subscription object says, whatever the API version."""
+
+    id: str
+    customer_id: str | None
+    status: str
+    price_ids: tuple[str, ...]
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    #: ``metadata.user_id``, set by our own Checkout sessions.
+    user_id: str | None
+    #: Seats: ``quantity`` on old API versions, else the first item's.
+    quantity: int | None = None
+    trial_end: datetime | None = None
+    cancel_at: datetime | None = None
+    ended_at: datetime | None = None
+    #: When the subscription itself was created at Stripe.
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CheckoutSessionFacts:
+    """What a Checkout session object says."""
+
+    id: str
+    customer_id: str | None
+    subscription_id: str | None
+    mode: str | None
+    payment_status: str | None
+    #: ``client_reference_id``, else ``metadata.user_id``.
+    user_id: str | None
+    #: ``metadata.price_id``, set by our own Checkout sessions.
+    price_id: str | None
+
+
+@dataclass(frozen=True)
+class InvoiceFacts:
+    """What an invoice object says, whatever the API version (amounts in the smallest unit)."""
+
+    id: str
+    customer_id: str | None
+    #: ``subscription`` (old layout), else ``parent.subscription_details.subscription``.
+    subscription_id: str | None
+    number: str | None
+    created: datetime | None
+    status: str | None
+    amount_due: int | None
+    amount_paid: int | None
+    currency: str | None
+    attempt_count: int | None
+    next_payment_attempt: datetime | None
+    hosted_invoice_url: str | None
+    invoice_pdf: str | None
+
+
+@dataclass(frozen=True)
+class StripeEvent:
+    """A verified Stripe event: the envelope plus the facts of its object."""
+
+    id: str
+    type: str
+    created: datetime
+    api_version: str | None
+    livemode: bool
+    customer_id: str | None
+    subscription: SubscriptionFacts | None
+    checkout_session: CheckoutSessionFacts | None
+    #: The event as Stripe sent it, for signal receivers that need more.
+    data: Mapping[str, Any]
+    invoice: InvoiceFacts | None = None
+    #: An active entitlement summary's facts (Stripe Entitlements).
+    entitlements: SummaryFacts | None = None
+
+
+def parse_event(payload: Any) -> StripeEvent:
+    """Read a decoded webhook body; raise :class:`EventParseError` if it is no event."""
+    if not isinstance(payload, dict):
+        raise EventParseError("body is not a JSON object")
+    if payload.get("object") == "v2.core.event":
+        raise EventParseError(
+            "this is a thin event notification: send it to the thin-event endpoint"
+        )
+    if payload.get("object") != "event":
+        raise EventParseError("body is not a Stripe event")
+    event_id = payload.get("id")
+    event_type = payload.get("type")
+    created = payload.get("created")
+    data = payload.get("data")
+    if not isinstance(event_id, str) or not event_id:
+        raise EventParseError("event has no id")
+    if not isinstance(event_type, str) or not event_type:
+        raise EventParseError("event has no type")
+    if not isinstance(created, int) or isinstance(created, bool):
+        raise EventParseError("event has no creation time")
+    if not isinstance(data, dict) or not isinstance(data.get("object"), dict):
+        raise EventParseError("event has no data.object")
+    obj: dict[str, Any] = data["object"]
+    kind = obj.get("object")
+    subscription = _subscription(obj) if kind == "subscription" else None
+    checkout = _checkout_session(obj) if kind == "checkout.session" else None
+    api_version = payload.get("api_version")
+    return StripeEvent(
+        id=event_id,
+        type=event_type,
+        created=timestamp(created),
+        api_version=api_version if isinstance(api_version, str) else None,
+        livemode=bool(payload.get("livemode")),
+        customer_id=obj.get("id") if kind == "customer" else _id(obj.get("customer")),
+        subscription=subscription,
+        checkout_session=checkout,
+        data=payload,
+        invoice=read_invoice(obj) if kind == "invoice" else None,
+        entitlements=read_summary(obj) if kind == SUMMARY_OBJECT else None,
+    )
+
+
+def with_subscription(event: StripeEvent, obj: Mapping[str, Any]) -> StripeEvent:
+    """The event with its subscription facts replaced by ``obj`` (as read from the API)."""
+    subscription = _subscription(obj)
+    return replace(
+        event,
+        subscription=subscription,
+        customer_id=subscription.customer_id or event.customer_id,
+    )
+
+
+def read_invoice(obj: Mapping[str, Any]) -> InvoiceFacts:
+    """An invoice object (from an event or Stripe's API) as its facts."""
+    return InvoiceFacts(
+        id=_required_id(obj),
+        customer_id=_id(obj.get("customer")),
+        subscription_id=_id(obj.get("subscription")) or _parent_subscription_id(obj),
+        number=_str_or_none(obj.get("number")),
+        created=_time_or_none(obj.get("created")),
+        status=_str_or_none(obj.get("status")),
+        amount_due=_int_or_none(obj.get("amount_due")),
+        amount_paid=_int_or_none(obj.get("amount_paid")),
+        currency=_str_or_none(obj.get("currency")),
+        attempt_count=_int_or_none(obj.get("attempt_count")),
+        next_payment_attempt=_time_or_none(obj.get("next_payment_attempt")),
+        hosted_invoice_url=_str_or_none(obj.get("hosted_invoice_url")),
+        invoice_pdf=_str_or_none(obj.get("invoice_pdf")),
+    )
+
+
+def read_subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
+    """A subscription object, as Stripe's API answers it, as its facts."""
+    return _subscription(obj)
+
+
+def timestamp(seconds: int) -> datetime:
+    """A Unix time from Stripe as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def _subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
+    items = _list_data(obj.get("items"))
+    return SubscriptionFacts(
+        id=_required_id(obj),
+        customer_id=_id(obj.get("customer")),
+        status=str(obj.get("status") or ""),
+        price_ids=tuple(p for p in (_item_price_id(item) for item in items) if p),
+        current_period_end=_period_end(obj, items),
+        cancel_at_period_end=bool(obj.get("cancel_at_period_end")),
+        user_id=_metadata_user_id(obj),
+        quantity=_quantity(obj, items),
+        trial_end=_time_or_none(obj.get("trial_end")),
+        cancel_at=_time_or_none(obj.get("cancel_at")),
+        ended_at=_time_or_none(obj.get("ended_at")),
+        created=_time_or_none(obj.get("created")),
+    )
+
+
+def _checkout_session(obj: Mapping[str, Any]) -> CheckoutSessionFacts:
+    metadata = obj.get("metadata")
+    price_id = metadata.get("price_id") if isinstance(metadata, Mapping) else None
+    reference = obj.get("client_reference_id")
+    return CheckoutSessionFacts(
+        id=_required_id(obj),
+        customer_id=_id(obj.get("customer")),
+        subscription_id=_id(obj.get("subscription")),
+        mode=_str_or_none(obj.get("mode")),
+        payment_status=_str_or_none(obj.get("payment_status")),
+        user_id=str(reference) if reference else _metadata_user_id(obj),
+        price_id=str(price_id) if price_id else None,
+    )
+
+
+def _period_end(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> datetime | None:
+    """Top-level ``current_period_end`` (old layout), else the items' latest one."""
+    top = obj.get("current_period_end")
+    if isinstance(top, int):
+        return timestamp(top)
+    ends = [i["current_period_end"] for i in items if isinstance(i.get("current_period_end"), int)]
+    return timestamp(max(ends)) if ends else None
+
+
+def _quantity(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> int | None:
+    """Top-level ``quantity`` (old layout), else the first item's."""
+    for value in (obj.get("quantity"), *(item.get("quantity") for item in items[:1])):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _parent_subscription_id(obj: Mapping[str, Any]) -> str | None:
+    """``parent.subscription_details.subscription``: where invoices name it since 2025-03-31."""
+    parent = obj.get("parent")
+    details = parent.get("subscription_details") if isinstance(parent, Mapping) else None
+    return _id(details.get("subscription")) if isinstance(details, Mapping) else None
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    return timestamp(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _item_price_id(item: Mapping[str, Any]) -> str | None:
+    """The price of a subscription item (``plan`` on very old API versions)."""
+    return _id(item.get("price")) or _id(item.get("plan"))
+
+
+def _list_data(value: Any) -> list[Mapping[str, Any]]:
+    if isinstance(value, Mapping) and isinstance(value.get("data"), list):
+        return [item for item in value["data"] if isinstance(item, Mapping)]
+    return []
+
+
+def _metadata_user_id(obj: Mapping[str, Any]) -> str | None:
+    metadata = obj.get("metadata")
+    if isinstance(metadata, Mapping) and metadata.get("user_id"):
+        return str(metadata["user_id"])
+    return None
+
+
+def _id(value: Any) -> str | None:
+    """An id whether Stripe sent it bare or expanded into an object."""
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, Mapping) and isinstance(value.get("id"), str):
+        return value["id"] or None
+    return None
+
+
+def _required_id(obj: Mapping[str, Any]) -> str:
+    object_id = _id(obj.get("id"))
+    if object_id is None:
+        raise EventParseError(f"{obj.get('object')} object has no id")
+    return object_id
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,526 @@
+"""The decision rules: event + account + its subscription records → what changes.
+
+Pure: no Flask, no HTTP, no database. :func:`decide` returns everything an
+event changes (the subscription record, the customer link, the account's new
+projection) and the signals to send; the pipeline only reads and writes. Like
+Pay's handlers, each handled event type maps to one short function; an unknown
+type is recorded and acknowledged."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, cast
+
+from ..config import Settings
+from .account import (
+    FREE_PLAN,
+    TERMINAL_STATUSES,
+    AccountChanges,
+    BillingAccount,
+    SubscriptionRecord,
+    project,
+)
+from .entitlements import SUMMARY_EVENT, EntitlementRecord, supersedes
+from .events import StripeEvent, SubscriptionFacts
+from .outcomes import EventStatus, Notice
+
+PROCESSED = EventStatus.PROCESSED
+
+
+IGNORED = EventStatus.IGNORED
+
+
+STALE = EventStatus.STALE
+
+
+UNMATCHED = EventStatus.UNMATCHED
+
+
+@dataclass(frozen=True)
+class AccountMatch:
+    """The account an event was found to be about, and how it was found."""
+
+    account: BillingAccount | None
+    #: True when found by the event's customer id; False when named by the event
+    #: itself (``client_reference_id`` / ``metadata.user_id``).
+    by_customer: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Everything one event changes; the pipeline writes it and sends the notices."""
+
+    status: str
+    account: BillingAccount | None = None
+    #: Fields of the account to write (empty: the account stays as it is).
+    account_changes: AccountChanges = field(default_factory=lambda: AccountChanges())
+    #: Subscription records to write (new or changed).
+    records: tuple[SubscriptionRecord, ...] = ()
+    notices: tuple[Notice, ...] = ()
+    #: Why an event stayed unmatched or stale, in words.
+    reason: str | None = None
+    #: The customer's entitlement record to write (new or changed).
+    entitlements: EntitlementRecord | None = None
+
+    @property
+    def after(self) -> BillingAccount | None:
+        """The account as it is once the changes are written."""
+        if self.account is None:
+            return None
+        after = self.account.with_changes(self.account_changes)
+        if self.entitlements is not None:
+            after = replace(after, features=self.entitlements.features)
+        return after
+
+
+#: A lifecycle event and the account of its customer → the signal's keyword arguments.
+NoticeArguments = Callable[[StripeEvent, BillingAccount], dict[str, Any] | None]
+
+
+def payment_failed(event: StripeEvent, account: BillingAccount) -> dict[str, Any] | None:
+    """``invoice.payment_failed``: what a dunning e-mail needs."""
+    invoice = event.invoice
+    if invoice is None:
+        return None
+    return {
+        "user_id": account.user_id,
+        "account": account,
+        "amount_due": invoice.amount_due,
+        "currency": invoice.currency,
+        "attempt_count": invoice.attempt_count,
+        "next_payment_attempt": invoice.next_payment_attempt,
+        "hosted_invoice_url": invoice.hosted_invoice_url,
+        "invoice_id": invoice.id,
+        "subscription_id": invoice.subscription_id,
+    }
+
+
+def payment_succeeded(event: StripeEvent, account: BillingAccount) -> dict[str, Any] | None:
+    """``invoice.paid``: what a receipt needs."""
+    invoice = event.invoice
+    if invoice is None:
+        return None
+    return {
+        "user_id": account.user_id,
+        "account": account,
+        "amount_paid": invoice.amount_paid,
+        "currency": invoice.currency,
+        "hosted_invoice_url": invoice.hosted_invoice_url,
+        "invoice_pdf": invoice.invoice_pdf,
+        "invoice_id": invoice.id,
+        "subscription_id": invoice.subscription_id,
+    }
+
+
+def payment_action_required(event: StripeEvent, account: BillingAccount) -> dict[str, Any] | None:
+    """``invoice.payment_action_required``: the customer must confirm the payment (3-D Secure)."""
+    invoice = event.invoice
+    if invoice is None:
+        return None
+    return {
+        "user_id": account.user_id,
+        "account": account,
+        "hosted_invoice_url": invoice.hosted_invoice_url,
+        "invoice_id": invoice.id,
+    }
+
+
+def trial_will_end(event: StripeEvent, account: BillingAccount) -> dict[str, Any] | None:
+    """``customer.subscription.trial_will_end``: sent by Stripe three days before the end."""
+    subscription = event.subscription
+    if subscription is None:
+        return None
+    return {
+        "user_id": account.user_id,
+        "account": account,
+        "subscription_id": subscription.id,
+        "trial_end": subscription.trial_end,
+    }
+
+
+#: Each lifecycle event type: the name of its signal in :mod:`.signals` and its arguments.
+LIFECYCLE_SIGNALS: dict[str, tuple[str, NoticeArguments]] = {
+    "invoice.payment_failed": ("payment_failed", payment_failed),
+    "invoice.paid": ("payment_succeeded", payment_succeeded),
+    "invoice.payment_action_required": ("payment_action_required", payment_action_required),
+    "customer.subscription.trial_will_end": ("trial_will_end", trial_will_end),
+}
+
+
+#: Checkout payment states that mean the customer has paid (or owes nothing yet).
+SETTLED_PAYMENT_STATUSES = frozenset({"paid", "no_payment_required"})
+
+
+#: A handler: the event, the record of its subscription (None: not recorded yet),
+#: the account's user id and the settings → the record to write, or None.
+Handler = Callable[
+    [StripeEvent, SubscriptionRecord | None, str, Settings], SubscriptionRecord | None
+]
+
+
+def checkout_completed(
+    event: StripeEvent, existing: SubscriptionRecord | None, user_id: str, settings: Settings
+) -> SubscriptionRecord | None:
+    """A paid (or free-trial) subscription Checkout records its subscription, if new.
+
+    An existing record is never changed by a session: the subscription's own
+    events know its real status and prices. The new record has no watermark,
+    so every event of the subscription still applies after it.
+    """
+    session = event.checkout_session
+    if session is None or session.mode != "subscription" or existing is not None:
+        return None
+    if session.payment_status not in SETTLED_PAYMENT_STATUSES or not session.subscription_id:
+        return None  # async payment pending: async_payment_succeeded records it
+    prices = (session.price_id,) if session.price_id else ()
+    return SubscriptionRecord(
+        id=session.subscription_id,
+        user_id=user_id,
+        customer_id=session.customer_id,
+        status="active",
+        price_ids=prices,
+        plan=settings.plan_for_prices(prices),
+        quantity=None,
+        trial_end=None,
+        current_period_end=None,
+        cancel_at_period_end=False,
+        cancel_at=None,
+        ended_at=None,
+        created=event.created,
+        last_event_at=None,
+    )
+
+
+def subscription_changed(
+    event: StripeEvent, existing: SubscriptionRecord | None, user_id: str, settings: Settings
+) -> SubscriptionRecord | None:
+    """``created`` / ``updated``: the record becomes what the subscription says."""
+    if event.subscription is None:
+        return None
+    return _record(event.subscription, event, user_id, settings, event.subscription.status)
+
+
+def subscription_deleted(
+    event: StripeEvent, existing: SubscriptionRecord | None, user_id: str, settings: Settings
+) -> SubscriptionRecord | None:
+    """The subscription ended; the account follows from its other records."""
+    subscription = event.subscription
+    if subscription is None:
+        return None
+    status = subscription.status if subscription.status in TERMINAL_STATUSES else "canceled"
+    return _record(subscription, event, user_id, settings, status)
+
+
+def _record(
+    subscription: SubscriptionFacts,
+    event: StripeEvent,
+    user_id: str,
+    settings: Settings,
+    status: str,
+) -> SubscriptionRecord:
+    """The record of a subscription as its event shows it, watermarked with the event."""
+    return SubscriptionRecord(
+        id=subscription.id,
+        user_id=user_id,
+        customer_id=subscription.customer_id or event.customer_id,
+        status=status,
+        price_ids=subscription.price_ids,
+        plan=settings.plan_for_prices(subscription.price_ids),
+        quantity=subscription.quantity,
+        trial_end=subscription.trial_end,
+        current_period_end=subscription.current_period_end,
+        cancel_at_period_end=subscription.cancel_at_period_end,
+        cancel_at=subscription.cancel_at,
+        ended_at=subscription.ended_at,
+        created=subscription.created,
+        last_event_at=event.created,
+    )
+
+
+def carried_over(account: BillingAccount, settings: Settings) -> tuple[SubscriptionRecord, ...]:
+    """The subscription an account shows but has no record of (set up before records
+    existed), as a record without watermark; none when it shows no subscription.
+
+    So the first event after an upgrade about another subscription (a late end of
+    an old one, say) is projected beside the subscription the account pays for.
+    """
+    if account.stripe_subscription_id is None or account.subscription_status is None:
+        return ()
+    return (
+        SubscriptionRecord(
+            id=account.stripe_subscription_id,
+            user_id=account.user_id,
+            customer_id=account.stripe_customer_id,
+            status=account.subscription_status,
+            price_ids=(),
+            plan=account.plan if account.plan != FREE_PLAN else settings.pro_plan_name,
+            quantity=account.subscription_quantity,
+            trial_end=account.trial_end,
+            current_period_end=account.current_period_end,
+            cancel_at_period_end=account.cancel_at_period_end,
+            cancel_at=None,
+            ended_at=None,
+            created=None,
+            last_event_at=None,
+        ),
+    )
+
+
+RULES: dict[str, Handler] = {
+    "checkout.session.completed": checkout_completed,
+    "checkout.session.async_payment_succeeded": checkout_completed,
+    "customer.subscription.created": subscription_changed,
+    "customer.subscription.updated": subscription_changed,
+    "customer.subscription.deleted": subscription_deleted,
+}
+
+
+#: The event types to enable on the Stripe webhook endpoint: those that change
+#: records, the lifecycle events that only become signals, then entitlement summaries.
+HANDLED_EVENT_TYPES = (*RULES, *LIFECYCLE_SIGNALS, SUMMARY_EVENT)
+
+
+def decide_entitlements(
+    event: StripeEvent,
+    match: AccountMatch,
+    record: EntitlementRecord | None,
+    now: datetime,
+) -> Decision:
+    """A summary sets its customer's active features, unless a newer one was applied.
+
+    The record is kept per customer whether or not an account is linked to
+    it yet (the summary often comes before Checkout's event links the
+    customer); an account reads its features once linked. Like a lifecycle
+    event, a summary never links a customer. ``features_changed`` goes out
+    when a linked account's features really change.
+    """
+    summary = event.entitlements
+    if summary is None:
+        return Decision(IGNORED, reason="the entitlement summary names no customer")
+    account = match.account if match.by_customer else None
+    if not supersedes(event.created, summary.features, record):
+        if record is not None and record.features == summary.features:
+            return Decision(PROCESSED, account)  # the features it lists are the ones kept
+        return Decision(
+            STALE, account, reason="a newer entitlement summary of this customer was applied"
+        )
+    written = EntitlementRecord(
+        customer_id=summary.customer_id,
+        features=summary.features,
+        last_event_at=event.created,
+        last_event_id=event.id,
+        updated_at=now,
+    )
+    old = record.features if record is not None else frozenset()
+    if account is None:
+        reason = (
+            f"no account is linked to customer {summary.customer_id} yet; "
+            "its features apply once one is"
+        )
+        return Decision(PROCESSED, entitlements=written, reason=reason)
+    notices: tuple[Notice, ...] = ()
+    if old != written.features:
+        before = replace(account, features=old)
+        notices = (features_notice(replace(account, features=written.features), before),)
+    return Decision(PROCESSED, account, entitlements=written, notices=notices)
+
+
+def features_notice(after: BillingAccount, before: BillingAccount) -> Notice:
+    """``features_changed`` from ``before``'s features to ``after``'s."""
+    kwargs = {
+        "user_id": after.user_id,
+        "old_features": before.features,
+        "new_features": after.features,
+        "account": after,
+    }
+    return Notice("features_changed", kwargs)
+
+
+def decide(
+    event: StripeEvent,
+    match: AccountMatch,
+    records: Sequence[SubscriptionRecord],
+    settings: Settings,
+    now: datetime,
+    entitlements: EntitlementRecord | None = None,
+) -> Decision:
+    """What ``event`` changes, given the account it names and that account's records.
+
+    ``entitlements``: for an entitlement summary, its customer's record; for an
+    event that links a customer, the features kept for that customer (a summary
+    that came first), which the account then gains (``features_changed``).
+    """
+    if event.type == SUMMARY_EVENT:
+        return decide_entitlements(event, match, entitlements, now)
+    if event.type in LIFECYCLE_SIGNALS:
+        return decide_lifecycle(event, match)
+    rule = RULES.get(event.type)
+    if rule is None:
+        return Decision(IGNORED)
+    account = match.account
+    unmatched = unmatched_reason(event, match)
+    if account is None or unmatched is not None:
+        return _unmatched(event, unmatched or "no account")
+    by_id = {record.id: record for record in records}
+    seeded = () if by_id else carried_over(account, settings)
+    by_id.update((record.id, record) for record in seeded)
+    subscription_id = subscribed_id(event)
+    existing = by_id.get(subscription_id) if subscription_id else None
+    if is_stale(event, existing):
+        return Decision(STALE, account, reason="a newer event of this subscription was applied")
+    record = rule(event, existing, account.user_id, settings)
+    changed: tuple[SubscriptionRecord, ...] = ()
+    if record is not None and record != existing:
+        changed = (*(r for r in seeded if r.id != record.id), record)
+        by_id[record.id] = record
+    changes: AccountChanges = {}
+    if not match.by_customer and event.customer_id:
+        changes["stripe_customer_id"] = event.customer_id
+    if changed:
+        changes.update(project(by_id.values(), settings))
+    changes = _differences(changes, account)
+    if changes:
+        changes["updated_at"] = now
+    after = account.with_changes(changes)
+    notices = _change_notices(account, after)
+    if "stripe_customer_id" in changes and entitlements is not None and entitlements.features:
+        notices += (features_notice(replace(after, features=entitlements.features), account),)
+    return Decision(PROCESSED, account, changes, changed, notices)
+
+
+def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:
+    """A lifecycle event changes nothing: it becomes its signal for its customer's account.
+
+    It never links a customer, so for a customer no account has yet it stays
+    ``unmatched`` (replayable once linked). Its subscription's watermark is left alone.
+    """
+    if match.account is None or not match.by_customer:
+        return _unmatched(event, unmatched_reason(event, AccountMatch(None, by_customer=False)))
+    signal, arguments = LIFECYCLE_SIGNALS[event.type]
+    kwargs = arguments(event, match.account)
+    if kwargs is None:
+        return Decision(IGNORED, reason=f"{event.type} does not carry the object it names")
+    return Decision(PROCESSED, match.account, notices=(Notice(signal, kwargs),))
+
+
+def is_handled(event_type: str) -> bool:
+    """Whether events of this type are about an account (a change, a lifecycle signal or
+    an entitlement summary)."""
+    return event_type in HANDLED_EVENT_TYPES
+
+
+def unmatched_reason(event: StripeEvent, match: AccountMatch) -> str | None:
+    """Why the event cannot be applied to the account it names, or None if it can.
+
+    An event links an unknown customer only to an account that has no customer
+    yet: a Payment Link lets the payer choose ``client_reference_id``, so an
+    event must never move an account to another customer.
+    """
+    account = match.account
+    if account is None:
+        if event.customer_id:
+            return f"no account is linked to customer {event.customer_id}"
+        return "the event names no customer and no account"
+    if match.by_customer or event.customer_id is None:
+        return None
+    if account.stripe_customer_id in (None, event.customer_id):
+        return None
+    return (
+        f"account {account.user_id} is linked to customer {account.stripe_customer_id}, "
+        f"not {event.customer_id}; link it by hand (flask billing link) to apply this event"
+    )
+
+
+def user_id_hint(event: StripeEvent) -> str | None:
+    """The account an event names itself, for linking a customer not yet known."""
+    if event.checkout_session is not None:
+        return event.checkout_session.user_id
+    if event.subscription is not None:
+        return event.subscription.user_id
+    return None
+
+
+def subscribed_id(event: StripeEvent) -> str | None:
+    """The id of the subscription the event is about."""
+    if event.subscription is not None:
+        return event.subscription.id
+    if event.checkout_session is not None:
+        return event.checkout_session.subscription_id
+    return None
+
+
+def is_stale(event: StripeEvent, record: SubscriptionRecord | None) -> bool:
+    """Whether a newer event of the same subscription was applied (Stripe keeps no order).
+
+    Only a subscription's own events are judged, and only against that
+    subscription's watermark. Stripe's ``created`` has one-second resolution,
+    so Stripe's lifecycle settles ties: an ended subscription never comes
+    back, and a ``created`` event never overrides a same-second event of its
+    own subscription.
+    """
+    subscription = event.subscription
+    if subscription is None or record is None or record.last_event_at is None:
+        return False
+    if event.created < record.last_event_at:
+        return True
+    if record.status in TERMINAL_STATUSES and subscription.status not in TERMINAL_STATUSES:
+        return True
+    return event.type == "customer.subscription.created" and event.created == record.last_event_at
+
+
+def _change_notices(before: BillingAccount, after: BillingAccount) -> tuple[Notice, ...]:
+    """``plan_changed`` / ``subscription_status_changed`` / ``seats_changed`` for what
+    really changes."""
+    notices = []
+    if before.plan != after.plan:
+        notices.append(
+            Notice(
+                "plan_changed",
+                {
+                    "user_id": after.user_id,
+                    "old_plan": before.plan,
+                    "new_plan": after.plan,
+                    "account": after,
+                },
+            )
+        )
+    if before.subscription_status != after.subscription_status:
+        notices.append(
+            Notice(
+                "subscription_status_changed",
+                {
+                    "user_id": after.user_id,
+                    "old_status": before.subscription_status,
+                    "new_status": after.subscription_status,
+                    "account": after,
+                },
+            )
+        )
+    if before.seats != after.seats:
+        notices.append(
+            Notice(
+                "seats_changed",
+                {
+                    "user_id": after.user_id,
+                    "old_seats": before.seats,
+                    "new_seats": after.seats,
+                    "account": after,
+                },
+            )
+        )
+    return tuple(notices)
+
+
+def _unmatched(event: StripeEvent, reason: str | None) -> Decision:
+    """The event stays ``unmatched`` for replay; ``customer_not_found`` says why."""
+    reason = reason or "no account"
+    notice = Notice("customer_not_found", {"customer_id": event.customer_id, "reason": reason})
+    return Decision(UNMATCHED, notices=(notice,), reason=reason)
+
+
+def _differences(changes: AccountChanges, account: BillingAccount) -> AccountChanges:
+    """Only the fields whose value really changes."""
+    kept = {k: v for k, v in changes.items() if getattr(account, k) != v}
+    return cast(AccountChanges, kept)

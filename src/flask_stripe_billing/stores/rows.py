@@ -1,0 +1,110 @@
+"""The library tables' rows as Python values, and back: shared by the SQLAlchemy and the
+DB-API stores, so that both write and read the same columns the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.engine import RowMapping
+
+from .._util import as_utc, utcnow
+from ..core.account import SubscriptionRecord
+from ..core.entitlements import EntitlementRecord, decode_features, encode_features
+from ..core.events import StripeEvent
+from ..core.outcomes import EventStatus
+from .base import EventRecord
+
+
+def new_event_row(event: StripeEvent, payload: str) -> dict[str, Any]:
+    """The event log's row for an event recorded for the first time."""
+    return {
+        "id": event.id,
+        "type": event.type,
+        "created": event.created,
+        "customer_id": event.customer_id,
+        "status": EventStatus.RECEIVED,
+        "payload": payload,
+        "attempts": 1,
+        "received_at": utcnow(),
+    }
+
+
+def subscription_record(row: Mapping[str, Any] | RowMapping) -> SubscriptionRecord:
+    """A :class:`SubscriptionRecord` from a row of the subscription table."""
+    return SubscriptionRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        customer_id=row["customer_id"],
+        status=row["status"],
+        price_ids=tuple(str(row["price_ids"] or "").split()),
+        plan=row["plan"],
+        quantity=row["quantity"],
+        trial_end=as_utc(row["trial_end"]),
+        current_period_end=as_utc(row["current_period_end"]),
+        cancel_at_period_end=bool(row["cancel_at_period_end"]),
+        cancel_at=as_utc(row["cancel_at"]),
+        ended_at=as_utc(row["ended_at"]),
+        created=as_utc(row["created"]),
+        last_event_at=as_utc(row["last_event_at"]),
+    )
+
+
+def subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
+    """The subscription table's row for a record (its times already in UTC)."""
+    return {
+        "id": record.id,
+        "user_id": str(record.user_id),
+        "customer_id": record.customer_id,
+        "status": record.status,
+        "price_ids": " ".join(record.price_ids),
+        "plan": record.plan,
+        "quantity": record.quantity,
+        "trial_end": record.trial_end,
+        "current_period_end": record.current_period_end,
+        "cancel_at_period_end": record.cancel_at_period_end,
+        "cancel_at": record.cancel_at,
+        "ended_at": record.ended_at,
+        "created": record.created,
+        "last_event_at": record.last_event_at,
+        "updated_at": utcnow(),
+    }
+
+
+def entitlement_values(record: EntitlementRecord) -> dict[str, Any]:
+    """The entitlement table's row for a record (its times already in UTC)."""
+    return {
+        "customer_id": record.customer_id,
+        "features": encode_features(record.features),
+        "last_event_at": record.last_event_at,
+        "last_event_id": record.last_event_id,
+        "updated_at": record.updated_at or utcnow(),
+    }
+
+
+def entitlement_record(row: Mapping[str, Any] | RowMapping) -> EntitlementRecord:
+    """An :class:`EntitlementRecord` from a row of the entitlement table."""
+    return EntitlementRecord(
+        customer_id=row["customer_id"],
+        features=decode_features(row["features"]),
+        last_event_at=as_utc(row["last_event_at"]),
+        last_event_id=row["last_event_id"],
+        updated_at=as_utc(row["updated_at"]),
+    )
+
+
+def event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
+    """An :class:`EventRecord` from a row of the event log."""
+    return EventRecord(
+        id=row["id"],
+        type=row["type"],
+        created=as_utc(row["created"]),  # type: ignore[arg-type]
+        customer_id=row["customer_id"],
+        user_id=row["user_id"],
+        status=row["status"],
+        error=row["error"],
+        payload=row["payload"],
+        attempts=row["attempts"],
+        received_at=as_utc(row["received_at"]),  # type: ignore[arg-type]
+        processed_at=as_utc(row["processed_at"]),
+    )

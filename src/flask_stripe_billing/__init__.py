@@ -1,4 +1,10 @@
-"""Stripe subscriptions for Flask: verified webhooks, Checkout, signals."""
+"""Stripe subscriptions for Flask: verified webhooks, Checkout, signals.
+
+Everything a host app may import is listed in ``__all__`` here; the only other public
+modules are :mod:`flask_stripe_billing.signals` and :mod:`flask_stripe_billing.testing`.
+The layers below (``core``, ``pipeline``, ``actions``, ``web``, ``stores``, ``cli``) are
+internal: their module paths may change in any release.
+"""
 
 from __future__ import annotations
 
@@ -7,43 +13,84 @@ from .actions.invoices import Invoice
 from .actions.management import ChangePreview, PreviewLine, SubscriptionChange
 from .config import Settings
 from .core.account import AccountChanges, BillingAccount, SubscriptionRecord
-from .core.entitlements import EntitlementRecord
-from .core.events import StripeEvent
+from .core.entitlements import EntitlementRecord, SummaryFacts
+from .core.events import CheckoutSessionFacts, InvoiceFacts, StripeEvent, SubscriptionFacts
 from .core.outcomes import EventStatus, Outcome
-from .errors import BillingError
+from .core.rules import HANDLED_EVENT_TYPES
+from .errors import (
+    AuthenticationError,
+    BillingError,
+    ConflictError,
+    CrossSiteRequestError,
+    EventNotRecordedError,
+    EventParseError,
+    FeatureRequiredError,
+    MethodNotAllowedError,
+    NotConfiguredError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PlanRequiredError,
+    StoreUnavailableError,
+    StripeServiceError,
+    ValidationError,
+)
 from .extension import StripeBilling
 from .stores.base import EntitlementLog, EventLog, EventRecord, SubscriptionLog, UserStore
 from .stores.columns import BillingMixin
 from .stores.dbapi import DBAPIUserStore
 from .stores.memory import InMemoryUserStore
 from .stores.sqlalchemy import SQLAlchemyUserStore
+from .stripe_api import API_VERSION
+from .web.buttons import billing_checkout_button, billing_portal_button
 
 __version__ = "0.1.0"
 
 
 __all__ = [
+    "API_VERSION",
+    "HANDLED_EVENT_TYPES",
     "AccountChanges",
+    "AuthenticationError",
     "BillingAccount",
     "BillingError",
     "BillingMixin",
     "ChangePreview",
+    "CheckoutSessionFacts",
+    "ConflictError",
+    "CrossSiteRequestError",
     "DBAPIUserStore",
     "EntitlementLog",
     "EntitlementRecord",
     "EventLog",
+    "EventNotRecordedError",
+    "EventParseError",
     "EventRecord",
     "EventStatus",
+    "FeatureRequiredError",
     "InMemoryUserStore",
     "Invoice",
+    "InvoiceFacts",
+    "MethodNotAllowedError",
+    "NotConfiguredError",
+    "NotFoundError",
     "Outcome",
+    "PayloadTooLargeError",
+    "PlanRequiredError",
     "PreviewLine",
     "SQLAlchemyUserStore",
     "Settings",
+    "StoreUnavailableError",
     "StripeBilling",
     "StripeEvent",
+    "StripeServiceError",
     "SubscriptionChange",
+    "SubscriptionFacts",
     "SubscriptionLog",
     "SubscriptionRecord",
+    "SummaryFacts",
     "UserStore",
+    "ValidationError",
+    "billing_checkout_button",
+    "billing_portal_button",
     "signals",
 ]

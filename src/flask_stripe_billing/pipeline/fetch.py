@@ -144,12 +144,11 @@ def fetched_event(
     """
     if route.related_type == SNAPSHOT_OF_CHANGE:
         return parse_event({**obj, "id": notification.id})
-    created = int(read_at.timestamp())
     return snapshot_event(
         notification.id,
         route.snapshot_type,
         obj,
-        created,
+        int(read_at.timestamp()),
         api_version=API_VERSION,
         livemode=notification.livemode,
     )

@@ -91,7 +91,6 @@ class Kind(Generic[Delivery]):
     """A kind of delivery: which secrets sign it, what it parses into, how the log keeps it,
     and how it runs."""
 
-    name: str
     secrets: Callable[[Settings], tuple[str, ...]]
     parse: Callable[[Any], Delivery]
     logged: Callable[[Delivery], StripeEvent]
@@ -100,13 +99,12 @@ class Kind(Generic[Delivery]):
 
 #: Snapshot events: the webhook route's deliveries.
 SNAPSHOT: Kind[StripeEvent] = Kind(
-    "snapshot", lambda settings: settings.webhook_secrets, parse_event, lambda event: event, run
+    lambda settings: settings.webhook_secrets, parse_event, lambda event: event, run
 )
 
 
 #: Thin event notifications: the thin-event route's deliveries (the object is fetched).
 THIN: Kind[ThinNotification] = Kind(
-    "thin",
     lambda settings: settings.thin_webhook_secrets,
     parse_notification,
     ThinNotification.as_logged,

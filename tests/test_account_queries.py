@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from flask_stripe_billing import BillingAccount, Settings
+from flask_stripe_billing import BillingAccount, Settings, SubscriptionRecord
+from flask_stripe_billing.core.account import grants_plan, project
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 BEFORE = NOW - timedelta(days=1)
@@ -52,6 +53,49 @@ def test_status_queries_follow_the_status_table(status: str | None) -> None:
     assert subject.is_paying(past_due_keeps_plan=False) is paying_without_grace
     assert subject.is_past_due() is past_due
     assert subject.has_ended() is ended
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_is_paying_follows_the_grace_the_account_was_handed_out_with(status: str | None) -> None:
+    paying, paying_without_grace, _, _ = BY_STATUS[status]
+    without_grace = account(status, past_due_keeps_plan=False)
+
+    assert without_grace.is_paying() is paying_without_grace
+    assert without_grace.is_paying(past_due_keeps_plan=True) is paying
+
+
+def record(status: str) -> SubscriptionRecord:
+    """User 1's ``pro`` subscription in ``status``."""
+    return SubscriptionRecord(
+        id="sub_1",
+        user_id="1",
+        customer_id="cus_1",
+        status=status,
+        price_ids=("price_pro",),
+        plan="pro",
+        quantity=1,
+        trial_end=None,
+        current_period_end=None,
+        cancel_at_period_end=False,
+        cancel_at=None,
+        ended_at=None,
+        created=NOW,
+        last_event_at=NOW,
+    )
+
+
+@pytest.mark.parametrize("status", [s for s in STATUSES if s is not None])
+@pytest.mark.parametrize("grace", [True, False], ids=["grace", "no-grace"])
+def test_one_rule_grants_the_plan_for_the_projection_and_is_paying(
+    status: str, grace: bool
+) -> None:
+    paying, paying_without_grace, _, _ = BY_STATUS[status]
+    expected = paying if grace else paying_without_grace
+    settings = Settings(past_due_keeps_plan=grace)
+
+    assert grants_plan(status, grace) is expected
+    assert (project([record(status)], settings)["plan"] == "pro") is expected
+    assert account(status).is_paying(past_due_keeps_plan=grace) is expected
 
 
 @pytest.mark.parametrize("status", STATUSES)

@@ -10,7 +10,7 @@ import pytest
 from support import load
 
 from flask_stripe_billing import Settings
-from flask_stripe_billing.core import changes as rules
+from flask_stripe_billing.core import changes
 from flask_stripe_billing.core.events import read_subscription
 from flask_stripe_billing.errors import ConflictError
 
@@ -40,7 +40,7 @@ def test_the_next_phase_swaps_only_the_changed_price_and_keeps_the_other_items()
     ]
     schedule["current_phase"] = {"start_date": 100, "end_date": 200}
 
-    params = rules.schedule_params(schedule, "small-monthly", "small-annual")
+    params = changes.schedule_params(schedule, "small-monthly", "small-annual")
 
     assert params == {
         "end_behavior": "release",
@@ -75,7 +75,7 @@ def test_a_second_change_replaces_the_scheduled_one_from_the_current_phase() -> 
     schedule["phases"][0]["items"][0]["price"] = expanded_price
     schedule["current_phase"] = {"start_date": 100, "end_date": 200}
 
-    params = rules.schedule_params(schedule, "small-monthly", "small-annual")
+    params = changes.schedule_params(schedule, "small-monthly", "small-annual")
 
     first, second = params["phases"]
     assert (first["start_date"], first["end_date"]) == (100, 200)
@@ -89,12 +89,12 @@ def test_a_schedule_without_a_current_phase_uses_its_first_and_one_without_phase
     schedule = copy.deepcopy(SCHEDULE)  # Stripe's fixture: not started, current_phase null
     price = schedule["phases"][0]["items"][0]["price"]
 
-    params = rules.schedule_params(schedule, price, "small-annual")
+    params = changes.schedule_params(schedule, price, "small-annual")
 
     assert params["phases"][0]["start_date"] == schedule["phases"][0]["start_date"]
     schedule["phases"] = []
     with pytest.raises(ConflictError, match="no phase"):
-        rules.schedule_params(schedule, price, "small-annual")
+        changes.schedule_params(schedule, price, "small-annual")
 
 
 def test_the_changed_item_is_the_one_on_a_configured_price() -> None:
@@ -104,24 +104,24 @@ def test_the_changed_item_is_the_one_on_a_configured_price() -> None:
     addon["price"]["id"] = "price_addon"
     subscription["items"]["data"].insert(0, addon)
 
-    assert rules.changed_item(subscription, SETTINGS)["id"] == BEFORE["items"]["data"][0]["id"]
+    assert changes.changed_item(subscription, SETTINGS)["id"] == BEFORE["items"]["data"][0]["id"]
     subscription["items"]["data"] = [addon]
-    assert rules.changed_item(subscription, SETTINGS)["id"] == "si_addon"
+    assert changes.changed_item(subscription, SETTINGS)["id"] == "si_addon"
     subscription["items"]["data"] = []
     with pytest.raises(ConflictError, match="no items"):
-        rules.changed_item(subscription, SETTINGS)
+        changes.changed_item(subscription, SETTINGS)
 
 
 def test_resume_clears_what_set_the_end() -> None:
     at_period_end = read_subscription({**BEFORE, "cancel_at_period_end": True})
     at_a_date = read_subscription({**BEFORE, "cancel_at": 1_800_000_000})
 
-    assert rules.resume_params(at_period_end) == {"cancel_at_period_end": False}
-    assert rules.resume_params(at_a_date) == {"cancel_at": ""}
-    assert rules.is_ending(at_a_date)
+    assert changes.resume_params(at_period_end) == {"cancel_at_period_end": False}
+    assert changes.resume_params(at_a_date) == {"cancel_at": ""}
+    assert changes.is_ending(at_a_date)
 
 
 def test_idempotency_keys_are_new_for_each_change() -> None:
-    keys = {rules.idempotency_key("cancel") for _ in range(100)}
+    keys = {changes.idempotency_key("cancel") for _ in range(100)}
     assert len(keys) == 100
     assert all(key.startswith("flask-stripe-billing-cancel-") for key in keys)

@@ -16,7 +16,6 @@ from .actions.invoices import Invoice, list_invoices
 from .actions.management import ChangePreview, SubscriptionChange, Who, preview_change
 from .cli import register_commands
 from .config import Settings
-from .core import checkout
 from .core.account import BillingAccount
 from .core.outcomes import Outcome
 from .pipeline import intake
@@ -136,10 +135,7 @@ class StripeBilling:
         in a payment-failed e-mail. Needs an app context and ``STRIPE_API_KEY``.
         """
         state = get_state()
-        account = state.account_of(account_or_user_id)
-        return_url = checkout.portal_return_url(state.settings)
-        params = checkout.portal_params(account, return_url, state.settings, flow)
-        return state.require_stripe().create_portal_session(params)
+        return management.portal_url(state, state.account_of(account_or_user_id), flow)
 
     # Managing the subscription (needs an app context and STRIPE_API_KEY). Each reads the
     # subscription from Stripe, raises ConflictError (409) when its state does not allow

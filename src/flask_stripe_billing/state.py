@@ -55,7 +55,10 @@ class BillingState:
 
     def with_features(self, account: BillingAccount) -> BillingAccount:
         """The account with its customer's active Stripe Entitlements: one read, like the
-        store's ``get`` (in the caller's transaction, if any)."""
+        store's ``get`` (in the caller's transaction, if any); and the app's past_due grace."""
+        grace = self.settings.past_due_keeps_plan
+        if account.past_due_keeps_plan != grace:
+            account = replace(account, past_due_keeps_plan=grace)
         if self.entitlement_log is None or account.stripe_customer_id is None:
             return account
         record = self.entitlement_log.entitlements_of(account.stripe_customer_id)

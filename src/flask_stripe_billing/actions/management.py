@@ -18,15 +18,13 @@ from typing import Any
 
 from .._util import utcnow
 from ..config import PRORATION_CHOICES
-from ..core import changes as rules
-from ..core import checkout
+from ..core import changes, checkout
 from ..core.account import BillingAccount
-from ..core.events import SubscriptionFacts, read_subscription
+from ..core.events import SubscriptionFacts, read_subscription, subscription_snapshot
 from ..errors import ValidationError
-from ..pipeline import run as pipeline
+from ..pipeline.run import run
 from ..state import BillingState
-from ..stripe_api import Answer
-from .sync import snapshot_event
+from ..stripe_api import API_VERSION, Answer
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -67,11 +65,20 @@ def current(state: BillingState, who: Who) -> Current:
     without one)."""
     with state.event_log.transaction():
         account = state.account_of(who)
-    subscription_id = rules.subscription_id_of(account)
+    subscription_id = changes.subscription_id_of(account)
     subscription = state.require_stripe().retrieve_subscription(subscription_id)
     facts = read_subscription(subscription)
-    rules.check_owner(account, facts)
+    changes.check_owner(account, facts)
     return Current(account, subscription, facts)
+
+
+def portal_url(state: BillingState, account: BillingAccount, flow: str | None) -> str:
+    """A Billing-portal session's URL for ``account``, opened on ``flow`` if given (the
+    portal routes and ``billing.portal_url`` alike)."""
+    gateway = state.require_stripe()
+    return_url = checkout.portal_return_url(state.settings)
+    params = checkout.portal_params(account, return_url, state.settings, flow)
+    return gateway.create_portal_session(params)
 
 
 def cancel(
@@ -79,14 +86,14 @@ def cancel(
 ) -> SubscriptionChange:
     """End the subscription at the period end (default) or now."""
     now = current(state, who)
-    rules.check_cancel(now.facts, at_period_end=at_period_end)
+    changes.check_cancel(now.facts, at_period_end=at_period_end)
     gateway = state.require_stripe()
     if not at_period_end:
-        answer = gateway.cancel_subscription(now.facts.id, rules.idempotency_key("cancel-now"))
+        answer = gateway.cancel_subscription(now.facts.id, changes.idempotency_key("cancel-now"))
         return _applied(state, app, now, "cancel_now", answer)
-    rules.check_not_scheduled(now.subscription)
+    changes.check_not_scheduled(now.subscription)
     answer = gateway.update_subscription(
-        now.facts.id, rules.cancel_params(at_period_end=True), rules.idempotency_key("cancel")
+        now.facts.id, changes.cancel_params(at_period_end=True), changes.idempotency_key("cancel")
     )
     return _applied(state, app, now, "cancel", answer, effective_at=now.facts.current_period_end)
 
@@ -94,9 +101,9 @@ def cancel(
 def resume(state: BillingState, app: Any, who: Who) -> SubscriptionChange:
     """Undo a pending end: the subscription renews again."""
     now = current(state, who)
-    rules.check_resume(now.facts)
+    changes.check_resume(now.facts)
     answer = state.require_stripe().update_subscription(
-        now.facts.id, rules.resume_params(now.facts), rules.idempotency_key("resume")
+        now.facts.id, changes.resume_params(now.facts), changes.idempotency_key("resume")
     )
     return _applied(state, app, now, "resume", answer)
 
@@ -115,19 +122,19 @@ def change_plan(
     scheduled change (the schedule is released)."""
     proration = _proration(state, proration_behavior)
     now = current(state, who)
-    price = rules.configured_price(price_id, state.settings)
-    if at_period_end and rules.keeps_current_price(now.subscription, now.facts, price):
+    price = changes.configured_price(price_id, state.settings)
+    if at_period_end and changes.keeps_current_price(now.subscription, now.facts, price):
         return _keep_current_price(state, app, now)
-    price = rules.check_price(price, state.settings, now.facts)
-    item = rules.changed_item(now.subscription, state.settings)
+    price = changes.check_price(price, state.settings, now.facts)
+    item = changes.changed_item(now.subscription, state.settings)
     if not at_period_end:
-        rules.check_not_scheduled(now.subscription)
-        params = rules.item_params(item, proration, price_id=price)
+        changes.check_not_scheduled(now.subscription)
+        params = changes.item_params(item, proration, price_id=price)
         answer = state.require_stripe().update_subscription(
-            now.facts.id, params, rules.idempotency_key("change-plan")
+            now.facts.id, params, changes.idempotency_key("change-plan")
         )
         return _applied(state, app, now, "change_plan", answer)
-    return _schedule_change(state, app, now, rules.price_of(item) or "", price)
+    return _schedule_change(state, app, now, changes.price_of(item) or "", price)
 
 
 def _schedule_change(
@@ -136,15 +143,15 @@ def _schedule_change(
     """A change at the period end: the subscription's schedule (made from it if it has
     none) gets a next phase on the new price."""
     gateway = state.require_stripe()
-    schedule_id = rules.schedule_id_of(now.subscription)
+    schedule_id = changes.schedule_id_of(now.subscription)
     if schedule_id is not None:
         schedule = gateway.retrieve_schedule(schedule_id)
     else:
-        schedule = gateway.create_schedule(now.facts.id, rules.idempotency_key("schedule"))
+        schedule = gateway.create_schedule(now.facts.id, changes.idempotency_key("schedule"))
     answer = gateway.update_schedule(
         str(schedule.get("id")),
-        rules.schedule_params(schedule, old_price, new_price),
-        rules.idempotency_key("schedule-change"),
+        changes.schedule_params(schedule, old_price, new_price),
+        changes.idempotency_key("schedule-change"),
     )
     subscription = answer.object.get("subscription")
     if not isinstance(subscription, Mapping):  # not expanded: read it
@@ -164,8 +171,8 @@ def _schedule_change(
 def _keep_current_price(state: BillingState, app: Any, now: Current) -> SubscriptionChange:
     """Undo a scheduled change: release the schedule; the subscription keeps its price."""
     gateway = state.require_stripe()
-    schedule_id = rules.schedule_id_of(now.subscription) or ""
-    released = gateway.release_schedule(schedule_id, rules.idempotency_key("release"))
+    schedule_id = changes.schedule_id_of(now.subscription) or ""
+    released = gateway.release_schedule(schedule_id, changes.idempotency_key("release"))
     subscription = gateway.retrieve_subscription(now.facts.id)
     answer = Answer(subscription, released.answered_at)
     return _applied(state, app, now, "keep_plan", answer, schedule_id=schedule_id)
@@ -184,13 +191,13 @@ def change_quantity(
     proration = _proration(state, proration_behavior)
     seats = checkout.check_seats(quantity, state.settings)
     now = current(state, who)
-    item = rules.changed_item(now.subscription, state.settings)
-    seats = rules.check_quantity(seats, now.facts, item)
-    rules.check_not_scheduled(now.subscription)
+    item = changes.changed_item(now.subscription, state.settings)
+    seats = changes.check_quantity(seats, now.facts, item)
+    changes.check_not_scheduled(now.subscription)
     answer = state.require_stripe().update_subscription(
         now.facts.id,
-        rules.item_params(item, proration, quantity=seats),
-        rules.idempotency_key("change-quantity"),
+        changes.item_params(item, proration, quantity=seats),
+        changes.idempotency_key("change-quantity"),
     )
     return _applied(state, app, now, "change_quantity", answer)
 
@@ -200,7 +207,7 @@ def _applied(
 ) -> SubscriptionChange:
     """Run Stripe's answer through the pipeline now, dated by Stripe's clock."""
     read_at = answer.answered_at or int(utcnow().timestamp())
-    outcome = pipeline.run(state, app, snapshot_event(answer.object, read_at), None)
+    outcome = run(state, app, subscription_snapshot(answer.object, read_at, API_VERSION), None)
     after = outcome.after
     if after is None:
         with state.event_log.transaction():
@@ -264,11 +271,11 @@ def preview_change(
 ) -> ChangePreview:
     """What moving to ``price_id`` would invoice (Stripe's ``create_preview``)."""
     now = current(state, who)
-    price = rules.check_price(price_id, state.settings, now.facts)
-    item = rules.changed_item(now.subscription, state.settings)
+    price = changes.check_price(price_id, state.settings, now.facts)
+    item = changes.changed_item(now.subscription, state.settings)
     proration = "none" if at_period_end else state.settings.proration_behavior
     invoice = state.require_stripe().preview_invoice(
-        rules.preview_params(now.subscription, item, price, proration)
+        changes.preview_params(now.subscription, item, price, proration)
     )
     return ChangePreview(
         subscription_id=now.facts.id,

@@ -15,19 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._util import utcnow
-from ..core.entitlements import SUMMARY_EVENT, SUMMARY_OBJECT
-from ..core.events import StripeEvent, parse_event
+from ..core.events import StripeEvent, snapshot_event, subscription_snapshot, summary_snapshot
 from ..core.outcomes import EventStatus, Outcome
 from ..errors import StoreUnavailableError
-from ..pipeline import run as pipeline
+from ..pipeline.run import run
 from ..redact import describe_traceback
 from ..state import BillingState
 from ..stripe_api import API_VERSION
 
 logger = logging.getLogger("flask_stripe_billing")
-
-#: The type of the event a subscription snapshot is applied as.
-SNAPSHOT_EVENT_TYPE = "customer.subscription.updated"
 
 
 @dataclass(frozen=True)
@@ -48,7 +44,9 @@ def sync_customer(state: BillingState, app: Any, customer_id: str) -> list[Outco
     listed = state.require_stripe().list_subscriptions(customer_id)
     subscriptions = [s for s in listed if _customer_of(s) == customer_id]
     read_at = int(utcnow().timestamp())
-    return [pipeline.run(state, app, snapshot_event(s, read_at), None) for s in subscriptions]
+    return [
+        run(state, app, subscription_snapshot(s, read_at, API_VERSION), None) for s in subscriptions
+    ]
 
 
 def sync_features(state: BillingState, app: Any, customer_id: str) -> Outcome | None:
@@ -60,7 +58,7 @@ def sync_features(state: BillingState, app: Any, customer_id: str) -> Outcome | 
         return None
     read_at = int(utcnow().timestamp())
     entitlements = state.require_stripe().list_active_entitlements(customer_id)
-    return pipeline.run(state, app, summary_snapshot(customer_id, entitlements, read_at), None)
+    return run(state, app, summary_snapshot(customer_id, entitlements, read_at, API_VERSION), None)
 
 
 def sync_all(
@@ -76,7 +74,10 @@ def sync_all(
     while True:
         subscriptions, has_more = gateway.list_subscriptions_page(cursor)
         read_at = int(utcnow().timestamp())
-        outcomes = [_apply(state, app, snapshot_event(s, read_at)) for s in subscriptions]
+        outcomes = [
+            _apply(state, app, subscription_snapshot(s, read_at, API_VERSION))
+            for s in subscriptions
+        ]
         if subscriptions:
             cursor = str(subscriptions[-1].get("id"))
         yield PageResult(outcomes, cursor, has_more and bool(subscriptions))
@@ -87,7 +88,7 @@ def sync_all(
 def _apply(state: BillingState, app: Any, event: StripeEvent) -> Outcome:
     """Run one snapshot; a failure (but a database outage) is reported, not raised."""
     try:
-        return pipeline.run(state, app, event, None)
+        return run(state, app, event, None)
     except StoreUnavailableError:
         raise
     except Exception as error:
@@ -105,55 +106,15 @@ def sync_checkout_session(state: BillingState, app: Any, session_id: str) -> Out
     Idempotent with the ``checkout.session.completed`` webhook that follows.
     """
     session = state.require_stripe().retrieve_checkout_session(session_id)
-    event = parse_event(
-        {
-            "id": f"sync_{session_id}",
-            "object": "event",
-            "type": "checkout.session.completed",
-            "created": session.get("created"),
-            "data": {"object": session},
-        }
+    event = snapshot_event(
+        f"sync_{session_id}",
+        "checkout.session.completed",
+        session,
+        session.get("created"),
+        api_version=None,
+        livemode=bool(session.get("livemode")),
     )
-    return pipeline.run(state, app, event, None)
-
-
-def snapshot_event(subscription: Mapping[str, Any], read_at: int) -> StripeEvent:
-    """A ``customer.subscription.updated`` event (id ``sync_<subscription id>``) created
-    when the subscription was read."""
-    return parse_event(
-        {
-            "id": f"sync_{subscription.get('id')}",
-            "object": "event",
-            "type": SNAPSHOT_EVENT_TYPE,
-            "created": read_at,
-            "api_version": API_VERSION,
-            "livemode": bool(subscription.get("livemode")),
-            "data": {"object": dict(subscription)},
-        }
-    )
-
-
-def summary_snapshot(
-    customer_id: str, entitlements: list[dict[str, Any]], read_at: int
-) -> StripeEvent:
-    """An entitlement summary event (id ``sync_entitlements_<customer>``) listing every
-    active entitlement read, created when read (the API's list is never truncated)."""
-    return parse_event(
-        {
-            "id": f"sync_entitlements_{customer_id}",
-            "object": "event",
-            "type": SUMMARY_EVENT,
-            "created": read_at,
-            "api_version": API_VERSION,
-            "data": {
-                "object": {
-                    "object": SUMMARY_OBJECT,
-                    "customer": customer_id,
-                    "entitlements": {"object": "list", "data": entitlements, "has_more": False},
-                }
-            },
-        }
-    )
+    return run(state, app, event, None)
 
 
 def _customer_of(subscription: Mapping[str, Any]) -> str | None:

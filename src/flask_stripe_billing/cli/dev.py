@@ -15,7 +15,8 @@ from ..core.rules import HANDLED_EVENT_TYPES
 from ..core.templates import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
 from ..state import BillingState, get_state
 from ..stripe_api import API_VERSION
-from . import check as diagnostics
+from ..web.blueprint import WEBHOOK_PATH
+from . import check
 from .check import findings
 from .check.database import check_library_tables
 from .common import NotFound, deliver, reported_errors
@@ -173,16 +174,16 @@ def check_command(online: bool) -> None:
     refuses the key or a configured price is missing or not recurring.
     """
     state = get_state()
-    event_log = diagnostics.check_event_log(state)
+    event_log = check.check_event_log(state)
     database = [event_log]
     if not event_log.problem:  # else that is the thing to fix first
         database.extend(check_library_tables(state))
     sections = [
-        ("Settings", diagnostics.check_settings(state.settings)),
+        ("Settings", check.check_settings(state.settings)),
         ("Database", database),
     ]
     if online:
-        sections.append(("Stripe", diagnostics.check_online(state.settings, state.stripe)))
+        sections.append(("Stripe", check.check_online(state.settings, state.stripe)))
     click.echo(findings.report(sections))
     if any(finding.problem for _, group in sections for finding in group):
         raise click.exceptions.Exit(1)
@@ -196,7 +197,7 @@ def check_command(online: bool) -> None:
     "--url",
     required=True,
     metavar="URL",
-    help="The webhook's public URL, e.g. https://example.com/stripe/webhook.",
+    help=f"The webhook's public URL, e.g. https://example.com{WEBHOOK_PATH}.",
 )
 @click.option("--thin", is_flag=True, help="An event destination sending thin events.")
 @with_appcontext

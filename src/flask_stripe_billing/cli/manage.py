@@ -15,7 +15,7 @@ from flask.cli import with_appcontext
 
 from ..actions import management
 from ..actions.management import ChangePreview, Current, SubscriptionChange, preview_change
-from ..core import changes as rules
+from ..core import changes
 from ..core.account import BillingAccount
 from ..state import BillingState, app_object, get_state
 from .common import NotFound, reported_errors
@@ -38,7 +38,7 @@ def cancel_command(user_id: str, now_: bool, dry_run: bool) -> None:
     with reported_errors():
         if dry_run:
             current = _current(state, user_id)
-            rules.check_cancel(current.facts, at_period_end=not now_)
+            changes.check_cancel(current.facts, at_period_end=not now_)
             _dry_run(current, "end now" if now_ else "end at the period end")
             return
         change = _run(
@@ -57,7 +57,7 @@ def resume_command(user_id: str, dry_run: bool) -> None:
     with reported_errors():
         if dry_run:
             current = _current(state, user_id)
-            rules.check_resume(current.facts)
+            changes.check_resume(current.facts)
             _dry_run(current, "renew again (the pending end is undone)")
             return
         change = _run(lambda: management.resume(state, app_object(), user_id))

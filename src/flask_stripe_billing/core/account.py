@@ -11,12 +11,33 @@ from typing import TypedDict
 from .._util import as_utc, utcnow
 from ..config import Settings
 
+# The status vocabulary: every set of Stripe subscription statuses the package names.
+
 #: Statuses that grant the subscription's plan.
 PAID_STATUSES = frozenset({"active", "trialing"})
 
 
+#: The status of a subscription whose renewal failed while Stripe retries: it grants
+#: the plan while the app's grace (``STRIPE_PAST_DUE_KEEPS_PLAN``) applies.
+PAST_DUE = "past_due"
+
+
+#: Statuses of a subscription still running: paid, or past_due while Stripe retries.
+LIVE_STATUSES = PAID_STATUSES | {PAST_DUE}
+
+
 #: Statuses a subscription never leaves (Stripe makes a new subscription instead).
 TERMINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
+
+
+#: Statuses of a subscription that gives nothing any more (see docs/gating.md).
+ENDED_STATUSES = TERMINAL_STATUSES | {"unpaid", "paused"}
+
+
+def grants_plan(status: str | None, past_due_keeps_plan: bool) -> bool:
+    """Whether a subscription in ``status`` grants its plan: paid, or ``past_due`` while the
+    grace (the app's ``STRIPE_PAST_DUE_KEEPS_PLAN``) applies."""
+    return status in PAID_STATUSES or (status == PAST_DUE and past_due_keeps_plan)
 
 
 @dataclass(frozen=True)
@@ -58,10 +79,6 @@ class SubscriptionRecord:
 FREE_PLAN = "free"
 
 
-#: Statuses of a subscription that gives nothing any more (see docs/gating.md).
-ENDED_STATUSES = frozenset({"canceled", "incomplete_expired", "unpaid", "paused"})
-
-
 @dataclass(frozen=True)
 class BillingAccount:
     """What the extension knows of one account's billing, as a store returns it.
@@ -87,6 +104,9 @@ class BillingAccount:
     #: library's own table, not on the host's model: filled in where the extension
     #: hands an account out (gates, templates, ``billing.account()``), empty elsewhere.
     features: frozenset[str] = frozenset()
+    #: The app's ``STRIPE_PAST_DUE_KEEPS_PLAN``, which :meth:`is_paying` follows: filled in
+    #: where the extension hands an account out, as ``features`` is (True elsewhere).
+    past_due_keeps_plan: bool = True
 
     @property
     def seats(self) -> int | None:
@@ -104,15 +124,15 @@ class BillingAccount:
 
     # Queries: pure, on the stored fields; ``now`` defaults to the current UTC time.
 
-    def is_paying(self, *, past_due_keeps_plan: bool = True) -> bool:
+    def is_paying(self, *, past_due_keeps_plan: bool | None = None) -> bool:
         """Whether the subscription pays for access: active, trialing, or past_due in grace.
 
-        The grace is the app's ``STRIPE_PAST_DUE_KEEPS_PLAN`` (on by default);
-        pass ``settings.past_due_keeps_plan`` when yours is off.
+        The grace is the app's ``STRIPE_PAST_DUE_KEEPS_PLAN`` (on by default) for an
+        account the extension handed out; ``past_due_keeps_plan`` overrides it.
         """
-        if self.subscription_status in PAID_STATUSES:
-            return True
-        return self.subscription_status == "past_due" and past_due_keeps_plan
+        if past_due_keeps_plan is None:
+            past_due_keeps_plan = self.past_due_keeps_plan
+        return grants_plan(self.subscription_status, past_due_keeps_plan)
 
     def on_trial(self, now: datetime | None = None) -> bool:
         """Whether the subscription is trialing and its trial has not ended yet."""
@@ -128,14 +148,14 @@ class BillingAccount:
         period_end = as_utc(self.current_period_end)
         return (
             self.cancel_at_period_end
-            and self.subscription_status in PAID_STATUSES | {"past_due"}
+            and self.subscription_status in LIVE_STATUSES
             and period_end is not None
             and period_end > _utc_now_or(now)
         )
 
     def is_past_due(self) -> bool:
         """Whether Stripe is retrying a failed payment of the subscription."""
-        return self.subscription_status == "past_due"
+        return self.subscription_status == PAST_DUE
 
     def has_ended(self) -> bool:
         """Whether the account had a subscription that now gives nothing.
@@ -182,13 +202,6 @@ class AccountChanges(TypedDict, total=False):
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def grants_plan(record: SubscriptionRecord, settings: Settings) -> bool:
-    """Whether the subscription's status grants its plan (``past_due``: while the grace applies)."""
-    return record.status in PAID_STATUSES or (
-        record.status == "past_due" and settings.past_due_keeps_plan
-    )
-
-
 def primary_subscription(
     records: Iterable[SubscriptionRecord], settings: Settings
 ) -> SubscriptionRecord | None:
@@ -199,15 +212,11 @@ def primary_subscription(
     never displaces a live one.
     """
 
-    def rank(record: SubscriptionRecord) -> tuple[int, int, datetime, str]:
-        if record.status in PAID_STATUSES:
-            by_status = 2
-        elif record.status == "past_due" and settings.past_due_keeps_plan:
-            by_status = 1
-        else:
-            by_status = 0
-        granted = settings.plan_rank(record.plan) if by_status else -1
-        return (by_status, granted, record.created or _EPOCH, record.id)
+    def rank(record: SubscriptionRecord) -> tuple[bool, bool, int, datetime, str]:
+        granting = grants_plan(record.status, settings.past_due_keeps_plan)
+        paid = record.status in PAID_STATUSES
+        granted = settings.plan_rank(record.plan) if granting else -1
+        return (granting, paid, granted, record.created or _EPOCH, record.id)
 
     return max(records, key=rank, default=None)
 
@@ -225,9 +234,10 @@ def project(records: Iterable[SubscriptionRecord], settings: Settings) -> Accoun
             "trial_end": None,
             "subscription_quantity": None,
         }
+    granted = grants_plan(primary.status, settings.past_due_keeps_plan)
     return {
         "stripe_subscription_id": primary.id,
-        "plan": primary.plan if grants_plan(primary, settings) else FREE_PLAN,
+        "plan": primary.plan if granted else FREE_PLAN,
         "subscription_status": primary.status,
         "current_period_end": primary.current_period_end,
         "cancel_at_period_end": primary.cancel_at_period_end,

@@ -13,12 +13,8 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConflictError, ValidationError
-from .account import TERMINAL_STATUSES, BillingAccount
+from .account import LIVE_STATUSES, TERMINAL_STATUSES, BillingAccount
 from .events import SubscriptionFacts
-
-#: Statuses a plan or quantity change may start from (an unpaid first invoice may not).
-CHANGEABLE_STATUSES = frozenset({"active", "trialing", "past_due"})
-
 
 #: The ``when`` a plan change may take effect.
 WHEN_CHOICES = ("now", "period_end")
@@ -72,7 +68,7 @@ def check_resume(facts: SubscriptionFacts) -> None:
 def check_changeable(facts: SubscriptionFacts) -> None:
     """A plan or quantity change needs a paying (or trialing, or past-due) subscription."""
     check_live(facts)
-    if facts.status not in CHANGEABLE_STATUSES:
+    if facts.status not in LIVE_STATUSES:  # an unpaid first invoice may not change
         raise ConflictError(
             f"A {facts.status} subscription cannot be changed; complete its payment first",
             {"subscription": facts.id, "status": facts.status},

@@ -96,6 +96,7 @@ def trial_options(price_id: str, settings: Settings, allowed: bool) -> dict[str,
 
 def ensure_can_subscribe(account: BillingAccount, portal_url: str) -> None:
     """Refuse a second subscription to a user who already has a paying one."""
+    # Not grants_plan: a past_due subscription may be replaced by a new Checkout, grace or not.
     if account.stripe_subscription_id and account.subscription_status in PAID_STATUSES:
         raise ConflictError(
             "You already have an active subscription; manage it in the billing portal",

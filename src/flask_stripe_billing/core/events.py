@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import EventParseError
-from .entitlements import SUMMARY_OBJECT, SummaryFacts, read_summary
+from .entitlements import SUMMARY_EVENT, SUMMARY_OBJECT, SummaryFacts, read_summary
 
 
 @dataclass(frozen=True)
@@ -142,6 +142,91 @@ def with_subscription(event: StripeEvent, obj: Mapping[str, Any]) -> StripeEvent
         event,
         subscription=subscription,
         customer_id=subscription.customer_id or event.customer_id,
+    )
+
+
+# Synthetic events: the events the package makes itself, one builder per kind.
+
+#: The type a subscription read from Stripe's API is applied as: the object is the
+#: subscription's whole current state, whatever changed (sync, management, thin events).
+SUBSCRIPTION_SNAPSHOT = "customer.subscription.updated"
+
+
+def snapshot_event(
+    event_id: str,
+    event_type: str,
+    obj: Mapping[str, Any],
+    created: int | None,
+    *,
+    api_version: str | None,
+    livemode: bool = False,
+) -> StripeEvent:
+    """An object read from Stripe's API as an event of ``event_type`` created ``created``
+    (when it was read, so that every event created earlier is older than its state;
+    None: :class:`EventParseError`, as for a delivered event without a time)."""
+    return parse_event(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": event_type,
+            "created": created,
+            "api_version": api_version,
+            "livemode": livemode,
+            "data": {"object": dict(obj)},
+        }
+    )
+
+
+def subscription_snapshot(
+    subscription: Mapping[str, Any], read_at: int, api_version: str
+) -> StripeEvent:
+    """A subscription read from Stripe's API as a ``customer.subscription.updated`` event
+    (id ``sync_<subscription id>``) created when it was read."""
+    return snapshot_event(
+        f"sync_{subscription.get('id')}",
+        SUBSCRIPTION_SNAPSHOT,
+        subscription,
+        read_at,
+        api_version=api_version,
+        livemode=bool(subscription.get("livemode")),
+    )
+
+
+def summary_snapshot(
+    customer_id: str, entitlements: list[dict[str, Any]], read_at: int, api_version: str
+) -> StripeEvent:
+    """An entitlement summary event (id ``sync_entitlements_<customer>``) listing every
+    active entitlement read, created when read (the API's list is never truncated)."""
+    summary = {
+        "object": SUMMARY_OBJECT,
+        "customer": customer_id,
+        "entitlements": {"object": "list", "data": entitlements, "has_more": False},
+    }
+    return snapshot_event(
+        f"sync_entitlements_{customer_id}", SUMMARY_EVENT, summary, read_at, api_version=api_version
+    )
+
+
+def logged_event(
+    event_id: str,
+    event_type: str,
+    created: datetime,
+    livemode: bool,
+    data: Mapping[str, Any],
+    customer_id: str | None = None,
+) -> StripeEvent:
+    """An event as the log keeps it without its object: a thin notification, or the
+    snapshot event it is the twin of."""
+    return StripeEvent(
+        id=event_id,
+        type=event_type,
+        created=created,
+        api_version=None,
+        livemode=livemode,
+        customer_id=customer_id,
+        subscription=None,
+        checkout_session=None,
+        data=data,
     )
 
 

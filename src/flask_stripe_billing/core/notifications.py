@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import EventParseError
-from .events import StripeEvent
+from .events import StripeEvent, logged_event
 
 #: What ``object`` says in every thin notification.
 THIN_OBJECT = "v2.core.event"
@@ -67,17 +67,7 @@ class ThinNotification:
 
     def as_logged(self) -> StripeEvent:
         """The notification as the event log stores it: its id, type and time, no object."""
-        return StripeEvent(
-            id=self.id,
-            type=self.type,
-            created=self.created,
-            api_version=None,
-            livemode=self.livemode,
-            customer_id=None,
-            subscription=None,
-            checkout_session=None,
-            data=self.data,
-        )
+        return logged_event(self.id, self.type, self.created, self.livemode, self.data)
 
 
 def is_thin(payload: Any) -> bool:

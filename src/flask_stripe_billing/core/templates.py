@@ -16,6 +16,7 @@ from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
+from .account import TERMINAL_STATUSES
 from .entitlements import SUMMARY_EVENT, SUMMARY_PAGE_SIZE
 from .rules import HANDLED_EVENT_TYPES
 
@@ -62,9 +63,6 @@ _TIMESTAMP_KEYS = frozenset(
         "webhooks_delivered_at",
     }
 )
-
-
-_ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 
 
 _DEFAULT_STATUSES = {
@@ -280,7 +278,7 @@ def _fill_subscription(
         obj.update(
             trial_start=period["current_period_start"], trial_end=period["current_period_end"]
         )
-    if status in _ENDED_STATUSES:
+    if status in TERMINAL_STATUSES:
         obj["canceled_at"] = obj.get("canceled_at") or now
         obj["ended_at"] = obj.get("ended_at") or now
     else:

@@ -12,7 +12,14 @@ from typing import Any
 from stripe import RequestOptions
 
 from ..core.entitlements import SUMMARY_EVENT, lookup_keys
-from ..core.events import StripeEvent, parse_event, with_subscription
+from ..core.events import (
+    SUBSCRIPTION_SNAPSHOT,
+    StripeEvent,
+    logged_event,
+    parse_event,
+    snapshot_event,
+    with_subscription,
+)
 from ..core.notifications import ThinNotification
 from ..state import BillingState
 from ..stripe_api import API_VERSION, StripeGateway
@@ -26,11 +33,6 @@ def refresh_subscription(state: BillingState, event: StripeEvent) -> StripeEvent
         return event
     fetched = state.require_stripe().retrieve_subscription(event.subscription.id)
     return with_subscription(event, fetched)
-
-
-#: The snapshot type every subscription notification is applied as: the fetched object is
-#: the subscription's whole current state, whatever change the notification names (as sync).
-SUBSCRIPTION_SNAPSHOT = "customer.subscription.updated"
 
 
 #: The "related type" of a notification that names no object: the snapshot event it names
@@ -142,16 +144,13 @@ def fetched_event(
     """
     if route.related_type == SNAPSHOT_OF_CHANGE:
         return parse_event({**obj, "id": notification.id})
-    return parse_event(
-        {
-            "id": notification.id,
-            "object": "event",
-            "type": route.snapshot_type,
-            "created": int(read_at.timestamp()),
-            "api_version": API_VERSION,
-            "livemode": notification.livemode,
-            "data": {"object": dict(obj)},
-        }
+    return snapshot_event(
+        notification.id,
+        route.snapshot_type,
+        obj,
+        int(read_at.timestamp()),
+        api_version=API_VERSION,
+        livemode=notification.livemode,
     )
 
 
@@ -160,16 +159,13 @@ def twin_of(notification: ThinNotification, event: StripeEvent) -> StripeEvent |
     the thin notification applies first; None when Stripe named none."""
     if notification.snapshot_event is None:
         return None
-    return StripeEvent(
-        id=notification.snapshot_event,
-        type=notification.snapshot_type,
-        created=notification.created,
-        api_version=None,
-        livemode=notification.livemode,
+    return logged_event(
+        notification.snapshot_event,
+        notification.snapshot_type,
+        notification.created,
+        notification.livemode,
+        notification.data,
         customer_id=event.customer_id,
-        subscription=None,
-        checkout_session=None,
-        data=notification.data,
     )
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import stripe
 
+from ..config import Settings
 from ..core.events import StripeEvent, parse_event
 from ..core.limits import check_storable, load_json
 from ..core.notifications import ThinNotification, is_thin, parse_notification
@@ -21,6 +24,9 @@ from .run import announce, not_recorded, run
 from .thin import run_notification
 
 logger = logging.getLogger("flask_stripe_billing")
+
+#: What a delivery is read into: a snapshot event or a thin notification.
+Delivery = TypeVar("Delivery", StripeEvent, ThinNotification)
 
 
 def check_not_future(header: str, tolerance: int, now: float | None = None) -> None:
@@ -80,15 +86,41 @@ def verify_signature(
     raise ValidationError(f"Invalid webhook signature: {reason}")
 
 
-def read_event(body: str | bytes) -> StripeEvent:
-    """Decode a verified body into a :class:`StripeEvent`."""
+@dataclass(frozen=True)
+class Kind(Generic[Delivery]):
+    """A kind of delivery: which secrets sign it, what it parses into, how the log keeps it,
+    and how it runs."""
+
+    secrets: Callable[[Settings], tuple[str, ...]]
+    parse: Callable[[Any], Delivery]
+    logged: Callable[[Delivery], StripeEvent]
+    run: Callable[[BillingState, Any, Delivery, str], Outcome]
+
+
+#: Snapshot events: the webhook route's deliveries.
+SNAPSHOT: Kind[StripeEvent] = Kind(
+    lambda settings: settings.webhook_secrets, parse_event, lambda event: event, run
+)
+
+
+#: Thin event notifications: the thin-event route's deliveries (the object is fetched).
+THIN: Kind[ThinNotification] = Kind(
+    lambda settings: settings.thin_webhook_secrets,
+    parse_notification,
+    ThinNotification.as_logged,
+    run_notification,
+)
+
+
+def read_delivery(body: str | bytes, kind: Kind[Delivery]) -> Delivery:
+    """Decode a verified body into a delivery of ``kind`` (400 when it is none)."""
     try:
         payload: Any = load_json(body)
     except ValueError as error:
         raise ValidationError(f"Webhook error: body is not valid JSON ({error})") from None
     try:
         check_storable(payload, body if isinstance(body, str) else None)
-        return parse_event(payload)
+        return kind.parse(payload)
     except EventParseError as error:
         raise ValidationError(f"Webhook error: {error}") from None
 
@@ -123,51 +155,22 @@ def hand_over(state: BillingState, event: StripeEvent) -> None:
         )
 
 
-def receive(state: BillingState, app: Any, body: bytes, signature: str | None) -> Outcome:
-    """A webhook delivery: verify → parse → run (dispatch mode: record, then hand over)."""
+def receive(
+    state: BillingState, app: Any, body: bytes, signature: str | None, kind: Kind[Delivery]
+) -> Outcome:
+    """A delivery of ``kind``: verify with its signing secrets → parse → run (dispatch mode:
+    record, then hand over; a worker runs it, fetching a thin one's object)."""
     settings = state.settings
-    payload = verify_signature(
-        body, signature, settings.webhook_secrets, settings.webhook_tolerance
-    )
-    event = read_event(payload)
+    payload = verify_signature(body, signature, kind.secrets(settings), settings.webhook_tolerance)
+    delivery = read_delivery(payload, kind)
     if state.dispatch is None:
-        return run(state, app, event, payload)
-    outcome = record_for_dispatch(state, event, payload)
-    if outcome.status == EventStatus.RECEIVED:
-        hand_over(state, event)
-    announce(app, outcome)
-    return outcome
-
-
-def receive_thin(state: BillingState, app: Any, body: bytes, signature: str | None) -> Outcome:
-    """A thin delivery: verify with the thin signing secrets → parse → run (dispatch mode:
-    record, then hand over; the worker fetches)."""
-    settings = state.settings
-    payload = verify_signature(
-        body, signature, settings.thin_webhook_secrets, settings.webhook_tolerance
-    )
-    notification = read_notification(payload)
-    if state.dispatch is None:
-        return run_notification(state, app, notification, payload)
-    logged = notification.as_logged()
+        return kind.run(state, app, delivery, payload)
+    logged = kind.logged(delivery)
     outcome = record_for_dispatch(state, logged, payload)
     if outcome.status == EventStatus.RECEIVED:
         hand_over(state, logged)
     announce(app, outcome)
     return outcome
-
-
-def read_notification(body: str | bytes) -> ThinNotification:
-    """Decode a verified body into a :class:`ThinNotification` (400 when it is none)."""
-    try:
-        payload: Any = load_json(body)
-    except ValueError as error:
-        raise ValidationError(f"Webhook error: body is not valid JSON ({error})") from None
-    try:
-        check_storable(payload)
-        return parse_notification(payload)
-    except EventParseError as error:
-        raise ValidationError(f"Webhook error: {error}") from None
 
 
 def run_stored(state: BillingState, app: Any, event_id: str) -> Outcome:
@@ -177,7 +180,10 @@ def run_stored(state: BillingState, app: Any, event_id: str) -> Outcome:
         record = state.event_log.get_event(event_id)
     if record is None:
         raise LookupError(f"no stored event {event_id!r}")
-    decoded = load_json(record.payload)
-    if not is_thin(decoded):
-        return run(state, app, read_event(record.payload), record.payload)
-    return run_notification(state, app, parse_notification(decoded), record.payload)
+    if is_thin(load_json(record.payload)):
+        return _run_stored(state, app, record.payload, THIN)
+    return _run_stored(state, app, record.payload, SNAPSHOT)
+
+
+def _run_stored(state: BillingState, app: Any, payload: str, kind: Kind[Delivery]) -> Outcome:
+    return kind.run(state, app, read_delivery(payload, kind), payload)

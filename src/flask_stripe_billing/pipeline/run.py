@@ -93,7 +93,8 @@ def run(
             describe_traceback(error),
             extra={"event_id": event.id, "event_type": event.type},
         )
-        outcome = _record_failure(state, logged, payload, error)
+        reason = describe_error(error)
+        outcome = record_unapplied(state, logged, payload, EventStatus.FAILED, reason, error)
     announce(app, outcome, logged=payload is not None)
     return outcome
 
@@ -246,22 +247,6 @@ def record_unapplied(
     except Exception as failure:
         raise not_recorded(event, describe_traceback(failure)) from None
     return Outcome(event, status, error=error, reason=reason)
-
-
-def _record_failure(
-    state: BillingState, event: StripeEvent, payload: str, error: Exception
-) -> Outcome:
-    """Store the event as failed, untouched account, so it can be replayed."""
-    log = state.event_log
-    try:
-        with log.transaction():
-            recorded = log.record_event(event, payload)
-            if recorded.status not in RETRYABLE_STATUSES:  # finished meanwhile, elsewhere
-                return Outcome(event, DUPLICATE)
-            log.finish_event(event.id, EventStatus.FAILED, error=describe_error(error))
-    except Exception as failure:
-        raise not_recorded(event, describe_traceback(failure)) from None
-    return Outcome(event, EventStatus.FAILED, error=error)
 
 
 def lock_entitlements(state: BillingState, event: StripeEvent) -> EntitlementRecord | None:

@@ -17,9 +17,8 @@ from ..core.outcomes import DUPLICATE, RETRYABLE_STATUSES, EventStatus, Outcome,
 from ..errors import BillingError
 from ..redact import describe_traceback
 from ..state import BillingState
-from . import run as pipeline
 from .fetch import ThinRoute, fetch_related, fetched_event, route_of, twin_of
-from .run import not_recorded
+from .run import announce, keep_received, not_recorded, record_unapplied, run
 
 
 def run_notification(
@@ -35,25 +34,25 @@ def run_notification(
     settled = _settle(state, notification, payload, route)
     if settled is not None or route is None:
         outcome = settled or Outcome(logged, EventStatus.IGNORED)
-        pipeline.announce(app, outcome)
+        announce(app, outcome)
         return outcome
     try:
         obj = fetch_related(state.require_stripe(), notification, route)
     except BillingError as error:
         reason = f"could not fetch {_related_name(notification)}"
-        outcome = pipeline.keep_received(state, notification.as_logged(), payload, reason, error)
-        pipeline.announce(app, outcome)
+        outcome = keep_received(state, notification.as_logged(), payload, reason, error)
+        announce(app, outcome)
         return outcome
     event = fetched_event(notification, route, obj, utcnow())
     if event.type != route.snapshot_type:  # a fetched snapshot event of another kind
         reason = f"{_related_name(notification)} is a {event.type} event, not {route.snapshot_type}"
         logged = notification.as_logged()
-        outcome = pipeline.record_unapplied(state, logged, payload, EventStatus.IGNORED, reason)
-        pipeline.announce(app, outcome)
+        outcome = record_unapplied(state, logged, payload, EventStatus.IGNORED, reason)
+        announce(app, outcome)
         return outcome
     logged = replace(notification.as_logged(), customer_id=event.customer_id)
     origin = ThinOrigin(logged, twin_of(notification, event))
-    return pipeline.run(state, app, event, payload, thin=origin)
+    return run(state, app, event, payload, thin=origin)
 
 
 def _settle(

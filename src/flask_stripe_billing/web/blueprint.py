@@ -3,9 +3,11 @@ Flask-WTF's ``CSRFProtect`` (Stripe sends no CSRF token)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from flask import Blueprint, Flask
+from werkzeug.wrappers import Response
 
 try:  # optional: only apps that use Flask-WTF need the exemption
     import flask_wtf  # type: ignore[import-untyped]
@@ -17,31 +19,62 @@ from .http import WRONG_METHODS, error_response, wrong_method
 from .webhooks import thin_webhook, webhook
 
 
-def create_blueprint() -> Blueprint:
-    """A new blueprint with the billing routes (one per extension object).
+@dataclass(frozen=True)
+class Route:
+    """A billing route: its path (under the blueprint's prefix), its view, its methods."""
 
-    Each route also takes the other methods, to answer them 405 in the JSON
-    error shape rather than with Flask's HTML page.
-    """
+    path: str
+    view: Callable[[], Response]
+    methods: tuple[str, ...]
+
+
+#: The blueprint's routes: the one table of their paths (the management routes are
+#: added from :mod:`.management`, on ``STRIPE_BILLING_MANAGEMENT_ROUTES``).
+ROUTES = (
+    Route("/stripe/webhook", webhook, ("POST",)),
+    Route("/stripe/thin-webhook", thin_webhook, ("POST",)),
+    Route("/billing/checkout-session", checkout_session, ("POST",)),
+    Route("/billing/portal", portal, ("GET",)),
+    Route("/billing/checkout", checkout_form, ("POST",)),
+    Route("/billing/portal/redirect", portal_redirect, ("GET", "POST")),
+)
+
+
+def path_of(view: Callable[[], Response]) -> str:
+    """The path of ``view``'s route in :data:`ROUTES` (without the blueprint's prefix)."""
+    return next(route.path for route in ROUTES if route.view is view)
+
+
+#: The webhook's path; an endpoint's URL ends with it (whatever the prefix).
+WEBHOOK_PATH = path_of(webhook)
+
+
+#: The thin-event route's path; a thin event destination's URL ends with it.
+THIN_WEBHOOK_PATH = path_of(thin_webhook)
+
+
+def create_blueprint() -> Blueprint:
+    """A new blueprint with the billing routes (one per extension object)."""
     blueprint = Blueprint("stripe_billing", __name__)
-    for path, view, methods in (
-        ("/stripe/webhook", webhook, ("POST",)),
-        ("/stripe/thin-webhook", thin_webhook, ("POST",)),
-        ("/billing/checkout-session", checkout_session, ("POST",)),
-        ("/billing/portal", portal, ("GET",)),
-        ("/billing/checkout", checkout_form, ("POST",)),
-        ("/billing/portal/redirect", portal_redirect, ("GET", "POST")),
-    ):
-        blueprint.add_url_rule(path, view_func=view, methods=list(methods))
-        blueprint.add_url_rule(
-            path,
-            endpoint=f"{view.__name__}_wrong_method",
-            view_func=wrong_method,
-            methods=[other for other in WRONG_METHODS if other not in methods],
-            defaults={"allowed": ",".join(methods)},
-        )
+    add_routes(blueprint, ROUTES)
     blueprint.register_error_handler(BillingError, error_response)
     return blueprint
+
+
+def add_routes(blueprint: Blueprint, routes: Iterable[Route]) -> None:
+    """Add each route to the blueprint, and its 405 answer to the other methods.
+
+    The 405 is in the JSON error shape rather than Flask's HTML page.
+    """
+    for route in routes:
+        blueprint.add_url_rule(route.path, view_func=route.view, methods=list(route.methods))
+        blueprint.add_url_rule(
+            route.path,
+            endpoint=f"{route.view.__name__}_wrong_method",
+            view_func=wrong_method,
+            methods=[other for other in WRONG_METHODS if other not in route.methods],
+            defaults={"allowed": ",".join(route.methods)},
+        )
 
 
 #: The names Flask-WTF knows the views by: the webhooks (snapshot and thin), and the

@@ -17,6 +17,7 @@ from flask import current_app, jsonify, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from .. import signals
+from ..actions import management
 from ..core import checkout
 from ..core.account import BillingAccount
 from ..errors import (
@@ -106,11 +107,7 @@ def trial_allowed(state: BillingState, account: BillingAccount, price_id: str) -
 
 def open_portal(state: BillingState, flow: str | None) -> str:
     """A Billing-portal session's URL for the current account, on ``flow`` if given."""
-    account = current_account(state)
-    gateway = state.require_stripe()
-    return_url = checkout.portal_return_url(state.settings)
-    params = checkout.portal_params(account, return_url, state.settings, flow)
-    return gateway.create_portal_session(params)
+    return management.portal_url(state, current_account(state), flow)
 
 
 #: ``Sec-Fetch-Site`` values of a request made by this site's pages, or by the user.

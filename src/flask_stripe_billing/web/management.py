@@ -15,15 +15,15 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from ..actions import management
-from ..actions import management as change_preview
 from ..actions.management import SubscriptionChange
 from ..core import checkout
 from ..core.account import BillingAccount
 from ..core.changes import check_when
 from ..errors import NotFoundError, ValidationError
 from ..state import BillingState, app_object, get_state
+from .blueprint import Route, add_routes
 from .checkout import current_account
-from .http import WRONG_METHODS, read_json_body, wrong_method
+from .http import read_json_body
 
 #: The routes' common prefix.
 PREFIX = "/billing/subscription"
@@ -31,22 +31,19 @@ PREFIX = "/billing/subscription"
 
 def add_management_routes(blueprint: Blueprint) -> None:
     """Add the routes (and their 405 answers) to the extension's blueprint."""
-    for name, view in (
-        ("cancel", cancel_subscription),
-        ("resume", resume_subscription),
-        ("change-plan", change_plan),
-        ("preview-change", preview_change),
-        ("quantity", change_quantity),
-    ):
-        path = f"{PREFIX}/{name}"
-        blueprint.add_url_rule(path, view_func=view, methods=["POST"])
-        blueprint.add_url_rule(
-            path,
-            endpoint=f"{view.__name__}_wrong_method",
-            view_func=wrong_method,
-            methods=[other for other in WRONG_METHODS if other != "POST"],
-            defaults={"allowed": "POST"},
-        )
+    add_routes(
+        blueprint,
+        (
+            Route(f"{PREFIX}/{name}", view, ("POST",))
+            for name, view in (
+                ("cancel", cancel_subscription),
+                ("resume", resume_subscription),
+                ("change-plan", change_plan),
+                ("preview-change", preview_change),
+                ("quantity", change_quantity),
+            )
+        ),
+    )
 
 
 def cancel_subscription() -> Response:
@@ -80,7 +77,7 @@ def preview_change() -> Response:
     state, account, body = _request()
     price_id = checkout.choose_price(body, state.settings)
     at_period_end = check_when(body.get("when", "now"))
-    preview = change_preview.preview_change(state, account, price_id, at_period_end=at_period_end)
+    preview = management.preview_change(state, account, price_id, at_period_end=at_period_end)
     return jsonify(asdict(preview))
 
 

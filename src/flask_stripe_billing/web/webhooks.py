@@ -9,7 +9,7 @@ from flask import Response, jsonify, request
 from ..errors import (
     NotConfiguredError,
 )
-from ..pipeline import intake
+from ..pipeline.intake import SNAPSHOT, THIN, receive
 from ..state import app_object, get_state
 from .http import read_body
 
@@ -23,7 +23,7 @@ def webhook() -> Response:
     if not settings.webhook_secrets:
         raise NotConfiguredError(["STRIPE_WEBHOOK_SECRET"])
     body = read_body(settings.max_webhook_bytes)
-    outcome = intake.receive(state, app_object(), body, request.headers.get("Stripe-Signature"))
+    outcome = receive(state, app_object(), body, request.headers.get("Stripe-Signature"), SNAPSHOT)
     if logger.isEnabledFor(logging.INFO):  # the extra fields are not built for nothing
         event = outcome.event
         logger.info(
@@ -58,7 +58,7 @@ def thin_webhook() -> Response:
         raise NotConfiguredError(missing)
     body = read_body(settings.max_webhook_bytes)
     signature = request.headers.get("Stripe-Signature")
-    outcome = intake.receive_thin(state, app_object(), body, signature)
+    outcome = receive(state, app_object(), body, signature, THIN)
     logger.info(
         "Stripe thin event received",
         extra={

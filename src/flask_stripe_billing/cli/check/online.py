@@ -19,15 +19,8 @@ from ...errors import StripeServiceError
 from ...pipeline.fetch import THIN_EVENT_TYPES
 from ...state import BillingState
 from ...stripe_api import StripeGateway
+from ...web.blueprint import THIN_WEBHOOK_PATH, WEBHOOK_PATH
 from .findings import Finding
-
-#: The path of the webhook route; an endpoint's URL ends with it (whatever the prefix).
-WEBHOOK_PATH = "/stripe/webhook"
-
-
-#: The path of the thin-event route; a thin event destination's URL ends with it.
-THIN_WEBHOOK_PATH = "/stripe/thin-webhook"
-
 
 #: Types an endpoint may leave out: needed only by apps that use Stripe Entitlements.
 OPTIONAL_TYPES = frozenset({SUMMARY_EVENT, "v1." + SUMMARY_EVENT})

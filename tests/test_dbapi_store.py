@@ -334,8 +334,8 @@ def test_check_says_to_run_the_schema_when_the_tables_are_missing(tmp_path: Path
     result = app.test_cli_runner().invoke(args=["billing", "check"])
 
     assert result.exit_code == 1
-    (line,) = [line for line in result.output.splitlines() if "failed   event log" in line]
-    assert "no such table: stripe_billing_events" in line
+    (line,) = [line for line in result.output.splitlines() if "missing  event log" in line]
+    assert "table stripe_billing_events does not exist" in line
     assert "flask billing schema" in line
 
 

@@ -91,3 +91,17 @@ class EventParseError(ValueError):
 
 class StoreUnavailableError(Exception):
     """The store cannot be reached (database down, connection lost); try again later."""
+
+
+class StoreContractError(TypeError):
+    """The store given to ``StripeBilling`` lacks part of the store contract.
+
+    A set-up mistake, raised once by ``init_app`` (or registering the blueprint),
+    never in a request: ``missing`` names each lacking method or protocol
+    (``"EventLog.count_events"``, ``"SubscriptionLog"``) and the message says which
+    release added each and the upgrade step that adds it.
+    """
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing

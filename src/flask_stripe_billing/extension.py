@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack, cast
 
 from flask import Blueprint, Flask, current_app
 from flask.blueprints import BlueprintSetupState
@@ -20,14 +20,7 @@ from .core.account import BillingAccount
 from .core.outcomes import Outcome
 from .pipeline import intake
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
-from .stores.base import (
-    EntitlementLog,
-    EventLog,
-    PipelineSteps,
-    SeparateSteps,
-    SubscriptionLog,
-    UserStore,
-)
+from .stores.base import EventLog, SubscriptionLog, UserStore, check_store
 from .stripe_api import StripeGateway, make_client
 from .web import gates
 from .web.blueprint import create_blueprint, exempt_webhook_from_csrf
@@ -36,59 +29,53 @@ from .web.gates import ViewDecorator, billing_template_context
 from .web.management import add_management_routes
 
 
+class Options(TypedDict, total=False):
+    """What ``StripeBilling(...)`` and ``init_app(...)`` take besides the app.
+
+    ``user_store``: the host's accounts (and, for the shipped stores, the library's
+    logs); ``event_log`` / ``subscription_log``: separate logs for a store that keeps
+    none; ``current_user_id``: who is calling (default: Flask-Login's user);
+    ``dispatch``: a callable taking an event id (the webhook then only records the
+    event and hands its id over; a worker calls :meth:`StripeBilling.process_event`).
+    """
+
+    user_store: UserStore
+    current_user_id: CurrentUserId
+    event_log: EventLog
+    subscription_log: SubscriptionLog
+    dispatch: Dispatch
+
+
 class StripeBilling:
     """Stripe subscriptions for a Flask app.
 
     Either ``StripeBilling(app, user_store=...)``, or construct it first and call
     :meth:`init_app` (app factories), or register :attr:`blueprint` yourself,
     e.g. under a ``url_prefix``. Options given to ``init_app`` win over the
-    constructor's, so one extension object may serve several apps.
+    constructor's, so one extension object may serve several apps; each app's
+    state lives in ``app.extensions["stripe_billing"]``. The store is checked
+    against the store contract then, once: see :class:`~.errors.StoreContractError`.
     """
 
-    def __init__(
-        self,
-        app: Flask | None = None,
-        *,
-        user_store: UserStore | None = None,
-        current_user_id: CurrentUserId | None = None,
-        event_log: EventLog | None = None,
-        subscription_log: SubscriptionLog | None = None,
-        dispatch: Dispatch | None = None,
-    ) -> None:
-        self.user_store = user_store
-        self.current_user_id = current_user_id
-        self.event_log = event_log
-        self.subscription_log = subscription_log
-        self.dispatch = dispatch
+    def __init__(self, app: Flask | None = None, **options: Unpack[Options]) -> None:
+        self.options: Options = _given(options)
         self.blueprint: Blueprint = create_blueprint()
         add_management_routes(self.blueprint)
         self.blueprint.record_once(self._on_blueprint_registered)
         if app is not None:
             self.init_app(app)
 
-    def init_app(
-        self,
-        app: Flask,
-        *,
-        user_store: UserStore | None = None,
-        current_user_id: CurrentUserId | None = None,
-        event_log: EventLog | None = None,
-        subscription_log: SubscriptionLog | None = None,
-        dispatch: Dispatch | None = None,
-    ) -> None:
+    @property
+    def user_store(self) -> UserStore | None:
+        """The constructor's ``user_store`` (an app's own is ``get_state(app).user_store``)."""
+        return self.options.get("user_store")
+
+    def init_app(self, app: Flask, **options: Unpack[Options]) -> None:
         """Set the extension up on ``app`` and register the blueprint at the root.
 
-        ``dispatch``: a callable taking an event id. The webhook then only records
-        the event and hands its id over; a worker calls :meth:`process_event`.
+        ``options`` (see :class:`Options`) win over the constructor's, for this app.
         """
-        self._set_up(
-            app,
-            user_store=user_store,
-            current_user_id=current_user_id,
-            event_log=event_log,
-            subscription_log=subscription_log,
-            dispatch=dispatch,
-        )
+        self._set_up(app, _given(options))
         app.register_blueprint(self.blueprint)
 
     def process_event(self, event_id: str) -> Outcome:
@@ -213,42 +200,29 @@ class StripeBilling:
 
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
         if EXTENSION_KEY not in setup.app.extensions:
-            self._set_up(setup.app)  # type: ignore[arg-type]
+            self._set_up(setup.app, Options())  # type: ignore[arg-type]
 
-    def _set_up(
-        self,
-        app: Flask,
-        *,
-        user_store: UserStore | None = None,
-        current_user_id: CurrentUserId | None = None,
-        event_log: EventLog | None = None,
-        subscription_log: SubscriptionLog | None = None,
-        dispatch: Dispatch | None = None,
-    ) -> None:
-        store = user_store or self.user_store
-        if store is None:
-            raise TypeError("StripeBilling needs a user_store")
-        log = event_log or self.event_log or (store if isinstance(store, EventLog) else None)
-        if log is None:
-            raise TypeError(f"{type(store).__name__} keeps no event log; pass event_log=...")
-        subscriptions = subscription_log or self.subscription_log or _own_subscriptions(store, log)
-        if subscriptions is None:
-            raise TypeError(
-                f"{type(store).__name__} keeps no subscription records; pass subscription_log=..."
-            )
+    def _set_up(self, app: Flask, options: Options) -> None:
+        """Check the store once and keep the app's state: ``options`` over the constructor's."""
+        merged: Options = {**self.options, **options}
+        parts = check_store(
+            merged.get("user_store"),
+            event_log=merged.get("event_log"),
+            subscription_log=merged.get("subscription_log"),
+        )
         settings = Settings.from_config(app.config)
         app.extensions[EXTENSION_KEY] = BillingState(
             settings=settings,
-            user_store=store,
-            event_log=log,
-            subscription_log=subscriptions,
-            steps=_steps(store, log, subscriptions),
-            current_user_id=current_user_id or self.current_user_id or flask_login_user_id,
+            user_store=parts.user_store,
+            event_log=parts.event_log,
+            subscription_log=parts.subscription_log,
+            steps=parts.steps,
+            current_user_id=merged.get("current_user_id") or flask_login_user_id,
             stripe=(
                 StripeGateway(make_client(settings.api_key, settings)) if settings.api_key else None
             ),
-            dispatch=dispatch or self.dispatch,
-            entitlement_log=_own_entitlements(store, log, subscriptions),
+            dispatch=merged.get("dispatch"),
+            entitlement_log=parts.entitlement_log,
         )
         exempt_webhook_from_csrf(app)
         app.context_processor(billing_template_context)
@@ -256,22 +230,12 @@ class StripeBilling:
         register_commands(app)
 
 
-def _steps(store: UserStore, log: EventLog, subscriptions: SubscriptionLog) -> PipelineSteps:
-    """The store's own steps when it keeps all three; else one call per step."""
-    parts: tuple[object, ...] = (log, subscriptions)
-    if isinstance(store, PipelineSteps) and all(part is store for part in parts):
-        return store
-    return SeparateSteps(store, log, subscriptions)
-
-
-def _own_subscriptions(*stores: object) -> SubscriptionLog | None:
-    """The first of the stores that also keeps subscription records."""
-    return next((s for s in stores if isinstance(s, SubscriptionLog)), None)
-
-
-def _own_entitlements(*stores: object) -> EntitlementLog | None:
-    """The first of the stores that also keeps Stripe Entitlements."""
-    return next((s for s in stores if isinstance(s, EntitlementLog)), None)
+def _given(options: Options) -> Options:
+    """The options actually given (a ``None`` one is left to the default), each known."""
+    unknown = set(options) - Options.__optional_keys__
+    if unknown:
+        raise TypeError(f"StripeBilling got unexpected options: {', '.join(sorted(unknown))}")
+    return cast(Options, {name: value for name, value in options.items() if value is not None})
 
 
 def flask_login_user_id() -> str | None:

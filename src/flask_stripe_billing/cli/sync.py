@@ -19,6 +19,7 @@ from ..core.outcomes import EventStatus, Outcome
 from ..errors import StoreUnavailableError, StripeServiceError
 from ..redact import describe_error, describe_traceback
 from ..state import BillingState, app_object, get_state
+from ..stores.base import AccountListing
 from .common import NotFound, database_unavailable, reported_errors
 from .reports import describe_features_sync, describe_sync, error_text, plural
 
@@ -153,12 +154,12 @@ def _attempt(account: BillingAccount, step: Callable[[], T]) -> tuple[T | None, 
 
 def _sync_all_features(state: BillingState) -> int:
     """Each linked account's active entitlements, one API call each; how many failed."""
-    listing = getattr(state.user_store, "accounts_with_customer", None)
-    if listing is None:
+    store = state.user_store
+    if not isinstance(store, AccountListing):
         click.echo("This store cannot list its accounts; sync features by user id instead.")
         return 0
     with reported_errors(), state.event_log.transaction():
-        accounts: list[BillingAccount] = listing()
+        accounts = store.accounts_with_customer()
     failures = 0
     for account in accounts:
         customer_id = account.stripe_customer_id

@@ -1,17 +1,26 @@
-"""The storage contracts: ``UserStore`` for accounts, ``EventLog`` for received events."""
+"""The store contract: what the host provides (``UserStore``), what the library's logs
+provide (``EventLog``, ``SubscriptionLog``), the optional capabilities, and the one check
+that names what a store lacks.
+
+A custom store implements the protocols below; ``check_store`` runs once, when the
+extension is set up on an app, and raises :class:`~flask_stripe_billing.errors.StoreContractError`
+naming each missing method or protocol with the release that added it and the
+upgrade step (CHANGELOG.md, "Upgrading a custom store").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent
 from ..core.outcomes import RETRYABLE_STATUSES
+from ..errors import StoreContractError
 
 
 @runtime_checkable
@@ -197,3 +206,230 @@ class SeparateSteps:
             user_id = account.user_id if account is not None else None
             self.event_log.finish_event(event_id, status, user_id=user_id, error=error)
         return after
+
+
+# Optional capabilities: a store without one works; the feature that needs it says so.
+
+
+@runtime_checkable
+class AccountListing(Protocol):
+    """Optional, on the account store: every account linked to a Stripe customer.
+
+    ``flask billing sync --all --features`` needs it; without it that command
+    says the store cannot list its accounts.
+    """
+
+    def accounts_with_customer(self) -> list[BillingAccount]:
+        """Every account with a Stripe customer, by user id."""
+
+
+#: What each of the library's tables holds, as :meth:`TableInspection.library_tables` names it.
+EVENTS_TABLE = "events"
+SUBSCRIPTIONS_TABLE = "subscriptions"
+ENTITLEMENTS_TABLE = "entitlements"
+
+
+@runtime_checkable
+class TableInspection(Protocol):
+    """Optional, on a log over a database: which of the library's tables exist.
+
+    ``flask billing check`` uses it to name a table an upgrade has not created
+    yet; a log without it is checked by reading from it.
+    """
+
+    def library_tables(self) -> dict[str, str]:
+        """Each library table the log keeps: ``"events"``, ``"subscriptions"``,
+        ``"entitlements"`` → its name in the database."""
+
+    def missing_tables(self) -> frozenset[str]:
+        """The names, among :meth:`library_tables`, that the database lacks; raises when
+        the database cannot be asked."""
+
+    def create_tables_hint(self) -> str:
+        """How the host creates a missing table, in a few words for ``flask billing check``."""
+
+
+# The contract, checked once per app
+
+
+#: Where a store's upgrade steps are (the anchor of CHANGELOG.md's section).
+UPGRADE_NOTES = "CHANGELOG.md#upgrading-a-custom-store"
+
+
+@dataclass(frozen=True)
+class ContractPart:
+    """One protocol of the store contract, with the release that added it."""
+
+    protocol: type[Any]
+    #: What it keeps, as an error names it: ``"event log"``.
+    keeps: str
+    #: The ``StripeBilling`` option that passes a separate one (``user_store``: the host's own).
+    option: str
+    #: The release (CHANGELOG.md's words) that added the protocol.
+    added: str
+    #: The step of CHANGELOG.md's "Upgrading a custom store" that adds it.
+    step: int
+    #: Methods added after the protocol: name → (release, upgrade step).
+    later: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The protocol's methods, in the order it declares them."""
+        return tuple(
+            name
+            for name, value in vars(self.protocol).items()
+            if callable(value) and not name.startswith("_")
+        )
+
+    def lacking(self, candidate: object) -> tuple[str, ...]:
+        """The methods ``candidate`` does not have."""
+        return tuple(name for name in self.methods if not callable(getattr(candidate, name, None)))
+
+    def since(self, method: str) -> tuple[str, int]:
+        """The release that added ``method``, and the upgrade step that adds it."""
+        return self.later.get(method, (self.added, self.step))
+
+
+#: The first release, as CHANGELOG.md names it.
+FIRST_RELEASE = "0.1.0"
+
+
+#: Added after 0.1.0, in CHANGELOG.md's "Unreleased" section (the next release).
+UNRELEASED = "Unreleased (after 0.1.0)"
+
+
+#: What the host provides: its users' billing state.
+ACCOUNT_STORE = ContractPart(UserStore, "account store", "user_store", FIRST_RELEASE, 1)
+
+
+#: What the library's logs provide (the shipped stores keep them in the library's tables).
+EVENT_LOG = ContractPart(
+    EventLog,
+    "event log",
+    "event_log",
+    FIRST_RELEASE,
+    1,
+    later={"count_events": (f'{UNRELEASED}, "Retention that ends"', 3)},
+)
+SUBSCRIPTION_LOG = ContractPart(
+    SubscriptionLog,
+    "subscription records",
+    "subscription_log",
+    f'{UNRELEASED}, "Each Stripe subscription is its own record"',
+    2,
+)
+
+
+#: Optional: without it entitlement summaries are recorded ``ignored``.
+ENTITLEMENT_LOG = ContractPart(
+    EntitlementLog,
+    "entitlements",
+    "user_store",
+    f'{UNRELEASED}, "Stripe Entitlements"',
+    4,
+)
+
+
+@dataclass(frozen=True)
+class StoreParts:
+    """The parts of the contract one app's extension uses, checked."""
+
+    user_store: UserStore
+    event_log: EventLog
+    subscription_log: SubscriptionLog
+    #: None: the stores keep no entitlements, so summaries are recorded ``ignored``.
+    entitlement_log: EntitlementLog | None
+    #: The pipeline's reads and writes of one event (the store's own when it keeps all).
+    steps: PipelineSteps
+
+
+def check_store(
+    user_store: object,
+    *,
+    event_log: object | None = None,
+    subscription_log: object | None = None,
+) -> StoreParts:
+    """The store's parts, or one :class:`StoreContractError` naming everything missing.
+
+    The event log is ``event_log`` or the account store itself; the subscription
+    log ``subscription_log`` or the first of those two keeping subscription records;
+    entitlements the first of the three that keeps them (optional, but one kept in
+    part is an error: a method is missing).
+    """
+    if user_store is None:
+        raise StoreContractError("StripeBilling needs a user_store", ("UserStore",))
+    store_name = type(user_store).__name__
+    log = event_log if event_log is not None else user_store
+    subscriptions = subscription_log
+    if subscriptions is None:
+        subscriptions = _best_candidate(SUBSCRIPTION_LOG, (user_store, log))
+    entitlements = _best_candidate(ENTITLEMENT_LOG, (user_store, log, subscriptions))
+    problems = [
+        *_problems(ACCOUNT_STORE, user_store, given=True),
+        *_problems(EVENT_LOG, log, given=event_log is not None),
+        *_problems(SUBSCRIPTION_LOG, subscriptions, given=subscription_log is not None),
+    ]
+    if ENTITLEMENT_LOG.lacking(entitlements) != ENTITLEMENT_LOG.methods:
+        problems += _problems(ENTITLEMENT_LOG, entitlements, given=True)
+    if problems:
+        lines = "\n".join(f"- {line}" for _, line in problems)
+        raise StoreContractError(
+            f"{store_name} does not keep the whole store contract of flask-stripe-billing "
+            f"(see {UPGRADE_NOTES} and docs/custom-store.md):\n{lines}",
+            tuple(name for name, _ in problems),
+        )
+    users = cast(UserStore, user_store)  # each cast: checked above
+    events = cast(EventLog, log)
+    records = cast(SubscriptionLog, subscriptions)
+    kept = not ENTITLEMENT_LOG.lacking(entitlements)
+    return StoreParts(
+        user_store=users,
+        event_log=events,
+        subscription_log=records,
+        entitlement_log=cast(EntitlementLog, entitlements) if kept else None,
+        steps=_steps(users, events, records),
+    )
+
+
+def _best_candidate(part: ContractPart, candidates: Sequence[object]) -> object:
+    """The first candidate with every method of ``part``, else the one with the most
+    (the first on a tie): the one an error then talks about."""
+    return min(candidates, key=lambda candidate: len(part.lacking(candidate)))
+
+
+def _problems(part: ContractPart, candidate: object, *, given: bool) -> list[tuple[str, str]]:
+    """What ``candidate`` lacks of ``part``: (name, one line saying since when and the step)."""
+    lacking = part.lacking(candidate)
+    protocol = part.protocol.__name__
+    name = type(candidate).__name__
+    if not lacking:
+        return []
+    if lacking == part.methods and not given:
+        added, step = part.since(lacking[0])
+        return [
+            (
+                protocol,
+                f"{name} keeps no {part.keeps}; pass {part.option}=... or add "
+                f"{protocol}'s methods {', '.join(lacking)} ({protocol} added in {added}; "
+                f"upgrade step {step} in {UPGRADE_NOTES})",
+            )
+        ]
+    problems = []
+    for method in lacking:
+        added, step = part.since(method)
+        problems.append(
+            (
+                f"{protocol}.{method}",
+                f"{name} lacks {protocol}.{method} (added in {added}; "
+                f"upgrade step {step} in {UPGRADE_NOTES})",
+            )
+        )
+    return problems
+
+
+def _steps(store: UserStore, log: EventLog, subscriptions: SubscriptionLog) -> PipelineSteps:
+    """The store's own steps when it keeps all three; else one call per step."""
+    parts: tuple[object, ...] = (log, subscriptions)
+    if isinstance(store, PipelineSteps) and all(part is store for part in parts):
+        return store
+    return SeparateSteps(store, log, subscriptions)

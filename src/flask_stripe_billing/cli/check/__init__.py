@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from ...config import (
     DEFAULT_API_CONNECT_TIMEOUT,
     DEFAULT_API_MAX_RETRIES,
@@ -24,8 +22,7 @@ from ...core.checkout import portal_return_url
 from ...errors import BillingError, NotConfiguredError, StripeServiceError
 from ...redact import describe_error
 from ...state import BillingState
-from ...stores.dbapi.log import DBAPIBillingLog
-from ...stores.sqlalchemy import SQLAlchemyUserStore
+from ...stores.base import EVENTS_TABLE, TableInspection
 from ...stripe_api import StripeGateway
 from ..reports import error_text, truncate
 from .findings import Finding
@@ -108,31 +105,30 @@ def check_settings(settings: Settings) -> list[Finding]:
 
 
 def check_event_log(state: BillingState) -> Finding:
-    """Whether the event log can be used: its table exists (SQLAlchemy) or it answers."""
+    """Whether the event log can be used: its table exists (a log that can tell,
+    :class:`TableInspection`) or it answers a read."""
     log = state.event_log
-    if isinstance(log, SQLAlchemyUserStore):
-        table = log.events_table
+    hint = ""
+    if isinstance(log, TableInspection):
+        hint = log.create_tables_hint()
+        name = log.library_tables()[EVENTS_TABLE]
         try:
-            exists = sa.inspect(log.db.engine).has_table(table.name, schema=table.schema)
-        except sa.exc.SQLAlchemyError as error:
+            missing = log.missing_tables()
+        except Exception as error:
             return Finding("failed", "event log", f"database unreachable: {_one_line(error)}", True)
-        if exists:
-            return mode_mismatch(state) or Finding("ok", "event log", f"table {table.name} exists")
+        if name not in missing:
+            return mode_mismatch(state) or Finding("ok", "event log", f"table {name} exists")
         return Finding(
             "missing",
             "event log",
-            f"table {table.name} does not exist: create it with db.create_all() or your "
-            "migrations (the webhook answers 503 until then)",
+            f"table {name} does not exist: {hint} (the webhook answers 503 until then)",
             problem=True,
         )
     try:
         with log.transaction():
             log.list_events(limit=1)
     except Exception as error:
-        hint = ""
-        if isinstance(log, DBAPIBillingLog):  # no db.create_all() for these
-            hint = " (create the tables with the SQL that flask billing schema prints)"
-        return Finding("failed", "event log", _one_line(error) + hint, problem=True)
+        return Finding("failed", "event log", _one_line(error), problem=True)
     return mode_mismatch(state) or Finding("ok", "event log", f"{type(log).__name__} answers")
 
 

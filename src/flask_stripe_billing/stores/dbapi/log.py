@@ -14,7 +14,7 @@ from ..._util import utcnow
 from ...core.account import SubscriptionRecord
 from ...core.entitlements import EntitlementRecord
 from ...core.events import StripeEvent
-from ..base import EventRecord
+from ..base import ENTITLEMENTS_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE, EventRecord
 from ..rows import (
     entitlement_record,
     entitlement_values,
@@ -231,6 +231,33 @@ class DBAPIBillingLog:
         if not rows:
             return None
         return _entitlement_record(dict(zip(ENTITLEMENT_COLUMNS, rows[0], strict=True)))
+
+    # TableInspection
+
+    def library_tables(self) -> dict[str, str]:
+        return {
+            EVENTS_TABLE: self.event_table_name,
+            SUBSCRIPTIONS_TABLE: self.subscription_table_name,
+            ENTITLEMENTS_TABLE: self.entitlement_table_name,
+        }
+
+    def missing_tables(self) -> frozenset[str]:
+        """From the database's catalog: ``sqlite_master``, or ``to_regclass`` elsewhere."""
+        p = self.session.dialect.placeholder
+        if self.session.dialect.name == "sqlite":
+            sql = f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = {p}"
+        else:
+            sql = f"SELECT count(*) FROM (SELECT to_regclass({p}) AS t) c WHERE t IS NOT NULL"
+        missing = set()
+        with self.transaction():
+            for name in self.library_tables().values():
+                (row,) = self.session.execute(sql, [name]).rows
+                if not row[0]:
+                    missing.add(name)
+        return frozenset(missing)
+
+    def create_tables_hint(self) -> str:
+        return "run the SQL that flask billing schema prints"
 
     # helpers
 

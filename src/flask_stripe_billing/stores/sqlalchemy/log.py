@@ -19,7 +19,7 @@ from ...core.account import SubscriptionRecord
 from ...core.entitlements import EntitlementRecord
 from ...core.events import StripeEvent
 from ...errors import StoreUnavailableError
-from ..base import EventRecord
+from ..base import ENTITLEMENTS_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE, EventRecord
 from ..rows import (
     entitlement_record,
     entitlement_values,
@@ -234,6 +234,27 @@ class SQLBillingLog:
             sa.select(table).where(table.c.customer_id == customer_id)
         ).one_or_none()
         return None if row is None else entitlement_record(row._mapping)
+
+    # TableInspection
+
+    def library_tables(self) -> dict[str, str]:
+        return {
+            EVENTS_TABLE: str(self.events_table.name),
+            SUBSCRIPTIONS_TABLE: str(self.subscriptions_table.name),
+            ENTITLEMENTS_TABLE: str(self.entitlements_table.name),
+        }
+
+    def missing_tables(self) -> frozenset[str]:
+        inspector = sa.inspect(self.db.engine)
+        tables = (self.events_table, self.subscriptions_table, self.entitlements_table)
+        return frozenset(
+            str(table.name)
+            for table in tables
+            if not inspector.has_table(table.name, schema=table.schema)
+        )
+
+    def create_tables_hint(self) -> str:
+        return "create it with db.create_all() or your migrations"
 
     # helpers
 

@@ -1,518 +1,77 @@
-"""InMemoryUserStore, SQLAlchemyUserStore and DBAPIUserStore keep the same
-UserStore/EventLog/SubscriptionLog contract (on SQLite, and on PostgreSQL with DATABASE_URL)."""
+"""InMemoryUserStore, SQLAlchemyUserStore and DBAPIUserStore pass the store contract kit
+(``flask_stripe_billing.testing.store_contract``) that hosts run against their own
+stores, on SQLite and, with DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Host
 from dbapi_support import make_database
-from support import NOW, subscription_event
 
 from flask_stripe_billing import (
     BillingAccount,
     DBAPIUserStore,
-    EventLog,
     InMemoryUserStore,
     SQLAlchemyUserStore,
-    StripeEvent,
-    SubscriptionLog,
-    UserStore,
 )
-from flask_stripe_billing.core.account import SubscriptionRecord
-from flask_stripe_billing.core.entitlements import EntitlementRecord
-from flask_stripe_billing.core.events import parse_event
-from flask_stripe_billing.stores.base import EntitlementLog
-
-UTC = UTC
-PERIOD_END = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
+from flask_stripe_billing.testing.store_contract import StoreContract
 
 
-@pytest.fixture(params=["memory", "sqlalchemy", "dbapi"])
-def store(request: Any, make_host: Callable[..., Host], tmp_path: Path) -> Iterator[Any]:
-    """A store holding user 1 (customer ``cus_test``) and user 2 (no customer yet)."""
-    if request.param == "dbapi":  # sqlite3, or psycopg on PostgreSQL
-        database = make_database(tmp_path)
-        database.create()
-        database.add_user(1, stripe_customer_id="cus_test")
-        database.add_user(2)
-        yield DBAPIUserStore(database.connect, close=True)
-        database.drop("users")
-        return
-    if request.param == "memory":
-        yield InMemoryUserStore(
-            [
-                BillingAccount(
-                    user_id="1", email="user1@example.com", stripe_customer_id="cus_test"
-                ),
-                BillingAccount(user_id="2", email="user2@example.com"),
-            ]
-        )
-        return
-    host = make_host()
-    host.add_user(1, stripe_customer_id="cus_test")
-    host.add_user(2)
-    with host.app.app_context():
-        yield host.billing.user_store
+class TestShippedStores(StoreContract):
+    """The shipped stores, each holding user 1 (customer ``cus_test``) and user 2."""
 
-
-def stripe_event(event_id: str = "evt_store", **facts: Any) -> tuple[StripeEvent, str]:
-    """A parsed event and its raw payload, as the webhook hands them to the log."""
-    payload = subscription_event(event_id=event_id, created=NOW - 60, **facts)
-    return parse_event(payload), json.dumps(payload)
-
-
-def assert_utc(value: datetime | None) -> None:
-    assert value is not None
-    assert value.utcoffset() == timedelta(0)
-
-
-def subscription_record(
-    subscription_id: str, user_id: str = "1", **facts: Any
-) -> SubscriptionRecord:
-    """A subscription record with every field set, aware-UTC datetimes included."""
-    values: dict[str, Any] = {
-        "id": subscription_id,
-        "user_id": user_id,
-        "customer_id": "cus_test",
-        "status": "trialing",
-        "price_ids": ("price_monthly", "price_seats"),
-        "plan": "pro",
-        "quantity": 3,
-        "trial_end": datetime(2031, 5, 1, 0, 0, 1, tzinfo=UTC),
-        "current_period_end": PERIOD_END,
-        "cancel_at_period_end": True,
-        "cancel_at": datetime(2031, 6, 1, 12, 0, tzinfo=UTC),
-        "ended_at": None,
-        "created": datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC),
-        "last_event_at": datetime(2030, 1, 2, 3, 4, 6, tzinfo=UTC),
-    }
-    values.update(facts)
-    return SubscriptionRecord(**values)
-
-
-def test_stores_keep_every_method_of_the_three_protocols(store: Any) -> None:
-    """Each protocol method, called through the protocol's type, does what it promises."""
-    users: UserStore = store
-    log: EventLog = store
-    subscriptions: SubscriptionLog = store
-    event, payload = stripe_event("evt_contract")
-    record = subscription_record("sub_contract")
-
-    with log.transaction():
-        assert users.get("1", lock=True) == users.get_by_customer_id("cus_test", lock=True)
-        linked = users.set_customer_id("2", "cus_two")
-        applied = users.apply("2", {"plan": "pro", "subscription_status": "active"})
-        recorded = log.record_event(event, payload)
-        log.finish_event("evt_contract", "processed", user_id="2")
-        subscriptions.save_subscription(record)
-
-    assert linked.stripe_customer_id == "cus_two"
-    assert (applied.user_id, applied.plan, applied.subscription_status) == ("2", "pro", "active")
-    assert users.get("2") == applied
-    assert users.get_by_customer_id("cus_two") == applied
-    assert (recorded.id, recorded.status, recorded.attempts) == ("evt_contract", "received", 1)
-    finished = log.get_event("evt_contract")
-    assert finished is not None
-    assert (finished.status, finished.user_id) == ("processed", "2")
-    assert log.list_events(statuses={"processed"}) == [finished]
-    assert log.list_events(statuses={"failed"}) == []
-    assert subscriptions.subscriptions_of("1") == [record]
-    assert subscriptions.subscriptions_of("2") == []
-    with log.transaction():
-        assert log.delete_events(before=finished.received_at, statuses={"processed"}) == 0
-        later = finished.received_at + timedelta(seconds=1)
-        assert log.delete_events(before=later, statuses={"processed"}) == 1
-    assert log.get_event("evt_contract") is None
-
-
-def test_subscription_records_round_trip_with_aware_utc_datetimes(store: Any) -> None:
-    first = subscription_record("sub_first")
-    second = subscription_record(
-        "sub_second",
-        status="canceled",
-        price_ids=("price_yearly",),
-        quantity=None,
-        trial_end=None,
-        cancel_at_period_end=False,
-        cancel_at=None,
-        ended_at=datetime(2030, 2, 3, 4, 5, 6, tzinfo=UTC),
-        last_event_at=None,
+    linked_account = BillingAccount(
+        user_id="1", email="user1@example.com", stripe_customer_id="cus_test"
     )
-    elsewhere = subscription_record("sub_elsewhere", user_id="2", customer_id="cus_two")
-    with store.transaction():
-        for record in (first, second, elsewhere):
-            store.save_subscription(record)
 
-    stored = {record.id: record for record in store.subscriptions_of("1")}
-    assert stored == {"sub_first": first, "sub_second": second}
-    assert store.subscriptions_of("2") == [elsewhere]
-    assert store.subscriptions_of("3") == []
-    for record in stored.values():
-        for name in ("trial_end", "current_period_end", "cancel_at", "ended_at", "created"):
-            value = getattr(record, name)
-            if value is not None:
-                assert_utc(value)
-    assert_utc(stored["sub_first"].last_event_at)
-    assert isinstance(stored["sub_first"].price_ids, tuple)
+    @pytest.fixture(params=["memory", "sqlalchemy", "dbapi"])
+    def make_store(
+        self, request: Any, make_host: Callable[..., Host], tmp_path: Path
+    ) -> Iterator[Any]:
+        """A store holding user 1 (customer ``cus_test``) and user 2 (no customer yet)."""
+        if request.param == "dbapi":  # sqlite3, or psycopg on PostgreSQL
+            database = make_database(tmp_path)
+            database.create()
+            database.add_user(1, stripe_customer_id="cus_test")
+            database.add_user(2)
+            yield DBAPIUserStore(database.connect, close=True)
+            database.drop("users")
+            return
+        if request.param == "memory":
+            yield InMemoryUserStore(
+                [
+                    BillingAccount(
+                        user_id="1", email="user1@example.com", stripe_customer_id="cus_test"
+                    ),
+                    BillingAccount(user_id="2", email="user2@example.com"),
+                ]
+            )
+            return
+        host = make_host()
+        host.add_user(1, stripe_customer_id="cus_test")
+        host.add_user(2)
+        with host.app.app_context():
+            yield host.billing.user_store
 
-    # Saving a record with the same id replaces it.
-    ended = replace(first, status="canceled", last_event_at=datetime(2030, 3, 1, tzinfo=UTC))
-    with store.transaction():
-        store.save_subscription(ended)
-    assert {r.id: r for r in store.subscriptions_of("1")} == {
-        "sub_first": ended,
-        "sub_second": second,
-    }
+    @pytest.fixture
+    def tick(self, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+        """The stores' clock, moved a minute on each tick (a test-set time, not the wall's)."""
+        now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
+        for module in ("memory", "sqlalchemy.log", "rows", "dbapi.log"):
+            monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
 
-    # A rolled-back save leaves the records as they were.
-    with pytest.raises(RuntimeError, match="boom"), store.transaction():
-        store.save_subscription(replace(ended, status="active"))
-        store.save_subscription(subscription_record("sub_rolled_back"))
-        raise RuntimeError("boom")
-    assert {r.id: r for r in store.subscriptions_of("1")} == {
-        "sub_first": ended,
-        "sub_second": second,
-    }
+        def tick() -> None:
+            now[0] += timedelta(minutes=1)
 
-
-def test_subscription_record_keeps_the_instant_of_a_non_utc_datetime(store: Any) -> None:
-    two_hours_east = timezone(timedelta(hours=2))
-    local = datetime(2031, 5, 17, 10, 30, 15, tzinfo=two_hours_east)
-    with store.transaction():
-        store.save_subscription(
-            subscription_record("sub_local", current_period_end=local, last_event_at=local)
-        )
-
-    (stored,) = store.subscriptions_of("1")
-    assert stored.current_period_end == PERIOD_END
-    assert stored.last_event_at == PERIOD_END
-    assert_utc(stored.current_period_end)
+        return tick
 
 
 def test_sqlalchemy_store_is_a_flask_sqlalchemy_user_store(make_host: Callable[..., Host]) -> None:
     host = make_host()
     assert isinstance(host.billing.user_store, SQLAlchemyUserStore)
     assert "stripe_billing_events" in host.db.metadata.tables
-
-
-@pytest.mark.parametrize("lock", [False, True])
-def test_get_returns_the_account(store: Any, lock: bool) -> None:
-    with store.transaction():
-        account = store.get("1", lock=lock)
-
-    assert account == BillingAccount(
-        user_id="1", email="user1@example.com", stripe_customer_id="cus_test"
-    )
-    assert account.plan == "free"
-
-
-@pytest.mark.parametrize("user_id", ["999", "abc", "", "99999999999", str(2**64), " 1; --"])
-def test_get_of_unknown_or_malformed_user_id_is_none(store: Any, user_id: str) -> None:
-    assert store.get(user_id) is None
-    assert store.get(user_id, lock=True) is None
-
-
-def test_get_by_customer_id(store: Any) -> None:
-    account = store.get_by_customer_id("cus_test")
-    assert account is not None
-    assert (account.user_id, account.email) == ("1", "user1@example.com")
-    assert store.get_by_customer_id("cus_unknown") is None
-
-
-def test_set_customer_id_links_the_user(store: Any) -> None:
-    account = store.set_customer_id("2", "cus_two")
-
-    assert (account.user_id, account.stripe_customer_id) == ("2", "cus_two")
-    assert store.get("2").stripe_customer_id == "cus_two"
-    assert store.get_by_customer_id("cus_two").user_id == "2"
-    assert store.get_by_customer_id("cus_test").user_id == "1"
-
-
-def test_apply_round_trip_returns_aware_utc_datetimes(store: Any) -> None:
-    updated_at = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
-    trial_end = datetime(2030, 1, 16, 3, 4, 0, tzinfo=UTC)
-    with store.transaction():
-        applied = store.apply(
-            "1",
-            {
-                "plan": "pro",
-                "subscription_status": "active",
-                "stripe_subscription_id": "sub_1",
-                "current_period_end": PERIOD_END,
-                "cancel_at_period_end": True,
-                "updated_at": updated_at,
-                "trial_end": trial_end,
-                "subscription_quantity": 5,
-            },
-        )
-
-    expected = BillingAccount(
-        user_id="1",
-        email="user1@example.com",
-        stripe_customer_id="cus_test",
-        stripe_subscription_id="sub_1",
-        plan="pro",
-        subscription_status="active",
-        current_period_end=PERIOD_END,
-        cancel_at_period_end=True,
-        updated_at=updated_at,
-        trial_end=trial_end,
-        subscription_quantity=5,
-    )
-    assert applied == expected
-    stored = store.get("1")
-    assert stored == expected
-    for account in (applied, stored):
-        assert_utc(account.current_period_end)
-        assert_utc(account.updated_at)
-        assert_utc(account.trial_end)
-    assert store.get("2").plan == "free"
-
-
-def test_apply_keeps_the_instant_of_a_non_utc_datetime(store: Any) -> None:
-    berlin_summer = timezone(timedelta(hours=2))
-    period_end = datetime(2031, 5, 17, 10, 30, 15, tzinfo=berlin_summer)
-    with store.transaction():
-        applied = store.apply("1", {"current_period_end": period_end})
-
-    stored = store.get("1")
-    for account in (applied, stored):
-        assert account.current_period_end == PERIOD_END  # the same instant
-        assert_utc(account.current_period_end)
-
-
-def test_apply_changes_only_the_given_fields(store: Any) -> None:
-    with store.transaction():
-        store.apply("1", {"plan": "pro", "subscription_status": "active"})
-    with store.transaction():
-        account = store.apply("1", {"subscription_status": "past_due"})
-
-    assert (account.plan, account.subscription_status) == ("pro", "past_due")
-    assert account.stripe_customer_id == "cus_test"
-    assert store.get("1") == account
-
-
-def test_rollback_leaves_accounts_and_events_untouched(store: Any) -> None:
-    event, payload = stripe_event("evt_kept")
-    other, other_payload = stripe_event("evt_rolled_back")
-    with store.transaction():
-        store.record_event(event, payload)
-    before = store.get("1")
-
-    with pytest.raises(RuntimeError, match="boom"), store.transaction():
-        store.record_event(event, payload)
-        store.finish_event("evt_kept", "processed", user_id="1")
-        store.record_event(other, other_payload)
-        store.apply("1", {"plan": "pro", "subscription_status": "active"})
-        raise RuntimeError("boom")
-
-    assert store.get("1") == before
-    assert store.get_by_customer_id("cus_test") == before
-    kept = store.get_event("evt_kept")
-    assert (kept.status, kept.attempts, kept.user_id, kept.processed_at) == (
-        "received",
-        1,
-        None,
-        None,
-    )
-    assert store.get_event("evt_rolled_back") is None
-
-
-def test_record_event_twice_returns_the_same_row_with_two_attempts(store: Any) -> None:
-    event, payload = stripe_event("evt_twice")
-    with store.transaction():
-        first = store.record_event(event, payload)
-    with store.transaction():
-        second = store.record_event(event, payload)
-
-    assert (first.id, first.type, first.customer_id) == (
-        "evt_twice",
-        "customer.subscription.updated",
-        "cus_test",
-    )
-    assert (first.status, first.user_id, first.error, first.processed_at) == (
-        "received",
-        None,
-        None,
-        None,
-    )
-    assert first.payload == payload
-    assert first.created == event.created
-    assert_utc(first.created)
-    assert_utc(first.received_at)
-    assert first.attempts == 1
-    assert second.attempts == 2
-    assert (second.id, second.status, second.payload) == (first.id, first.status, payload)
-    assert second.received_at == first.received_at
-    assert store.get_event("evt_twice") == second
-
-
-def test_finish_event_sets_status_user_error_and_processed_at(store: Any) -> None:
-    event, payload = stripe_event("evt_finish")
-    with store.transaction():
-        recorded = store.record_event(event, payload)
-        store.finish_event("evt_finish", "failed", user_id="1", error="RuntimeError: bug")
-
-    failed = store.get_event("evt_finish")
-    assert (failed.status, failed.user_id, failed.error) == ("failed", "1", "RuntimeError: bug")
-    assert_utc(failed.processed_at)
-    assert failed.processed_at >= recorded.received_at
-    assert (failed.attempts, failed.payload) == (1, payload)
-
-    with store.transaction():
-        store.record_event(event, payload)
-        store.finish_event("evt_finish", "processed", user_id="1")
-
-    processed = store.get_event("evt_finish")
-    assert (processed.status, processed.user_id, processed.error) == ("processed", "1", None)
-    assert processed.processed_at >= failed.processed_at
-    assert processed.attempts == 2
-
-
-def test_get_event_of_unknown_id_is_none(store: Any) -> None:
-    assert store.get_event("evt_unknown") is None
-
-
-# listing and pruning the log, listing linked accounts (the CLI's needs)
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
-    """The stores' current time, set by the test: ``clock[0]``."""
-    now = [datetime(2030, 6, 1, 12, 0, tzinfo=UTC)]
-    for module in ("memory", "sqlalchemy.log", "rows", "dbapi.log"):
-        monkeypatch.setattr(f"flask_stripe_billing.stores.{module}.utcnow", lambda: now[0])
-    return now
-
-
-def record(store: Any, event_id: str, status: str, created: int, **facts: Any) -> None:
-    """Store one event as received and finished with ``status``."""
-    payload = subscription_event(event_id=event_id, created=created, **facts)
-    with store.transaction():
-        store.record_event(parse_event(payload), json.dumps(payload))
-        store.finish_event(event_id, status)
-
-
-@pytest.fixture
-def logged(store: Any, clock: list[datetime]) -> Any:
-    """Three events, received a minute apart in the order a, b, c; created in order a, c, b."""
-    record(store, "evt_a", "processed", NOW - 300)
-    clock[0] += timedelta(minutes=1)
-    record(store, "evt_b", "unmatched", NOW - 100, customer="cus_other")
-    clock[0] += timedelta(minutes=1)
-    record(store, "evt_c", "failed", NOW - 200, event_type="customer.subscription.created")
-    return store
-
-
-def ids(records: list[Any]) -> list[str]:
-    return [r.id for r in records]
-
-
-def test_list_events_is_newest_received_first(logged: Any) -> None:
-    events = logged.list_events()
-
-    assert ids(events) == ["evt_c", "evt_b", "evt_a"]
-    assert events[0] == logged.get_event("evt_c")
-    assert_utc(events[0].received_at)
-    assert ids(logged.list_events(limit=2)) == ["evt_c", "evt_b"]
-
-
-def test_list_events_oldest_first_is_by_stripes_creation_time(logged: Any) -> None:
-    assert ids(logged.list_events(oldest_first=True)) == ["evt_a", "evt_c", "evt_b"]
-
-
-def test_list_events_filters_by_status_type_and_customer(logged: Any) -> None:
-    assert ids(logged.list_events(statuses={"failed", "unmatched"})) == ["evt_c", "evt_b"]
-    assert ids(logged.list_events(statuses=[])) == []
-    assert ids(logged.list_events(event_type="customer.subscription.created")) == ["evt_c"]
-    assert ids(logged.list_events(customer_id="cus_test")) == ["evt_c", "evt_a"]
-    assert ids(logged.list_events(customer_id="cus_test", statuses=["processed"])) == ["evt_a"]
-
-
-def test_delete_events_deletes_older_events_with_the_given_statuses(
-    logged: Any, clock: list[datetime]
-) -> None:
-    before_c = clock[0]  # evt_a and evt_b were received before this, evt_c at it
-    with logged.transaction():
-        deleted = logged.delete_events(before=before_c, statuses={"processed", "failed"})
-
-    assert deleted == 1
-    assert ids(logged.list_events()) == ["evt_c", "evt_b"]
-    with logged.transaction():
-        assert logged.delete_events(before=before_c, statuses={"processed"}) == 0
-
-
-def test_count_events_counts_older_events_with_the_given_statuses(
-    logged: Any, clock: list[datetime]
-) -> None:
-    before_c = clock[0]  # evt_a (processed) and evt_b (unmatched) were received before this
-
-    assert logged.count_events(before=before_c, statuses={"processed", "failed"}) == 1
-    assert logged.count_events(before=before_c, statuses={"processed", "unmatched"}) == 2
-    later = before_c + timedelta(seconds=1)
-    assert logged.count_events(before=later, statuses={"processed", "failed", "unmatched"}) == 3
-    assert logged.count_events(before=later, statuses=set()) == 0
-    assert len(logged.list_events()) == 3  # counting deletes nothing
-
-
-def test_accounts_with_customer_lists_linked_accounts_by_user_id(store: Any) -> None:
-    assert [a.user_id for a in store.accounts_with_customer()] == ["1"]
-
-    store.set_customer_id("2", "cus_two")
-
-    accounts = store.accounts_with_customer()
-    assert [(a.user_id, a.stripe_customer_id) for a in accounts] == [
-        ("1", "cus_test"),
-        ("2", "cus_two"),
-    ]
-    assert accounts[0] == store.get("1")
-
-
-PLUS_TWO = timezone(timedelta(hours=2))
-
-
-def test_stores_keep_entitlements_per_customer(store: Any) -> None:
-    """EntitlementLog: a blank record is created and locked, saved over, read back in UTC."""
-    log: EventLog = store
-    entitlements: EntitlementLog = store
-    assert isinstance(store, EntitlementLog)
-    assert entitlements.entitlements_of("cus_new") is None
-
-    with log.transaction():
-        blank = entitlements.lock_entitlements("cus_new")
-        assert (blank.customer_id, blank.features, blank.last_event_at) == (
-            "cus_new",
-            frozenset(),
-            None,
-        )
-        entitlements.save_entitlements(
-            EntitlementRecord(
-                customer_id="cus_new",
-                features=frozenset({"export", "api access", "ünïcode"}),
-                last_event_at=datetime(2031, 5, 17, 10, 30, 15, tzinfo=PLUS_TWO),
-                last_event_id="evt_summary",
-                updated_at=PERIOD_END,
-            )
-        )
-
-    stored = entitlements.entitlements_of("cus_new")
-    assert stored is not None
-    assert stored.features == {"export", "api access", "ünïcode"}
-    assert stored.last_event_at == datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
-    assert_utc(stored.last_event_at)
-    assert_utc(stored.updated_at)
-    assert stored.last_event_id == "evt_summary"
-    with log.transaction():
-        assert entitlements.lock_entitlements("cus_new") == stored  # existing: kept as it is
-
-    with pytest.raises(RuntimeError), log.transaction():
-        entitlements.save_entitlements(EntitlementRecord("cus_new", frozenset(), None))
-        raise RuntimeError("rolled back")
-    assert entitlements.entitlements_of("cus_new") == stored

@@ -30,12 +30,21 @@ from .errors import (
     NotFoundError,
     PayloadTooLargeError,
     PlanRequiredError,
+    StoreContractError,
     StoreUnavailableError,
     StripeServiceError,
     ValidationError,
 )
 from .extension import StripeBilling
-from .stores.base import EntitlementLog, EventLog, EventRecord, SubscriptionLog, UserStore
+from .stores.base import (
+    AccountListing,
+    EntitlementLog,
+    EventLog,
+    EventRecord,
+    SubscriptionLog,
+    TableInspection,
+    UserStore,
+)
 from .stores.columns import BillingMixin
 from .stores.dbapi import DBAPIUserStore
 from .stores.memory import InMemoryUserStore
@@ -50,6 +59,7 @@ __all__ = [
     "API_VERSION",
     "HANDLED_EVENT_TYPES",
     "AccountChanges",
+    "AccountListing",
     "AuthenticationError",
     "BillingAccount",
     "BillingError",
@@ -79,6 +89,7 @@ __all__ = [
     "PreviewLine",
     "SQLAlchemyUserStore",
     "Settings",
+    "StoreContractError",
     "StoreUnavailableError",
     "StripeBilling",
     "StripeEvent",
@@ -88,6 +99,7 @@ __all__ = [
     "SubscriptionLog",
     "SubscriptionRecord",
     "SummaryFacts",
+    "TableInspection",
     "UserStore",
     "ValidationError",
     "billing_checkout_button",

@@ -1,16 +1,25 @@
-"""Stores for billing state and the event log."""
+"""Stores for billing state and the library's logs, and the store contract they keep."""
 
 from __future__ import annotations
 
 from ..core.outcomes import EventStatus
-from ..errors import StoreUnavailableError
-from .base import EntitlementLog, EventLog, EventRecord, SubscriptionLog, UserStore
+from ..errors import StoreContractError, StoreUnavailableError
+from .base import (
+    AccountListing,
+    EntitlementLog,
+    EventLog,
+    EventRecord,
+    SubscriptionLog,
+    TableInspection,
+    UserStore,
+)
 from .columns import BillingMixin
 from .dbapi import DBAPIUserStore
 from .memory import InMemoryUserStore
 from .sqlalchemy import SQLAlchemyUserStore
 
 __all__ = [
+    "AccountListing",
     "BillingMixin",
     "DBAPIUserStore",
     "EntitlementLog",
@@ -19,7 +28,9 @@ __all__ = [
     "EventStatus",
     "InMemoryUserStore",
     "SQLAlchemyUserStore",
+    "StoreContractError",
     "StoreUnavailableError",
     "SubscriptionLog",
+    "TableInspection",
     "UserStore",
 ]

@@ -3,10 +3,15 @@
 The events come from templates copied from real Stripe payloads (see
 ``event_templates/README.md``), so the code under test meets Stripe's real
 shapes. Nothing here calls Stripe.
+
+``flask_stripe_billing.testing.store_contract`` holds the store contract's tests,
+for a host to run against its own store (it needs pytest, so it is imported on its
+own: ``from flask_stripe_billing.testing.store_contract import StoreContract``).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +36,11 @@ from ..core.templates import (
 from ..state import get_state
 from ..stores.base import UserStore
 from ..web.delivery import post_stripe_event, sign_payload, thin_webhook_path, webhook_path
+
+#: The contract kit's module, whose asserts pytest rewrites (detailed failures) when it runs.
+STORE_CONTRACT = f"{__name__}.store_contract"
+if "pytest" in sys.modules:  # under pytest, before the kit is imported
+    sys.modules["pytest"].register_assert_rewrite(STORE_CONTRACT)
 
 __all__ = [
     "API_LAYOUTS",

@@ -4,6 +4,8 @@ added it and the upgrade step; optional parts stay optional."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,16 @@ from flask import Flask
 from support import SECRET, post_event, subscription_event
 
 from flask_stripe_billing import (
+    AccountListing,
     BillingAccount,
+    EntitlementLog,
+    EventLog,
     InMemoryUserStore,
     StoreContractError,
     StripeBilling,
+    SubscriptionLog,
+    TableInspection,
+    UserStore,
 )
 from flask_stripe_billing.testing import build_event, get_account
 
@@ -356,3 +364,28 @@ def test_check_says_the_database_is_unreachable_when_the_tables_cannot_be_inspec
     assert exit_code == 1
     assert "failed event log database unreachable: ConnectionError: connection refused" in lines
     assert not any("subscription records" in line for line in lines)
+
+
+def test_the_stores_page_prints_each_protocol_with_every_method() -> None:
+    """docs/stores.md's protocol block: each class holds exactly the protocol's methods
+    (``count_events`` once stood outside ``EventLog``)."""
+    page = (CHANGELOG.parent / "docs" / "stores.md").read_text()
+    block = page[page.index("## The protocols") :]
+    code = block[block.index("```python\n") + len("```python\n") : block.index("\n```\n")]
+    printed = {
+        node.name: [item.name for item in node.body if isinstance(item, ast.FunctionDef)]
+        for node in ast.parse(code).body
+        if isinstance(node, ast.ClassDef)
+    }
+
+    assert all(isinstance(node, ast.ClassDef) for node in ast.parse(code).body)
+    for protocol in (
+        UserStore,
+        SubscriptionLog,
+        EventLog,
+        EntitlementLog,
+        AccountListing,
+        TableInspection,
+    ):
+        methods = [name for name, value in vars(protocol).items() if inspect.isfunction(value)]
+        assert printed[protocol.__name__] == [m for m in methods if not m.startswith("_")]

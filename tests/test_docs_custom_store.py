@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from flask_stripe_billing import BillingAccount
 from flask_stripe_billing.stores.tables import event_table, subscription_table
-from flask_stripe_billing.testing.store_contract import StoreContract
+from flask_stripe_billing.testing import StoreContract
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "custom-store.md"
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flask_stripe_billing import BillingAccount, InMemoryUserStore
-from flask_stripe_billing.testing.store_contract import StoreContract
+from flask_stripe_billing.testing import StoreContract
 
 pytest_plugins = ["pytester"]
 
@@ -55,7 +55,7 @@ BROKEN_HOST_TESTS = """
 import pytest
 
 from flask_stripe_billing import BillingAccount, InMemoryUserStore
-from flask_stripe_billing.testing.store_contract import StoreContract
+from flask_stripe_billing.testing import StoreContract
 
 
 class CountsEveryStatus(InMemoryUserStore):
@@ -75,7 +75,7 @@ class TestBrokenStore(StoreContract):
 INCOMPLETE_HOST_TESTS = """
 import pytest
 
-from flask_stripe_billing.testing.store_contract import StoreContract
+from flask_stripe_billing.testing import StoreContract
 
 
 class AccountsOnly:

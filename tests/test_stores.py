@@ -1,5 +1,5 @@
 """InMemoryUserStore, SQLAlchemyUserStore and DBAPIUserStore pass the store contract kit
-(``flask_stripe_billing.testing.store_contract``) that hosts run against their own
+(``flask_stripe_billing.testing.StoreContract``) that hosts run against their own
 stores, on SQLite and, with DATABASE_URL, on PostgreSQL."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from flask_stripe_billing import (
     InMemoryUserStore,
     SQLAlchemyUserStore,
 )
-from flask_stripe_billing.testing.store_contract import StoreContract
+from flask_stripe_billing.testing import StoreContract
 
 
 class TestShippedStores(StoreContract):

@@ -3,7 +3,7 @@ provide (``EventLog``, ``SubscriptionLog``), the optional capabilities, and the 
 that names what a store lacks.
 
 A custom store implements the protocols below; ``check_store`` runs once, when the
-extension is set up on an app, and raises :class:`~flask_stripe_billing.errors.StoreContractError`
+extension is set up on an app, and raises :class:`~flask_stripe_billing.StoreContractError`
 naming each missing method or protocol with the release that added it and the
 upgrade step (CHANGELOG.md, "Upgrading a custom store").
 """

@@ -4,19 +4,20 @@ The events come from templates copied from real Stripe payloads (see
 ``event_templates/README.md``), so the code under test meets Stripe's real
 shapes. Nothing here calls Stripe.
 
-``flask_stripe_billing.testing.store_contract`` holds the store contract's tests,
-for a host to run against its own store (it needs pytest, so it is imported on its
-own: ``from flask_stripe_billing.testing.store_contract import StoreContract``).
+``StoreContract`` holds the store contract's tests, for a host to run against its
+own store; it needs pytest, so it is imported (from ``store_contract``) only when
+first used.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blinker import NamedSignal
 from flask import Flask
@@ -37,6 +38,9 @@ from ..state import get_state
 from ..stores.base import UserStore
 from ..web.delivery import post_stripe_event, sign_payload, thin_webhook_path, webhook_path
 
+if TYPE_CHECKING:
+    from .store_contract import StoreContract
+
 #: The contract kit's module, whose asserts pytest rewrites (detailed failures) when it runs.
 STORE_CONTRACT = f"{__name__}.store_contract"
 if "pytest" in sys.modules:  # under pytest, before the kit is imported
@@ -50,6 +54,7 @@ __all__ = [
     "HANDLED_EVENT_TYPES",
     "ApiLayout",
     "SignalRecorder",
+    "StoreContract",
     "assert_plan",
     "assert_subscription_status",
     "build_event",
@@ -62,6 +67,13 @@ __all__ = [
     "thin_webhook_path",
     "webhook_path",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``StoreContract``, imported on first use: the kit needs pytest, the rest does not."""
+    if name == "StoreContract":
+        return importlib.import_module(STORE_CONTRACT).StoreContract
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_account(app_or_store: Flask | UserStore, user_id: str | int) -> BillingAccount | None:

@@ -3,7 +3,7 @@
 Subclass :class:`StoreContract` in a test module (name the subclass ``Test...``)
 and override its ``make_store`` fixture::
 
-    from flask_stripe_billing.testing.store_contract import StoreContract
+    from flask_stripe_billing.testing import StoreContract
 
     class TestMyStore(StoreContract):
         @pytest.fixture

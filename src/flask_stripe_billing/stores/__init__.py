@@ -1,25 +1,16 @@
-"""Stores for billing state and the library's logs, and the store contract they keep."""
+"""Stores for billing state and the event log."""
 
 from __future__ import annotations
 
 from ..core.outcomes import EventStatus
-from ..errors import StoreContractError, StoreUnavailableError
-from .base import (
-    AccountListing,
-    EntitlementLog,
-    EventLog,
-    EventRecord,
-    SubscriptionLog,
-    TableInspection,
-    UserStore,
-)
+from ..errors import StoreUnavailableError
+from .base import EntitlementLog, EventLog, EventRecord, SubscriptionLog, UserStore
 from .columns import BillingMixin
 from .dbapi import DBAPIUserStore
 from .memory import InMemoryUserStore
 from .sqlalchemy import SQLAlchemyUserStore
 
 __all__ = [
-    "AccountListing",
     "BillingMixin",
     "DBAPIUserStore",
     "EntitlementLog",
@@ -28,9 +19,7 @@ __all__ = [
     "EventStatus",
     "InMemoryUserStore",
     "SQLAlchemyUserStore",
-    "StoreContractError",
     "StoreUnavailableError",
     "SubscriptionLog",
-    "TableInspection",
     "UserStore",
 ]

@@ -263,8 +263,8 @@ class ContractPart:
     protocol: type[Any]
     #: What it keeps, as an error names it: ``"event log"``.
     keeps: str
-    #: The ``StripeBilling`` option that passes a separate one (``user_store``: the host's own).
-    option: str
+    #: The ``StripeBilling`` option that passes it (None: it cannot be passed on its own).
+    option: str | None
     #: The release (CHANGELOG.md's words) that added the protocol.
     added: str
     #: The step of CHANGELOG.md's "Upgrading a custom store" that adds it.
@@ -324,7 +324,7 @@ SUBSCRIPTION_LOG = ContractPart(
 ENTITLEMENT_LOG = ContractPart(
     EntitlementLog,
     "entitlements",
-    "user_store",
+    None,
     f'{UNRELEASED}, "Stripe Entitlements"',
     4,
 )
@@ -404,7 +404,7 @@ def _problems(part: ContractPart, candidate: object, *, given: bool) -> list[tup
     name = type(candidate).__name__
     if not lacking:
         return []
-    if lacking == part.methods and not given:
+    if lacking == part.methods and not given and part.option is not None:
         added, step = part.since(lacking[0])
         return [
             (

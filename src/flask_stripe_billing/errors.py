@@ -1,7 +1,7 @@
 """The package's errors: what went wrong, in words and details, without HTTP.
 
 Core modules raise them; the blueprint alone turns each kind into an HTTP
-answer (``views.HTTP_ANSWERS``), and the CLI into a line of text.
+answer (one table in the web layer), and the CLI into a line of text.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import re
 from importlib import metadata
 
 from ...config import Settings
+from ...web.blueprint import THIN_WEBHOOK_PATH
 from ..reports import plural
 from .findings import Finding
 
@@ -30,7 +31,7 @@ def thin_secrets(settings: Settings) -> Finding:
     """The thin-event endpoint's secrets; with them, it needs the API key to fetch."""
     name = "STRIPE_THIN_WEBHOOK_SECRET"
     if not settings.thin_webhook_secrets:
-        return Finding("default", name, "none: thin events off (/stripe/thin-webhook: 503)")
+        return Finding("default", name, f"none: thin events off ({THIN_WEBHOOK_PATH}: 503)")
     if not settings.api_key:
         return Finding("invalid", name, "set, but STRIPE_API_KEY is needed to fetch", True)
     return webhook_secrets(settings.thin_webhook_secrets, name)

@@ -89,11 +89,13 @@ def test_a_thin_subscription_update_applies_the_subscription_as_stripe_has_it_no
 
 
 def test_the_fetch_runs_in_the_notifications_account_context(
-    thin_host: Host, stripe_api: responses.RequestsMock
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock
 ) -> None:
+    host = make_host(thin_config(STRIPE_CONNECT_ACCOUNTS="acct_123"))  # applied: opted in
+    host.add_user(1, stripe_customer_id="cus_test")
     fetch = serve(stripe_api, subscription_object())
 
-    post_thin(thin_host.client, notification(context="acct_123"))
+    post_thin(host.client, notification(context="acct_123"))
 
     assert fetch.calls[0].request.headers["Stripe-Context"] == "acct_123"
 

@@ -178,6 +178,17 @@ class Settings:
     #: How many seats (``quantity``) a Checkout may ask for.
     seats_min: int = 1
     seats_max: int = 1
+    #: Connected accounts (Connect) whose events are applied; ``*``: every one. Empty: an
+    #: event or thin notification from a connected account is recorded ``ignored``.
+    connect_accounts: frozenset[str] = frozenset()
+    #: Match accounts by an object's Accounts v2 ``customer_account`` (the store's customer
+    #: id column holds ``acct_...`` ids) before its ``customer``.
+    match_customer_account: bool = False
+    #: Whether ``client_reference_id`` names an account only when the app signed it.
+    signed_references: bool = False
+    #: The key signed references are made with (``STRIPE_REFERENCE_SECRET``, else the
+    #: app's ``SECRET_KEY``).
+    reference_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(
@@ -238,6 +249,7 @@ class Settings:
             or DEFAULT_PRORATION_BEHAVIOR,
             management_routes=_flag(get("STRIPE_BILLING_MANAGEMENT_ROUTES"), default=False),
             **_offers(get),
+            **_accounts(get, config),
         )
 
     def __repr__(self) -> str:
@@ -291,6 +303,32 @@ def _offers(get: Any) -> dict[str, Any]:
         "seats_min": seats_min,
         "seats_max": seats_max,
     }
+
+
+#: What ``STRIPE_CONNECT_ACCOUNTS`` says to apply the events of every connected account.
+ALL_CONNECT_ACCOUNTS = "*"
+
+
+def _accounts(get: Any, config: Mapping[str, Any]) -> dict[str, Any]:
+    """Which Stripe accounts' events apply and how customers and references are matched."""
+    return {
+        "connect_accounts": connect_accounts(get("STRIPE_CONNECT_ACCOUNTS")),
+        "match_customer_account": _flag(get("STRIPE_MATCH_CUSTOMER_ACCOUNT"), default=False),
+        "signed_references": _flag(get("STRIPE_SIGNED_REFERENCES"), default=False),
+        "reference_secret": _text(get("STRIPE_REFERENCE_SECRET"))
+        or _text(config.get("SECRET_KEY")),
+    }
+
+
+def connect_accounts(value: Any) -> frozenset[str]:
+    """``STRIPE_CONNECT_ACCOUNTS``: ``acct_...`` ids (comma-separated or a list), or ``*``."""
+    accounts = frozenset(_secrets(value))
+    for account in accounts:
+        if account != ALL_CONNECT_ACCOUNTS and not account.startswith("acct_"):
+            raise ValueError(
+                f"STRIPE_CONNECT_ACCOUNTS must list acct_... ids or be '*', not {account!r}"
+            )
+    return accounts
 
 
 def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str | None:

@@ -18,7 +18,7 @@ from .cli import register_commands
 from .config import Settings
 from .core.account import BillingAccount
 from .core.outcomes import Outcome
-from .pipeline import intake
+from .pipeline import intake, references
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, SubscriptionLog, UserStore, check_store
 from .stripe_api import StripeGateway, make_client
@@ -228,6 +228,21 @@ class StripeBilling:
         app.context_processor(billing_template_context)
         app.jinja_env.globals.update(TEMPLATE_GLOBALS)
         register_commands(app)
+
+    def client_reference(self, user_id: str | int) -> str:
+        """A signed ``client_reference_id`` naming ``user_id``, for a pricing table's
+        ``client-reference-id`` (or any Checkout the app does not create itself).
+
+        Needs an app context and ``SECRET_KEY`` (or ``STRIPE_REFERENCE_SECRET``).
+        """
+        return references.sign_reference(user_id, get_state().settings)
+
+    def payment_link_url(self, url: str, user_id: str | int) -> str:
+        """The Payment Link ``url`` with a signed ``client_reference_id`` naming ``user_id``.
+
+        With ``STRIPE_SIGNED_REFERENCES`` on, only such references link a customer.
+        """
+        return references.payment_link_url(url, user_id, get_state().settings)
 
 
 def _given(options: Options) -> Options:

@@ -52,6 +52,10 @@ class CheckoutSessionFacts:
     user_id: str | None
     #: ``metadata.price_id``, set by our own Checkout sessions.
     price_id: str | None
+    #: ``client_reference_id`` as Stripe sent it (a Payment Link's may be anything).
+    client_reference_id: str | None = None
+    #: ``metadata.user_id``: only an API call with the secret key sets it.
+    metadata_user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,11 @@ class StripeEvent:
     invoice: InvoiceFacts | None = None
     #: An active entitlement summary's facts (Stripe Entitlements).
     entitlements: SummaryFacts | None = None
+    #: The connected account the event happened in (Connect); None: the platform's own.
+    account: str | None = None
+    #: The object's Accounts v2 ``customer_account`` (``acct_...``), beside or instead of
+    #: ``customer``.
+    customer_account: str | None = None
 
 
 def parse_event(payload: Any) -> StripeEvent:
@@ -132,6 +141,8 @@ def parse_event(payload: Any) -> StripeEvent:
         data=payload,
         invoice=read_invoice(obj) if kind == "invoice" else None,
         entitlements=read_summary(obj) if kind == SUMMARY_OBJECT else None,
+        account=_id(payload.get("account")),
+        customer_account=_id(obj.get("customer_account")),
     )
 
 
@@ -230,6 +241,22 @@ def logged_event(
     )
 
 
+def keyed_by_customer_account(event: StripeEvent) -> StripeEvent:
+    """The event with its Accounts v2 ``customer_account`` as its customer, for apps whose
+    store links users to ``acct_`` ids; unchanged when the object names none."""
+    account = event.customer_account
+    if account is None:
+        return event
+    subscription, session, invoice = event.subscription, event.checkout_session, event.invoice
+    return replace(
+        event,
+        customer_id=account,
+        subscription=replace(subscription, customer_id=account) if subscription else None,
+        checkout_session=replace(session, customer_id=account) if session else None,
+        invoice=replace(invoice, customer_id=account) if invoice else None,
+    )
+
+
 def read_invoice(obj: Mapping[str, Any]) -> InvoiceFacts:
     """An invoice object (from an event or Stripe's API) as its facts."""
     return InvoiceFacts(
@@ -289,6 +316,8 @@ def _checkout_session(obj: Mapping[str, Any]) -> CheckoutSessionFacts:
         payment_status=_str_or_none(obj.get("payment_status")),
         user_id=str(reference) if reference else _metadata_user_id(obj),
         price_id=str(price_id) if price_id else None,
+        client_reference_id=str(reference) if reference else None,
+        metadata_user_id=_metadata_user_id(obj),
     )
 
 

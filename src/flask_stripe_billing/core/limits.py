@@ -41,7 +41,9 @@ INT64_LIMIT = 2**63
 
 
 #: Keys whose text value is an id stored in a ``String(255)`` column.
-ID_KEYS = frozenset({"id", "customer", "subscription", "client_reference_id", "user_id"})
+ID_KEYS = frozenset(
+    {"id", "customer", "subscription", "client_reference_id", "user_id", "customer_account"}
+)
 
 
 #: Keys whose text value has a length limit (see :func:`_check_length`).

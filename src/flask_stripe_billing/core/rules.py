@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
-from ..config import Settings
+from ..config import ALL_CONNECT_ACCOUNTS, Settings
 from .account import (
     FREE_PLAN,
     TERMINAL_STATUSES,
@@ -46,6 +46,8 @@ class AccountMatch:
     #: True when found by the event's customer id; False when named by the event
     #: itself (``client_reference_id`` / ``metadata.user_id``).
     by_customer: bool
+    #: Why the reference the event carries names no account (an unsigned one, say).
+    refused: str | None = None
 
 
 @dataclass(frozen=True)
@@ -419,10 +421,13 @@ def unmatched_reason(event: StripeEvent, match: AccountMatch) -> str | None:
     event must never move an account to another customer.
     """
     account = match.account
+    if event.customer_id is None and event.customer_account is not None:
+        return (
+            f"the event names Accounts v2 customer_account {event.customer_account} and no "
+            "customer; set STRIPE_MATCH_CUSTOMER_ACCOUNT to match accounts by it"
+        )
     if account is None:
-        if event.customer_id:
-            return f"no account is linked to customer {event.customer_id}"
-        return "the event names no customer and no account"
+        return _no_account_reason(event, match)
     if match.by_customer or event.customer_id is None:
         return None
     if account.stripe_customer_id in (None, event.customer_id):
@@ -440,6 +445,53 @@ def user_id_hint(event: StripeEvent) -> str | None:
     if event.subscription is not None:
         return event.subscription.user_id
     return None
+
+
+#: Reads a signed ``client_reference_id``: the user id it carries, or None when it is not
+#: one the app signed.
+ReferenceReader = Callable[[str], str | None]
+
+
+def named_user_id(
+    event: StripeEvent, read_reference: ReferenceReader, *, signed_only: bool
+) -> tuple[str | None, str | None]:
+    """The account an event names itself, and why it names none when its reference is
+    refused.
+
+    A signed ``client_reference_id`` names the user it was signed for. With
+    ``signed_only`` an unsigned or forged one names no account (a Payment Link
+    or pricing table lets the payer write any), and ``metadata.user_id``, which
+    only an API call with the secret key sets, still does.
+    """
+    session = event.checkout_session
+    if session is None or session.client_reference_id is None:
+        return user_id_hint(event), None
+    signed = read_reference(session.client_reference_id)
+    if signed is not None:
+        return signed, None
+    if not signed_only:
+        return session.client_reference_id, None
+    if session.metadata_user_id is not None:
+        return session.metadata_user_id, None
+    return None, (
+        f"client_reference_id {session.client_reference_id!r} is not a reference this app "
+        "signed (STRIPE_SIGNED_REFERENCES is on), so it names no account"
+    )
+
+
+def foreign_account_reason(
+    account: str | None, settings: Settings, *, kind: str = "event"
+) -> str | None:
+    """Why an event (or thin notification) from connected account ``account`` is not
+    applied, or None when it is the platform's own or the app applies that account's."""
+    if account is None or ALL_CONNECT_ACCOUNTS in settings.connect_accounts:
+        return None
+    if account in settings.connect_accounts:
+        return None
+    return (
+        f"the {kind} comes from connected account {account}, not this platform; "
+        "list it in STRIPE_CONNECT_ACCOUNTS to apply its events"
+    )
 
 
 def subscribed_id(event: StripeEvent) -> str | None:
@@ -511,6 +563,26 @@ def _change_notices(before: BillingAccount, after: BillingAccount) -> tuple[Noti
             )
         )
     return tuple(notices)
+
+
+def _no_account_reason(event: StripeEvent, match: AccountMatch) -> str:
+    """Why no account was found: the reference it carries was refused, no account has its
+    customer (or ``customer_account``), or it names neither."""
+    if match.refused is not None:
+        if event.customer_id is None:
+            return match.refused
+        return f"no account is linked to customer {event.customer_id}; {match.refused}"
+    if event.customer_id is not None and event.customer_id == event.customer_account:
+        return f"no account is linked to customer_account {event.customer_id}"
+    if event.customer_id is not None:
+        also = ""
+        if event.customer_account is not None:
+            also = (
+                f" (its customer_account is {event.customer_account}; set "
+                "STRIPE_MATCH_CUSTOMER_ACCOUNT to match accounts by it)"
+            )
+        return f"no account is linked to customer {event.customer_id}{also}"
+    return "the event names no customer and no account"
 
 
 def _unmatched(event: StripeEvent, reason: str | None) -> Decision:

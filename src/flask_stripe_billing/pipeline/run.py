@@ -19,14 +19,14 @@ from .._util import utcnow
 from ..core import rules
 from ..core.account import BillingAccount, SubscriptionRecord
 from ..core.entitlements import SUMMARY_EVENT, EntitlementRecord
-from ..core.events import StripeEvent
+from ..core.events import StripeEvent, keyed_by_customer_account
 from ..core.outcomes import DUPLICATE, RETRYABLE_STATUSES, EventStatus, Outcome, ThinOrigin
 from ..core.rules import AccountMatch, Decision
 from ..errors import BillingError, EventNotRecordedError, StoreUnavailableError
 from ..redact import describe_error, describe_traceback
 from ..state import BillingState
-from ..stores.base import UserStore
 from .fetch import complete_summary, is_truncated, refresh_subscription
+from .references import reference_reader
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -62,8 +62,13 @@ def run(
     Raises :class:`EventNotRecordedError` only when a delivered event could not
     be stored, so that Stripe delivers it again.
     """
+    foreign = rules.foreign_account_reason(event.account, state.settings)
+    if foreign is not None and payload is not None:
+        return ignore(state, app, event, payload, foreign)
     if state.settings.refetch_subscriptions and payload is not None and thin is None:
         event = refresh_subscription(state, event)
+    if state.settings.match_customer_account:
+        event, thin = keyed_by_account(event, thin)
     logged = thin.logged if thin is not None else event
     if is_truncated(event) and not (payload is not None and is_finished(state, logged.id)):
         try:
@@ -107,15 +112,39 @@ def is_finished(state: BillingState, event_id: str) -> bool:
 
 
 def find_account(
-    event: StripeEvent, store: UserStore, by_customer: BillingAccount | None
+    event: StripeEvent, state: BillingState, by_customer: BillingAccount | None
 ) -> AccountMatch:
     """The account of the event's customer (``by_customer``, already row-locked), else the
-    one the event names itself, row-locked."""
+    one the event names itself (a signed reference, when the app requires them), row-locked."""
     if by_customer is not None:
         return AccountMatch(by_customer, by_customer=True)
-    user_id = rules.user_id_hint(event)
-    account = store.get(user_id, lock=True) if user_id else None
-    return AccountMatch(account, by_customer=False)
+    settings = state.settings
+    user_id, refused = rules.named_user_id(
+        event, reference_reader(settings), signed_only=settings.signed_references
+    )
+    account = state.user_store.get(user_id, lock=True) if user_id else None
+    return AccountMatch(account, by_customer=False, refused=refused)
+
+
+def ignore(state: BillingState, app: Any, event: StripeEvent, payload: str, reason: str) -> Outcome:
+    """Record the event ``ignored`` with why (from a connected account the app does not
+    apply), apply nothing, and send its signals."""
+    outcome = record_unapplied(state, event, payload, EventStatus.IGNORED, reason)
+    announce(app, outcome)
+    return outcome
+
+
+def keyed_by_account(
+    event: StripeEvent, thin: ThinOrigin | None
+) -> tuple[StripeEvent, ThinOrigin | None]:
+    """The event matched by its Accounts v2 ``customer_account`` (and a thin origin's rows
+    logged under it), for ``STRIPE_MATCH_CUSTOMER_ACCOUNT``."""
+    keyed = keyed_by_customer_account(event)
+    if thin is None or keyed is event:
+        return keyed, thin
+    customer = keyed.customer_id
+    twin = replace(thin.twin, customer_id=customer) if thin.twin is not None else None
+    return keyed, ThinOrigin(replace(thin.logged, customer_id=customer), twin)
 
 
 def announce(app: Any, outcome: Outcome, *, logged: bool = True) -> None:
@@ -155,7 +184,7 @@ def _process(
     else:
         locked = None
     if handled:
-        match = find_account(event, state.user_store, locked)
+        match = find_account(event, state, locked)
         account = match.account
         records: list[SubscriptionRecord] = []
         if account is not None and event.type in rules.RULES:  # lifecycle events change none

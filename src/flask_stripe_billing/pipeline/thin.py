@@ -14,11 +14,12 @@ from typing import Any
 from .._util import utcnow
 from ..core.notifications import ThinNotification
 from ..core.outcomes import DUPLICATE, RETRYABLE_STATUSES, EventStatus, Outcome, ThinOrigin
+from ..core.rules import foreign_account_reason
 from ..errors import BillingError
 from ..redact import describe_traceback
 from ..state import BillingState
 from .fetch import ThinRoute, fetch_related, fetched_event, route_of, twin_of
-from .run import announce, keep_received, not_recorded, record_unapplied, run
+from .run import announce, ignore, keep_received, not_recorded, record_unapplied, run
 
 
 def run_notification(
@@ -30,6 +31,9 @@ def run_notification(
     ``flask billing replay`` (or Stripe's next delivery of it) to fetch again.
     """
     logged = notification.as_logged()
+    foreign = foreign_account_reason(notification.context, state.settings, kind="notification")
+    if foreign is not None:
+        return ignore(state, app, logged, payload, foreign)
     route = route_of(notification)
     settled = _settle(state, notification, payload, route)
     if settled is not None or route is None:

@@ -7,6 +7,7 @@ with a reason that names ``customer_account``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -282,3 +283,31 @@ def test_a_customer_account_over_the_id_length_is_refused(host: Host) -> None:
 
     assert response.status_code == 400
     assert host.events() == []
+
+
+def test_an_unmatched_customer_account_event_applies_on_replay_once_matching_is_on(
+    make_host: Callable[..., Host], tmp_path: Path
+) -> None:
+    database = {"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'billing.db'}"}
+    before = make_host(database)
+    before.add_user(1)
+    event = accounts_v2_subscription_event(
+        customer=None, customer_account="acct_customer_1", subscription="sub_v2"
+    )
+    post_event(before.client, event)
+    assert [r["status"] for r in before.events()] == ["unmatched"]
+    after = make_host({**database, "STRIPE_MATCH_CUSTOMER_ACCOUNT": True}, create_tables=False)
+    cli = after.app.test_cli_runner()
+
+    linked = cli.invoke(args=["billing", "link", "1", "acct_customer_1"])
+    replayed = cli.invoke(args=["billing", "replay", "--all"])
+
+    assert linked.exit_code == 0, linked.output
+    assert replayed.exit_code == 0, replayed.output
+    user = after.user(1)
+    assert (user.stripe_customer_id, user.plan, user.stripe_subscription_id) == (
+        "acct_customer_1",
+        "pro",
+        "sub_v2",
+    )
+    assert [r["status"] for r in after.events()] == ["processed"]

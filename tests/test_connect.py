@@ -17,6 +17,7 @@ from support import checkout_event, load_object, post_event, subscription_event
 from thin_support import notification, serve, subscription_object, thin_config
 
 from flask_stripe_billing.config import Settings
+from flask_stripe_billing.core.rules import foreign_account_reason
 
 THIN = "/stripe/thin-webhook"
 #: The dahlia-layout subscription Stripe's test-mode API answered (it has ``customer_account``).
@@ -311,3 +312,23 @@ def test_an_unmatched_customer_account_event_applies_on_replay_once_matching_is_
         "sub_v2",
     )
     assert [r["status"] for r in after.events()] == ["processed"]
+
+
+@pytest.mark.parametrize(
+    ("account", "listed", "applied"),
+    [
+        (None, "", True),  # the platform's own event
+        ("acct_a", "", False),
+        ("acct_a", "acct_a", True),
+        ("acct_a", "acct_b", False),
+        ("acct_a", "*", True),
+    ],
+)
+def test_which_accounts_events_apply(account: str | None, listed: str, applied: bool) -> None:
+    settings = Settings.from_config({"STRIPE_CONNECT_ACCOUNTS": listed}, environ={})
+
+    reason = foreign_account_reason(account, settings)
+
+    assert (reason is None) == applied
+    if not applied:
+        assert reason is not None and f"connected account {account}" in reason

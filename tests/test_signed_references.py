@@ -14,6 +14,8 @@ from conftest import Host
 from support import checkout_event, post_event
 
 from flask_stripe_billing.config import Settings
+from flask_stripe_billing.core.events import parse_event
+from flask_stripe_billing.core.rules import named_user_id
 from flask_stripe_billing.errors import NotConfiguredError
 
 SIGNED = {"SECRET_KEY": "app-secret-key", "STRIPE_SIGNED_REFERENCES": True}
@@ -202,3 +204,36 @@ def test_the_reference_secret_is_never_in_the_settings_repr() -> None:
 
     assert settings.reference_secret == "do-not-show"
     assert "do-not-show" not in repr(settings)
+
+
+def signed_only_for_7(reference: str) -> str | None:
+    """A stand-in reader: only ``7-ok`` is a reference the app signed (for user 7)."""
+    return "7" if reference == "7-ok" else None
+
+
+@pytest.mark.parametrize(
+    ("reference", "metadata", "signed_only", "named", "refused"),
+    [
+        ("7-ok", None, True, "7", False),  # signed: names its user
+        ("8", None, True, None, True),  # unsigned, signing on: names no one, says why
+        ("8", {"user_id": "8"}, True, "8", False),  # metadata only an API call can set
+        ("8", None, False, "8", False),  # signing off: as before
+        ("7-ok", None, False, "7", False),  # signed, signing off: still its user
+        (None, {"user_id": "3"}, True, "3", False),  # no reference: metadata
+    ],
+)
+def test_the_account_a_checkout_names_by_its_reference(
+    reference: str | None,
+    metadata: dict[str, str] | None,
+    signed_only: bool,
+    named: str | None,
+    refused: bool,
+) -> None:
+    event = parse_event(checkout_event(client_reference_id=reference, metadata=metadata))
+
+    user_id, reason = named_user_id(event, signed_only_for_7, signed_only=signed_only)
+
+    assert user_id == named
+    assert (reason is not None) == refused
+    if refused:
+        assert reason is not None and f"client_reference_id {reference!r}" in reason

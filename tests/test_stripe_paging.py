@@ -20,29 +20,18 @@ import responses
 from conftest import Host
 from pacing_support import FakeClock, fake_clock
 from support import load, post_event
+from test_entitlements import ENTITLEMENTS_URL, entitlement
 
 from flask_stripe_billing.config import DEFAULT_MAX_PAGES
 from flask_stripe_billing.core.entitlements import SUMMARY_EVENT
 from flask_stripe_billing.testing import build_event, get_account
 
 API_KEY = "sk_test_51PagingKey0000000000000000"
-ENTITLEMENTS_URL = "https://api.stripe.com/v1/entitlements/active_entitlements"
 SUBSCRIPTIONS_URL = "https://api.stripe.com/v1/subscriptions"
 SUBSCRIPTION = load(
     "api-objects/pay-rails-vcr__2025-10-29.clover__subscription.active.before_price_swap.json"
 )
 KEYS = [f"feature_{n:02d}" for n in range(12)]
-
-
-def entitlement(lookup_key: str) -> dict[str, Any]:
-    """An active entitlement as Stripe's API lists it."""
-    return {
-        "id": f"ent_{lookup_key}",
-        "object": "entitlements.active_entitlement",
-        "feature": f"feat_{lookup_key}",
-        "livemode": False,
-        "lookup_key": lookup_key,
-    }
 
 
 class EndlessList:

@@ -20,7 +20,8 @@ from support import load, post_event
 from thin_support import API, THIN_SECRET, notification, subscription_object, thin_config
 
 from flask_stripe_billing import Settings
-from flask_stripe_billing.stripe_api import OutOfTime, Pacer
+from flask_stripe_billing.state import get_state
+from flask_stripe_billing.stripe_api import Pacer
 
 THIN = "/stripe/thin-webhook"
 RATE_LIMITED = {
@@ -96,7 +97,7 @@ def test_requests_are_spaced_evenly_at_the_rate() -> None:
     pacer = Pacer(4, clock=clock.clock, sleep=clock.sleep)
 
     for _ in range(5):
-        pacer.take_turn(deadline=clock.now + 60)
+        assert pacer.take_turn(deadline=clock.now + 60)
         clock.sent.append(clock.now)
 
     assert gaps(clock.sent) == [0.25, 0.25, 0.25, 0.25]
@@ -105,12 +106,12 @@ def test_requests_are_spaced_evenly_at_the_rate() -> None:
 def test_a_turn_after_the_deadline_is_refused_and_left_to_others() -> None:
     clock = FakeClock()
     pacer = Pacer(1, clock=clock.clock, sleep=clock.sleep)
-    pacer.take_turn(deadline=clock.now + 60)
+    assert pacer.take_turn(deadline=clock.now + 60)
 
-    with pytest.raises(OutOfTime, match="STRIPE_BILLING_API_RATE"):
-        pacer.take_turn(deadline=clock.now + 0.5)
+    assert not pacer.take_turn(deadline=clock.now + 0.5)
+    assert clock.now == 1000.0  # refused at once, without waiting
 
-    pacer.take_turn(deadline=clock.now + 60)
+    assert pacer.take_turn(deadline=clock.now + 60)
     assert clock.now == 1001.0  # the refused turn was not taken
 
 
@@ -212,6 +213,28 @@ def test_429s_are_retried_with_back_off_until_the_calls_deadline_and_no_longer(
     assert all(gap >= 3.0 for gap in gaps(sent))
     assert sent[-1] <= 10.0
     assert rows(host)["evt_busy"][0] == "received"
+
+
+def test_a_call_whose_turn_comes_past_its_deadline_is_not_sent_and_kept_received(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock, monkeypatch: Any
+) -> None:
+    host = make_host(thin_config())
+    host.add_user(1, stripe_customer_id="cus_1")
+    clock = fake_clock(host, monkeypatch)
+    limited = serve_limited(stripe_api, clock, 1, refusals=0)
+    get_state(host.app).require_stripe().pacer.hold(60)  # as after another caller's 429
+
+    answer = post_thin(host.client, notification(related_id="sub_1", event_id="evt_queued"))
+
+    assert answer.status_code == 200
+    assert limited.sent == []
+    assert clock.now == 1000.0  # refused at once, not after waiting
+    status, error = rows(host)["evt_queued"]
+    assert status == "received"
+    assert error is not None and error.endswith(
+        "Stripe could not retrieve a subscription: its turn at 20 requests a second "
+        "(STRIPE_BILLING_API_RATE) comes after its deadline"
+    )
 
 
 def test_a_429_stripe_says_not_to_retry_is_not_retried(

@@ -62,19 +62,18 @@ class Pacer:
         self._next_turn = -math.inf
         self._deadlines = threading.local()
 
-    def take_turn(self, deadline: float) -> None:
-        """Wait for this request's turn; :class:`OutOfTime` if it comes after ``deadline``."""
+    def take_turn(self, deadline: float) -> bool:
+        """Wait for this request's turn and say True; False (at once, the turn left to
+        others) when it comes after ``deadline``."""
         with self._lock:
             now = self.clock()
             turn = max(now, self._next_turn)
             if turn > deadline:
-                raise OutOfTime(
-                    f"its turn at {self.rate:g} requests a second (STRIPE_BILLING_API_RATE) "
-                    "comes after its deadline"
-                )
+                return False
             self._next_turn = turn + 1 / self.rate
         if turn > now:
             self.sleep(turn - now)
+        return True
 
     def hold(self, seconds: float) -> None:
         """Give no turn for ``seconds`` from now: Stripe answered 429, every caller waits."""
@@ -97,8 +96,9 @@ class Pacer:
             self._deadlines.at = outer
 
 
-class OutOfTime(stripe.StripeError):
-    """A call's deadline came before Stripe's API could be asked (again)."""
+#: The ``code`` of the error a call fails with when its deadline comes before its turn in
+#: the pace: nothing was sent.
+OUT_OF_TIME = "flask_stripe_billing.out_of_time"
 
 
 class PacedRequestsClient(stripe.RequestsClient):
@@ -153,7 +153,12 @@ class PacedRequestsClient(stripe.RequestsClient):
         deadline = self.pacer.deadline_in(self.deadline)
         retries = refusals = 0
         while True:
-            self.pacer.take_turn(deadline)
+            if not self.pacer.take_turn(deadline):
+                raise stripe.StripeError(
+                    f"its turn at {self.pacer.rate:g} requests a second "
+                    "(STRIPE_BILLING_API_RATE) comes after its deadline",
+                    code=OUT_OF_TIME,
+                )
             response: Response | None = None
             try:
                 response = attempt()
@@ -419,7 +424,9 @@ class StripeGateway:
                 with _translated_errors(action):
                     try:
                         page = list_page(page_params, options)
-                    except OutOfTime:
+                    except stripe.StripeError as error:
+                        if error.code != OUT_OF_TIME:
+                            raise
                         raise _unfinished(action, late) from None
                 listed = [item.to_dict() for item in page.data]
                 items.extend(listed)
@@ -528,7 +535,7 @@ def _translated_errors(action: str) -> Iterator[None]:
             extra={"action": action, "request_id": error.request_id},
         )
         message = f"Stripe could not {action}"
-        if isinstance(error, OutOfTime):
+        if error.code == OUT_OF_TIME:
             message = f"{message}: {error.user_message}"
         elif error.http_status == 429:
             message = f"{message}: Stripe's rate limit (HTTP 429) outlasted the call's deadline"

@@ -150,6 +150,7 @@ class PacedRequestsClient(stripe.RequestsClient):
         )
 
     def _paced(self, attempt: Callable[[], Response], max_network_retries: int | None) -> Response:
+        """The retry loop: each attempt in its turn, until an answer to keep or the deadline."""
         deadline = self.pacer.deadline_in(self.deadline)
         retries = refusals = 0
         while True:

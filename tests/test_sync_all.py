@@ -174,5 +174,9 @@ def test_sync_all_draws_a_progress_bar_only_on_a_terminal(
     result = accounts.app.test_cli_runner().invoke(args=["billing", "sync", "--all"])
 
     assert result.exit_code == 0, result.output
-    bar_lines = [line for line in result.output.splitlines() if "Syncing subscriptions  [" in line]
+    bar_lines = [
+        line
+        for line in result.output.splitlines()
+        if "Syncing subscriptions" in line and "requests/s (STRIPE_BILLING_API_RATE)  [" in line
+    ]
     assert bool(bar_lines) == terminal, result.output

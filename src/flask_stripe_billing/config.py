@@ -8,6 +8,7 @@ checked one, or raises ``ValueError`` naming the setting.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -122,6 +123,27 @@ DEFAULT_API_READ_TIMEOUT = 3.0
 DEFAULT_API_MAX_RETRIES = 1
 
 
+#: Requests a second one app sends to Stripe's API, over every path: under Stripe's
+#: test-mode limit of 25 a second (live mode allows 100), with room for the Dashboard.
+DEFAULT_API_RATE = 20.0
+
+
+#: Seconds one call may take in all: its waits for the pace and its retries (a 429's).
+DEFAULT_API_DEADLINE = 10.0
+
+
+#: Pages one listing of a customer's objects may read (100 objects each), and seconds
+#: it may take in all, before it gives up; under gunicorn's 30 s worker timeout.
+DEFAULT_MAX_PAGES = 20
+
+
+DEFAULT_PAGING_DEADLINE = 15.0
+
+
+#: The highest pace STRIPE_BILLING_API_RATE accepts (Stripe's live mode allows 100).
+MAX_API_RATE = 1000.0
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed, validated configuration of one app; no Flask, so the rules can use it."""
@@ -153,6 +175,13 @@ class Settings:
     api_connect_timeout: float = DEFAULT_API_CONNECT_TIMEOUT
     api_read_timeout: float = DEFAULT_API_READ_TIMEOUT
     api_max_retries: int = DEFAULT_API_MAX_RETRIES
+    #: The pace of calls to Stripe's API (requests a second, shared by every path), and
+    #: the seconds one call may take with its waits for the pace and for 429 retries.
+    api_rate: float = DEFAULT_API_RATE
+    api_deadline: float = DEFAULT_API_DEADLINE
+    #: Bounds of one listing of a customer's objects: pages, and seconds in all.
+    max_pages: int = DEFAULT_MAX_PAGES
+    paging_deadline: float = DEFAULT_PAGING_DEADLINE
     #: Plan → the feature keys it includes (what ``feature_required`` checks).
     features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Where a gate sends a signed-in user without the plan: a URL or an endpoint name.
@@ -229,6 +258,12 @@ class Settings:
             ),
             api_read_timeout=_seconds(get("STRIPE_API_READ_TIMEOUT"), DEFAULT_API_READ_TIMEOUT),
             api_max_retries=_count(get("STRIPE_API_MAX_RETRIES"), DEFAULT_API_MAX_RETRIES),
+            api_rate=_rate(get("STRIPE_BILLING_API_RATE"), DEFAULT_API_RATE),
+            api_deadline=_seconds(get("STRIPE_BILLING_API_DEADLINE"), DEFAULT_API_DEADLINE),
+            max_pages=_positive_int(get("STRIPE_BILLING_MAX_PAGES"), DEFAULT_MAX_PAGES),
+            paging_deadline=_seconds(
+                get("STRIPE_BILLING_PAGING_DEADLINE"), DEFAULT_PAGING_DEADLINE
+            ),
             features=_features(get("STRIPE_BILLING_FEATURES")),
             pricing_url=_text(get("STRIPE_BILLING_PRICING_URL")),
             login_url=_text(get("STRIPE_BILLING_LOGIN_URL")),
@@ -410,6 +445,22 @@ def _seconds(value: Any, default: float) -> float:
     number = float(value)
     if not 0 < number <= 600:
         raise ValueError(f"expected seconds between 0 and 600, got {value!r}")
+    return number
+
+
+def _rate(value: Any, default: float) -> float:
+    """Requests a second: more than 0, at most :data:`MAX_API_RATE`."""
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not 0 < number <= MAX_API_RATE:
+        raise ValueError(
+            f"STRIPE_BILLING_API_RATE must be more than 0 and at most {MAX_API_RATE:g} "
+            f"requests a second, not {value!r}"
+        )
     return number
 
 

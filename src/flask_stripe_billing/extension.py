@@ -21,7 +21,7 @@ from .core.outcomes import Outcome
 from .pipeline import intake, references
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, SubscriptionLog, UserStore, check_store
-from .stripe_api import StripeGateway, make_client
+from .stripe_api import StripeGateway
 from .web import gates
 from .web.blueprint import create_blueprint, exempt_webhook_from_csrf
 from .web.buttons import TEMPLATE_GLOBALS
@@ -218,9 +218,7 @@ class StripeBilling:
             subscription_log=parts.subscription_log,
             steps=parts.steps,
             current_user_id=merged.get("current_user_id") or flask_login_user_id,
-            stripe=(
-                StripeGateway(make_client(settings.api_key, settings)) if settings.api_key else None
-            ),
+            stripe=(StripeGateway(settings.api_key, settings) if settings.api_key else None),
             dispatch=merged.get("dispatch"),
             entitlement_log=parts.entitlement_log,
         )

@@ -1,9 +1,18 @@
-"""Calls to Stripe's API through one ``StripeClient`` per app: the I/O edge for checkout."""
+"""Calls to Stripe's API through one ``StripeClient`` per app: the I/O edge for checkout.
+
+Every call of an app goes through one :class:`Pacer` (thin fetches, re-fetch,
+summaries, sync, management, Checkout alike): requests spaced to
+``STRIPE_BILLING_API_RATE`` a second, a ``429`` retried after ``Retry-After`` (or a
+back-off) while the call's deadline allows, and every listing bounded in pages and time.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -26,15 +35,193 @@ API_VERSION = "2026-10-28.endive"
 MAX_NETWORK_RETRIES = DEFAULT_API_MAX_RETRIES
 
 
-def make_client(api_key: str, settings: Settings | None = None) -> stripe.StripeClient:
-    """The app's client: pinned API version, bounded time, no global ``stripe.api_key``.
+#: What one HTTP attempt answers (stripe-python's shape): body, status, headers.
+Response = tuple[Any, int, Mapping[str, str]]
+
+
+class Pacer:
+    """The pace of one app's requests to Stripe's API, and the deadlines they keep.
+
+    Requests are spaced evenly, ``rate`` a second, whichever path sends them, so no
+    second holds more than Stripe allows; a 429 holds every request back for its wait.
+    ``clock`` (seconds, monotonic) and ``sleep`` are attributes so that a test can
+    measure the pace without waiting.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
+        self._lock = threading.Lock()
+        self._next_turn = -math.inf
+        self._deadlines = threading.local()
+
+    def take_turn(self, deadline: float) -> bool:
+        """Wait for this request's turn and say True; False (at once, the turn left to
+        others) when it comes after ``deadline``."""
+        with self._lock:
+            now = self.clock()
+            turn = max(now, self._next_turn)
+            if turn > deadline:
+                return False
+            self._next_turn = turn + 1 / self.rate
+        if turn > now:
+            self.sleep(turn - now)
+        return True
+
+    def hold(self, seconds: float) -> None:
+        """Give no turn for ``seconds`` from now: Stripe answered 429, every caller waits."""
+        with self._lock:
+            self._next_turn = max(self._next_turn, self.clock() + seconds)
+
+    def deadline_in(self, seconds: float) -> float:
+        """The clock time ``seconds`` from now, or the enclosing :meth:`within`'s if sooner."""
+        return min(self.clock() + seconds, getattr(self._deadlines, "at", math.inf))
+
+    @contextmanager
+    def within(self, seconds: float) -> Iterator[float]:
+        """Every call this thread makes in the block ends by ``seconds`` from now (a listing's
+        deadline); yields that clock time."""
+        outer = getattr(self._deadlines, "at", math.inf)
+        self._deadlines.at = self.deadline_in(seconds)
+        try:
+            yield self._deadlines.at
+        finally:
+            self._deadlines.at = outer
+
+
+#: The ``code`` of the error a call fails with when its deadline comes before its turn in
+#: the pace: nothing was sent.
+OUT_OF_TIME = "flask_stripe_billing.out_of_time"
+
+
+class PacedRequestsClient(stripe.RequestsClient):
+    """stripe-python's ``requests`` client with the one retry loop of every call.
+
+    Each attempt waits for its turn in the app's :class:`Pacer`. A 429 is retried
+    after ``Retry-After`` (at least the back-off) while the call's deadline allows,
+    unless Stripe says ``Stripe-Should-Retry: false``: it was refused, not run.
+    Anything else is retried as stripe-python would (network errors, 409, 5xx,
+    ``Stripe-Should-Retry: true``), at most ``max_network_retries`` times. This loop
+    replaces stripe-python's, which neither waits out 429s nor keeps a deadline.
+    """
+
+    def __init__(
+        self, pacer: Pacer, deadline: float, timeout: tuple[float, float], **kwargs: Any
+    ) -> None:
+        super().__init__(timeout=timeout, **kwargs)
+        self.pacer = pacer
+        self.deadline = deadline
+
+    def request_with_retries(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        post_data: Any = None,
+        max_network_retries: int | None = None,
+        *,
+        _usage: list[str] | None = None,
+    ) -> Response:
+        """One call: paced attempts, retried within its deadline."""
+        return self._paced(
+            lambda: self.request(method, url, headers, post_data), max_network_retries
+        )
+
+    def request_stream_with_retries(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        post_data: Any = None,
+        max_network_retries: int | None = None,
+        *,
+        _usage: list[str] | None = None,
+    ) -> Response:
+        """One streamed call, paced and retried like the others."""
+        return self._paced(
+            lambda: self.request_stream(method, url, headers, post_data), max_network_retries
+        )
+
+    def _paced(self, attempt: Callable[[], Response], max_network_retries: int | None) -> Response:
+        """The retry loop: each attempt in its turn, until an answer to keep or the deadline."""
+        deadline = self.pacer.deadline_in(self.deadline)
+        retries = refusals = 0
+        while True:
+            if not self.pacer.take_turn(deadline):
+                raise stripe.StripeError(
+                    f"its turn at {self.pacer.rate:g} requests a second "
+                    "(STRIPE_BILLING_API_RATE) comes after its deadline",
+                    code=OUT_OF_TIME,
+                )
+            response: Response | None = None
+            try:
+                response = attempt()
+                failure = None
+            except stripe.APIConnectionError as error:
+                failure = error
+            if response is not None and _rate_limited(response):
+                refusals += 1
+                wait = max(_retry_after(response[2]), self._sleep_time_seconds(refusals))
+                if self.pacer.clock() + wait > deadline:
+                    logger.warning(
+                        "Stripe API rate limit outlasts the call's deadline",
+                        extra={"retry_after": wait, "attempts": retries + refusals},
+                    )
+                    return response
+                self.pacer.hold(wait)
+                continue
+            if self._should_retry(response, failure, retries, max_network_retries):
+                retries += 1
+                wait = self._sleep_time_seconds(retries)
+                if self.pacer.clock() + wait <= deadline:
+                    self.pacer.sleep(wait)
+                    continue
+            if failure is not None:
+                raise failure
+            assert response is not None
+            return response
+
+
+def _rate_limited(response: Response) -> bool:
+    """Whether Stripe refused the request for its rate (and did not say not to retry)."""
+    return response[1] == 429 and (_header(response[2], "stripe-should-retry") != "false")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float:
+    """The seconds a ``Retry-After`` header asks for (0 when absent or not a number)."""
+    try:
+        seconds = float(_header(headers, "retry-after") or 0)
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A response header by its name in any case."""
+    return next((value for key, value in headers.items() if key.lower() == name), None)
+
+
+def make_client(
+    api_key: str, settings: Settings | None = None, pacer: Pacer | None = None
+) -> stripe.StripeClient:
+    """The app's client: pinned API version, bounded time, paced, no global ``stripe.api_key``.
 
     stripe-python waits 80 s per attempt by default; a silent API would hold a
-    worker for minutes. ``settings`` gives the connect and read timeouts and retries.
+    worker for minutes. ``settings`` gives the connect and read timeouts, the
+    retries, the pace and the call's deadline.
     """
     limits = settings or Settings()
-    http_client = stripe.RequestsClient(
-        timeout=(limits.api_connect_timeout, limits.api_read_timeout)
+    http_client = PacedRequestsClient(
+        pacer or Pacer(limits.api_rate),
+        limits.api_deadline,
+        timeout=(limits.api_connect_timeout, limits.api_read_timeout),
     )
     return stripe.StripeClient(
         api_key,
@@ -54,10 +241,17 @@ class Answer:
 
 
 class StripeGateway:
-    """The few Stripe calls this package makes; failures become :class:`StripeServiceError`."""
+    """The few Stripe calls this package makes; failures become :class:`StripeServiceError`.
 
-    def __init__(self, client: stripe.StripeClient) -> None:
-        self.client = client
+    One per app: its client and its :class:`Pacer` serve every path that calls Stripe.
+    """
+
+    def __init__(
+        self, api_key: str, settings: Settings | None = None, *, pacer: Pacer | None = None
+    ) -> None:
+        self.settings = settings or Settings()
+        self.pacer = pacer or Pacer(self.settings.api_rate)
+        self.client = make_client(api_key, self.settings, self.pacer)
 
     def create_customer(self, params: dict[str, Any], idempotency_key: str) -> str:
         """Create a customer and return its id."""
@@ -176,11 +370,12 @@ class StripeGateway:
 
     def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
         """Every subscription of a customer, whatever its status, as plain data."""
-        with _translated_errors("list subscriptions"):
-            page = self.client.v1.subscriptions.list(
-                {"customer": customer_id, "status": "all", "limit": 100}
-            )
-            return [subscription.to_dict() for subscription in page.auto_paging_iter()]
+        return self._every_page(
+            "list subscriptions",
+            self.client.v1.subscriptions.list,
+            {"customer": customer_id, "status": "all", "limit": 100},
+            None,
+        )
 
     def list_subscriptions_page(
         self, starting_after: str | None, limit: int = 100
@@ -192,17 +387,59 @@ class StripeGateway:
             params["starting_after"] = starting_after
         with _translated_errors("list subscriptions"):
             page = self.client.v1.subscriptions.list(params)  # type: ignore[arg-type]
-            return [subscription.to_dict() for subscription in page.data], bool(page.has_more)
+        listed = [subscription.to_dict() for subscription in page.data]
+        if page.has_more and listed and listed[-1].get("id") == starting_after:
+            raise _unfinished("list subscriptions", "its pages do not move on")
+        return listed, bool(page.has_more)
 
     def list_active_entitlements(
         self, customer_id: str, options: RequestOptions | None = None
     ) -> list[dict[str, Any]]:
         """Every active entitlement of a customer (all pages), as plain data."""
-        with _translated_errors("list active entitlements"):
-            page = self.client.v1.entitlements.active_entitlements.list(
-                {"customer": customer_id, "limit": 100}, options=options
-            )
-            return [entitlement.to_dict() for entitlement in page.auto_paging_iter()]
+        return self._every_page(
+            "list active entitlements",
+            self.client.v1.entitlements.active_entitlements.list,
+            {"customer": customer_id, "limit": 100},
+            options,
+        )
+
+    def _every_page(
+        self,
+        action: str,
+        list_page: Callable[..., Any],
+        params: dict[str, Any],
+        options: RequestOptions | None,
+    ) -> list[dict[str, Any]]:
+        """Every item of a listing, page after page, within ``STRIPE_BILLING_MAX_PAGES``
+        pages and ``STRIPE_BILLING_PAGING_DEADLINE`` seconds: past either, or on a page
+        that does not move on, a :class:`StripeServiceError` rather than a loop without end."""
+        limits = self.settings
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        late = f"not done in {limits.paging_deadline:g} s (STRIPE_BILLING_PAGING_DEADLINE)"
+        with self.pacer.within(limits.paging_deadline) as deadline:
+            for _ in range(limits.max_pages):
+                if self.pacer.clock() >= deadline:
+                    raise _unfinished(action, late)
+                page_params = {**params, "starting_after": cursor} if cursor else params
+                with _translated_errors(action):
+                    try:
+                        page = list_page(page_params, options)
+                    except stripe.StripeError as error:
+                        if error.code != OUT_OF_TIME:
+                            raise
+                        raise _unfinished(action, late) from None
+                listed = [item.to_dict() for item in page.data]
+                items.extend(listed)
+                if not page.has_more or not listed:
+                    return items
+                last = listed[-1].get("id")
+                if not isinstance(last, str) or not last or last == cursor:
+                    raise _unfinished(action, "its pages do not move on")
+                cursor = last
+        raise _unfinished(
+            action, f"it has more than {limits.max_pages} pages (STRIPE_BILLING_MAX_PAGES)"
+        )
 
     def retrieve_event(
         self, event_id: str, options: RequestOptions | None = None
@@ -278,9 +515,16 @@ class StripeGateway:
         return destination.to_dict()
 
 
+def _unfinished(action: str, why: str) -> StripeServiceError:
+    """A listing stopped before its end (a 502; a webhook's event is kept for replay)."""
+    logger.warning("Stripe API listing stopped: %s", why, extra={"action": action})
+    return StripeServiceError(f"Stripe could not {action}: {why}", {"service": "Stripe"})
+
+
 @contextmanager
 def _translated_errors(action: str) -> Iterator[None]:
-    """Turn a ``stripe.StripeError`` into a 502 naming Stripe's request id, never a key."""
+    """Turn a ``stripe.StripeError`` into a 502 naming Stripe's request id, never a key;
+    a rate limit or a deadline says so."""
     try:
         yield
     except stripe.StripeError as error:
@@ -291,14 +535,18 @@ def _translated_errors(action: str) -> Iterator[None]:
             "Stripe API request failed",
             extra={"action": action, "request_id": error.request_id},
         )
-        raise StripeServiceError(f"Stripe could not {action}", details) from None
+        message = f"Stripe could not {action}"
+        if error.code == OUT_OF_TIME:
+            message = f"{message}: {error.user_message}"
+        elif error.http_status == 429:
+            message = f"{message}: Stripe's rate limit (HTTP 429) outlasted the call's deadline"
+        raise StripeServiceError(message, details) from None
 
 
 def _answer(obj: stripe.StripeObject) -> Answer:
     """The object as plain data, with the time of Stripe's ``Date`` header."""
     response = getattr(obj, "last_response", None)
-    headers = getattr(response, "headers", None) or {}
-    date = next((value for key, value in headers.items() if key.lower() == "date"), None)
+    date = _header(getattr(response, "headers", None) or {}, "date")
     answered_at = None
     if date:
         try:

@@ -190,7 +190,7 @@ def _sync_everything(
     cursor = starting_after
     pages = sync_all(state, app_object(), starting_after)
     try:
-        with click.progressbar(pages, label="Syncing subscriptions", file=sys.stderr) as bar:
+        with click.progressbar(pages, label=_sync_label(state), file=sys.stderr) as bar:
             for page in bar:
                 for outcome in page.outcomes:
                     counts[_tally(outcome)] += 1
@@ -214,6 +214,12 @@ def _sync_everything(
         f"{counts['failed']} failed."
     )
     return counts["failed"]
+
+
+def _sync_label(state: BillingState) -> str:
+    """The progress line of ``sync --all``: what it does, and the pace it keeps to."""
+    rate = state.require_stripe().pacer.rate
+    return f"Syncing subscriptions, paced at {rate:g} requests/s (STRIPE_BILLING_API_RATE)"
 
 
 def _tally(outcome: Outcome) -> str:

@@ -240,6 +240,16 @@ class Answer:
     answered_at: int | None
 
 
+@dataclass(frozen=True)
+class Page:
+    """Objects Stripe's API listed, whether more follow, and when Stripe answered the first
+    page (its ``Date`` header; None when absent)."""
+
+    objects: list[dict[str, Any]]
+    has_more: bool
+    answered_at: int | None
+
+
 class StripeGateway:
     """The few Stripe calls this package makes; failures become :class:`StripeServiceError`.
 
@@ -284,27 +294,25 @@ class StripeGateway:
 
     def retrieve_checkout_session(
         self, session_id: str, options: RequestOptions | None = None
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """A Checkout session as plain data."""
         with _translated_errors("retrieve a Checkout session"):
             session = self.client.v1.checkout.sessions.retrieve(session_id, options=options)
-        return session.to_dict()
+        return _answer(session)
 
     def retrieve_subscription(
         self, subscription_id: str, options: RequestOptions | None = None
-    ) -> dict[str, Any]:
+    ) -> Answer:
         """A subscription as plain data (Stripe's latest state)."""
         with _translated_errors("retrieve a subscription"):
             subscription = self.client.v1.subscriptions.retrieve(subscription_id, options=options)
-        return subscription.to_dict()
+        return _answer(subscription)
 
-    def retrieve_invoice(
-        self, invoice_id: str, options: RequestOptions | None = None
-    ) -> dict[str, Any]:
+    def retrieve_invoice(self, invoice_id: str, options: RequestOptions | None = None) -> Answer:
         """An invoice as plain data (Stripe's latest state)."""
         with _translated_errors("retrieve an invoice"):
             invoice = self.client.v1.invoices.retrieve(invoice_id, options=options)
-        return invoice.to_dict()
+        return _answer(invoice)
 
     def update_subscription(
         self, subscription_id: str, params: dict[str, Any], idempotency_key: str
@@ -326,19 +334,19 @@ class StripeGateway:
             )
         return _answer(subscription)
 
-    def create_schedule(self, subscription_id: str, idempotency_key: str) -> dict[str, Any]:
+    def create_schedule(self, subscription_id: str, idempotency_key: str) -> Answer:
         """A subscription schedule made from the subscription (its current phase only)."""
         with _translated_errors("schedule the change"):
             schedule = self.client.v1.subscription_schedules.create(
                 {"from_subscription": subscription_id}, {"idempotency_key": idempotency_key}
             )
-        return schedule.to_dict()
+        return _answer(schedule)
 
-    def retrieve_schedule(self, schedule_id: str) -> dict[str, Any]:
+    def retrieve_schedule(self, schedule_id: str) -> Answer:
         """A subscription schedule as plain data."""
         with _translated_errors("read the subscription schedule"):
             schedule = self.client.v1.subscription_schedules.retrieve(schedule_id)
-        return schedule.to_dict()
+        return _answer(schedule)
 
     def update_schedule(
         self, schedule_id: str, params: dict[str, Any], idempotency_key: str
@@ -368,7 +376,7 @@ class StripeGateway:
             )
         return invoice.to_dict()
 
-    def list_subscriptions(self, customer_id: str) -> list[dict[str, Any]]:
+    def list_subscriptions(self, customer_id: str) -> Page:
         """Every subscription of a customer, whatever its status, as plain data."""
         return self._every_page(
             "list subscriptions",
@@ -377,9 +385,7 @@ class StripeGateway:
             None,
         )
 
-    def list_subscriptions_page(
-        self, starting_after: str | None, limit: int = 100
-    ) -> tuple[list[dict[str, Any]], bool]:
+    def list_subscriptions_page(self, starting_after: str | None, limit: int = 100) -> Page:
         """One page of the account's subscriptions, any status, in Stripe's order (newest
         first), after ``starting_after``; and whether more pages follow."""
         params: dict[str, Any] = {"status": "all", "limit": limit}
@@ -390,11 +396,11 @@ class StripeGateway:
         listed = [subscription.to_dict() for subscription in page.data]
         if page.has_more and listed and listed[-1].get("id") == starting_after:
             raise _unfinished("list subscriptions", "its pages do not move on")
-        return listed, bool(page.has_more)
+        return Page(listed, bool(page.has_more), _answered_at(page))
 
     def list_active_entitlements(
         self, customer_id: str, options: RequestOptions | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> Page:
         """Every active entitlement of a customer (all pages), as plain data."""
         return self._every_page(
             "list active entitlements",
@@ -409,12 +415,14 @@ class StripeGateway:
         list_page: Callable[..., Any],
         params: dict[str, Any],
         options: RequestOptions | None,
-    ) -> list[dict[str, Any]]:
+    ) -> Page:
         """Every item of a listing, page after page, within ``STRIPE_BILLING_MAX_PAGES``
         pages and ``STRIPE_BILLING_PAGING_DEADLINE`` seconds: past either, or on a page
-        that does not move on, a :class:`StripeServiceError` rather than a loop without end."""
+        that does not move on, a :class:`StripeServiceError` rather than a loop without end.
+        Dated by the first page's answer: every item is at least as new as that moment."""
         limits = self.settings
         items: list[dict[str, Any]] = []
+        answered_at: int | None = None
         cursor: str | None = None
         late = f"not done in {limits.paging_deadline:g} s (STRIPE_BILLING_PAGING_DEADLINE)"
         with self.pacer.within(limits.paging_deadline) as deadline:
@@ -431,8 +439,10 @@ class StripeGateway:
                         raise _unfinished(action, late) from None
                 listed = [item.to_dict() for item in page.data]
                 items.extend(listed)
+                if cursor is None:
+                    answered_at = _answered_at(page)
                 if not page.has_more or not listed:
-                    return items
+                    return Page(items, False, answered_at)
                 last = listed[-1].get("id")
                 if not isinstance(last, str) or not last or last == cursor:
                     raise _unfinished(action, "its pages do not move on")
@@ -441,13 +451,11 @@ class StripeGateway:
             action, f"it has more than {limits.max_pages} pages (STRIPE_BILLING_MAX_PAGES)"
         )
 
-    def retrieve_event(
-        self, event_id: str, options: RequestOptions | None = None
-    ) -> dict[str, Any]:
+    def retrieve_event(self, event_id: str, options: RequestOptions | None = None) -> Answer:
         """A snapshot event as Stripe's API keeps it (for 30 days), as plain data."""
         with _translated_errors("retrieve an event"):
             event = self.client.v1.events.retrieve(event_id, options=options)
-        return event.to_dict()
+        return _answer(event)
 
     def list_invoices(self, customer_id: str, limit: int) -> list[dict[str, Any]]:
         """The customer's newest ``limit`` invoices (one page), as plain data."""
@@ -543,17 +551,28 @@ def _translated_errors(action: str) -> Iterator[None]:
         raise StripeServiceError(message, details) from None
 
 
-def _answer(obj: stripe.StripeObject) -> Answer:
-    """The object as plain data, with the time of Stripe's ``Date`` header."""
+def _answer(obj: Any) -> Answer:
+    """The object as plain data, with the time of Stripe's ``Date`` header; a 502 when a 200
+    answer is no object at all (a list, a bare value)."""
+    if not isinstance(obj, stripe.StripeObject):
+        logger.warning("Stripe API answered with no object")
+        raise StripeServiceError(
+            "Stripe answered with something that is not an object", {"service": "Stripe"}
+        )
+    return Answer(obj.to_dict(), _answered_at(obj))
+
+
+def _answered_at(obj: Any) -> int | None:
+    """When Stripe answered, by Stripe's clock: its ``Date`` header (None when absent)."""
     response = getattr(obj, "last_response", None)
     date = _header(getattr(response, "headers", None) or {}, "date")
     answered_at = None
     if date:
         try:
             answered_at = int(parsedate_to_datetime(date).timestamp())
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             answered_at = None
-    return Answer(obj.to_dict(), answered_at)
+    return answered_at
 
 
 def _text_field(answer: Any, field: str, action: str) -> str:

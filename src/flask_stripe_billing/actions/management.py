@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .._util import utcnow
 from ..config import PRORATION_CHOICES
 from ..core import changes, checkout
 from ..core.account import BillingAccount
 from ..core.events import SubscriptionFacts, read_subscription, subscription_snapshot
-from ..errors import ValidationError
+from ..errors import EventParseError, ValidationError
+from ..pipeline.fetch import check_answer, stripe_time, unusable_answer
 from ..pipeline.run import run
 from ..state import BillingState
 from ..stripe_api import API_VERSION, Answer
@@ -66,7 +66,8 @@ def current(state: BillingState, who: Who) -> Current:
     with state.event_log.transaction():
         account = state.account_of(who)
     subscription_id = changes.subscription_id_of(account)
-    subscription = state.require_stripe().retrieve_subscription(subscription_id)
+    answer = state.require_stripe().retrieve_subscription(subscription_id)
+    subscription = check_answer(answer, "subscription", subscription_id)
     facts = read_subscription(subscription)
     changes.check_owner(account, facts)
     return Current(account, subscription, facts)
@@ -145,17 +146,19 @@ def _schedule_change(
     gateway = state.require_stripe()
     schedule_id = changes.schedule_id_of(now.subscription)
     if schedule_id is not None:
-        schedule = gateway.retrieve_schedule(schedule_id)
+        made = gateway.retrieve_schedule(schedule_id)
     else:
-        schedule = gateway.create_schedule(now.facts.id, changes.idempotency_key("schedule"))
+        made = gateway.create_schedule(now.facts.id, changes.idempotency_key("schedule"))
+    schedule = check_answer(made, "subscription_schedule", schedule_id)
     answer = gateway.update_schedule(
         str(schedule.get("id")),
         changes.schedule_params(schedule, old_price, new_price),
         changes.idempotency_key("schedule-change"),
     )
+    check_answer(answer, "subscription_schedule", str(schedule.get("id")))
     subscription = answer.object.get("subscription")
     if not isinstance(subscription, Mapping):  # not expanded: read it
-        subscription = gateway.retrieve_subscription(now.facts.id)
+        subscription = gateway.retrieve_subscription(now.facts.id).object
     return _applied(
         state,
         app,
@@ -173,7 +176,7 @@ def _keep_current_price(state: BillingState, app: Any, now: Current) -> Subscrip
     gateway = state.require_stripe()
     schedule_id = changes.schedule_id_of(now.subscription) or ""
     released = gateway.release_schedule(schedule_id, changes.idempotency_key("release"))
-    subscription = gateway.retrieve_subscription(now.facts.id)
+    subscription = gateway.retrieve_subscription(now.facts.id).object
     answer = Answer(subscription, released.answered_at)
     return _applied(state, app, now, "keep_plan", answer, schedule_id=schedule_id)
 
@@ -205,9 +208,16 @@ def change_quantity(
 def _applied(
     state: BillingState, app: Any, now: Current, action: str, answer: Answer, **extra: Any
 ) -> SubscriptionChange:
-    """Run Stripe's answer through the pipeline now, dated by Stripe's clock."""
-    read_at = answer.answered_at or int(utcnow().timestamp())
-    outcome = run(state, app, subscription_snapshot(answer.object, read_at, API_VERSION), None)
+    """Run Stripe's answer through the pipeline now, dated by Stripe's clock, once it is
+    the subscription changed, of the account's customer (a 502 otherwise: nothing applied)."""
+    customer = now.account.stripe_customer_id
+    subscription = check_answer(answer, "subscription", now.facts.id, customer)
+    read_at = stripe_time(answer.answered_at)
+    try:
+        event = subscription_snapshot(subscription, read_at, API_VERSION)
+    except EventParseError as error:
+        raise unusable_answer("subscription", str(error)) from None
+    outcome = run(state, app, event, None)
     after = outcome.after
     if after is None:
         with state.event_log.transaction():

@@ -14,14 +14,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._util import utcnow
 from ..core.events import StripeEvent, snapshot_event, subscription_snapshot, summary_snapshot
 from ..core.outcomes import EventStatus, Outcome
 from ..errors import StoreUnavailableError
+from ..pipeline.fetch import check_answer, stripe_time
 from ..pipeline.run import run
 from ..redact import describe_traceback
 from ..state import BillingState
-from ..stripe_api import API_VERSION
+from ..stripe_api import API_VERSION, Answer
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -41,9 +41,9 @@ def sync_customer(state: BillingState, app: Any, customer_id: str) -> list[Outco
 
     Raises :class:`~.errors.StripeServiceError` if Stripe fails.
     """
-    listed = state.require_stripe().list_subscriptions(customer_id)
-    subscriptions = [s for s in listed if _customer_of(s) == customer_id]
-    read_at = int(utcnow().timestamp())
+    page = state.require_stripe().list_subscriptions(customer_id)
+    subscriptions = [_checked(s) for s in page.objects if _customer_of(s) == customer_id]
+    read_at = stripe_time(page.answered_at)
     return [
         run(state, app, subscription_snapshot(s, read_at, API_VERSION), None) for s in subscriptions
     ]
@@ -56,9 +56,9 @@ def sync_features(state: BillingState, app: Any, customer_id: str) -> Outcome | 
     """
     if state.entitlement_log is None:
         return None
-    read_at = int(utcnow().timestamp())
-    entitlements = state.require_stripe().list_active_entitlements(customer_id)
-    return run(state, app, summary_snapshot(customer_id, entitlements, read_at, API_VERSION), None)
+    page = state.require_stripe().list_active_entitlements(customer_id)
+    read_at = stripe_time(page.answered_at)
+    return run(state, app, summary_snapshot(customer_id, page.objects, read_at, API_VERSION), None)
 
 
 def sync_all(
@@ -72,8 +72,9 @@ def sync_all(
     gateway = state.require_stripe()
     cursor = starting_after
     while True:
-        subscriptions, has_more = gateway.list_subscriptions_page(cursor)
-        read_at = int(utcnow().timestamp())
+        page = gateway.list_subscriptions_page(cursor)
+        subscriptions, has_more = [_checked(s) for s in page.objects], page.has_more
+        read_at = stripe_time(page.answered_at)
         outcomes = [
             _apply(state, app, subscription_snapshot(s, read_at, API_VERSION))
             for s in subscriptions
@@ -105,7 +106,8 @@ def sync_checkout_session(state: BillingState, app: Any, session_id: str) -> Out
 
     Idempotent with the ``checkout.session.completed`` webhook that follows.
     """
-    session = state.require_stripe().retrieve_checkout_session(session_id)
+    answer = state.require_stripe().retrieve_checkout_session(session_id)
+    session = check_answer(answer, "checkout.session", session_id)
     event = snapshot_event(
         f"sync_{session_id}",
         "checkout.session.completed",
@@ -115,6 +117,11 @@ def sync_checkout_session(state: BillingState, app: Any, session_id: str) -> Out
         livemode=bool(session.get("livemode")),
     )
     return run(state, app, event, None)
+
+
+def _checked(subscription: dict[str, Any]) -> dict[str, Any]:
+    """A listed subscription once it is readable (a 502 otherwise: nothing of it applied)."""
+    return check_answer(Answer(subscription, None), "subscription")
 
 
 def _customer_of(subscription: Mapping[str, Any]) -> str | None:

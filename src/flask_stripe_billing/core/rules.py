@@ -507,17 +507,28 @@ def is_stale(event: StripeEvent, record: SubscriptionRecord | None) -> bool:
     """Whether a newer event of the same subscription was applied (Stripe keeps no order).
 
     Only a subscription's own events are judged, and only against that
-    subscription's watermark. Stripe's ``created`` has one-second resolution,
-    so Stripe's lifecycle settles ties: an ended subscription never comes
-    back, and a ``created`` event never overrides a same-second event of its
-    own subscription.
+    subscription's watermark. Stripe's lifecycle comes first, whatever the
+    times say: an ended subscription (``canceled``, ``incomplete_expired``)
+    never comes back, and its end is never stale against a record that has not
+    ended (a watermark a second ahead, or a server's clock, cannot keep a
+    paying plan on an ended subscription). Stripe's ``created`` has
+    one-second resolution, so a ``created`` event never overrides a
+    same-second event of its own subscription.
     """
     subscription = event.subscription
-    if subscription is None or record is None or record.last_event_at is None:
+    if subscription is None or record is None:
+        return False
+    ends = event.type == "customer.subscription.deleted" or subscription.status in (
+        TERMINAL_STATUSES
+    )
+    if record.status in TERMINAL_STATUSES:
+        if not ends:
+            return True
+    elif ends:
+        return False
+    if record.last_event_at is None:
         return False
     if event.created < record.last_event_at:
-        return True
-    if record.status in TERMINAL_STATUSES and subscription.status not in TERMINAL_STATUSES:
         return True
     return event.type == "customer.subscription.created" and event.created == record.last_event_at
 

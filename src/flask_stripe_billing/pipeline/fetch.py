@@ -6,11 +6,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
 from typing import Any
 
 from stripe import RequestOptions
 
+from .._util import utcnow
 from ..core.entitlements import SUMMARY_EVENT, lookup_keys
 from ..core.events import (
     SUBSCRIPTION_SNAPSHOT,
@@ -18,21 +18,75 @@ from ..core.events import (
     logged_event,
     parse_event,
     snapshot_event,
+    timestamp,
     with_subscription,
 )
+from ..core.limits import check_storable
 from ..core.notifications import ThinNotification
+from ..errors import EventParseError, StripeServiceError
 from ..state import BillingState
-from ..stripe_api import API_VERSION, StripeGateway
+from ..stripe_api import API_VERSION, Answer, StripeGateway
 
 logger = logging.getLogger("flask_stripe_billing")
 
 
+def stripe_time(answered_at: int | None) -> int:
+    """When a fetched object was read, by Stripe's clock (the ``Date`` of its answer): the
+    time every watermark compares, like the ``created`` of Stripe's events.
+
+    This server's clock may be seconds off Stripe's; only an answer without a
+    ``Date`` (not from Stripe's API itself) is dated by it, with a warning.
+    """
+    if answered_at is not None:
+        return answered_at
+    logger.warning("Stripe's answer has no Date header; it is dated by this server's clock")
+    return int(utcnow().timestamp())
+
+
+def check_answer(
+    answer: Answer, kind: str, object_id: str | None = None, customer_id: str | None = None
+) -> dict[str, Any]:
+    """Stripe's answer, once it is what was asked for: storable as the snapshot webhook
+    requires, a ``kind`` object with an id (``object_id`` when given) and of
+    ``customer_id`` when given. Else a :class:`StripeServiceError` (502) with the reason,
+    and nothing is applied."""
+    obj = answer.object
+    try:
+        check_storable(obj)
+    except (EventParseError, ValueError) as error:
+        raise unusable_answer(kind, str(error)) from None
+    found = obj.get("id")
+    if obj.get("object") != kind or not isinstance(found, str) or not found:
+        raise unusable_answer(kind, f"its answer is not a {kind} with an id")
+    if object_id is not None and found != object_id:
+        raise unusable_answer(kind, f"it answered with {found}, not {object_id}")
+    customer = obj.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    if customer_id is not None and customer != customer_id:
+        raise unusable_answer(kind, f"{found} belongs to customer {customer}, not {customer_id}")
+    return obj
+
+
+def unusable_answer(kind: str, reason: str) -> StripeServiceError:
+    """The 502 for an answer of Stripe's that cannot be applied, naming why."""
+    logger.warning("Stripe API answer refused: %s", reason, extra={"object": kind})
+    return StripeServiceError(
+        f"Stripe's answer for the {kind} cannot be applied: {reason}",
+        {"service": "Stripe", "reason": reason},
+    )
+
+
 def refresh_subscription(state: BillingState, event: StripeEvent) -> StripeEvent:
-    """Re-fetch mode: the event with its subscription as Stripe's API has it now."""
+    """Re-fetch mode: the event with its subscription as Stripe's API has it now, dated
+    when Stripe answered (never before the event itself)."""
     if event.subscription is None:
         return event
-    fetched = state.require_stripe().retrieve_subscription(event.subscription.id)
-    return with_subscription(event, fetched)
+    subscription = event.subscription
+    answer = state.require_stripe().retrieve_subscription(subscription.id)
+    fetched = check_answer(answer, "subscription", subscription.id, event.customer_id)
+    read_at = timestamp(stripe_time(answer.answered_at))
+    return replace(with_subscription(event, fetched), created=max(event.created, read_at))
 
 
 #: The "related type" of a notification that names no object: the snapshot event it names
@@ -41,7 +95,7 @@ SNAPSHOT_OF_CHANGE = "snapshot_event"
 
 
 #: Reads one object from Stripe's API: the gateway, the object's id, the request options.
-Fetch = Callable[[StripeGateway, str, RequestOptions], dict[str, Any]]
+Fetch = Callable[[StripeGateway, str, RequestOptions], Answer]
 
 
 @dataclass(frozen=True)
@@ -118,7 +172,7 @@ def fetched_id(notification: ThinNotification, route: ThinRoute) -> str:
 
 def fetch_related(
     gateway: StripeGateway, notification: ThinNotification, route: ThinRoute
-) -> dict[str, Any]:
+) -> Answer:
     """The related object as Stripe's API has it now (or the snapshot event the route
     fetches), in the notification's account context.
 
@@ -131,27 +185,31 @@ def fetch_related(
     return FETCHES[route.related_type](gateway, fetched_id(notification, route), options)
 
 
-def fetched_event(
-    notification: ThinNotification, route: ThinRoute, obj: Mapping[str, Any], read_at: datetime
-) -> StripeEvent:
+def fetched_event(notification: ThinNotification, route: ThinRoute, answer: Answer) -> StripeEvent:
     """The snapshot event the pipeline decides on: the fetched object, created when read.
 
-    It keeps the notification's id (the event log's row) and is dated when the
-    object was read, so it orders like a reconciliation snapshot: every event
-    created before the read is older than the state it carries. A fetched
-    snapshot event is applied as Stripe made it (its own time and object),
-    under the notification's id.
+    It keeps the notification's id (the event log's row) and is dated when
+    Stripe answered (:func:`stripe_time`), so it orders like a reconciliation
+    snapshot: every event created before the read is older than the state it
+    carries. A fetched snapshot event is applied as Stripe made it (its own time
+    and object), under the notification's id. Raises :class:`StripeServiceError`
+    when the answer is not the object asked for, or unreadable.
     """
-    if route.related_type == SNAPSHOT_OF_CHANGE:
-        return parse_event({**obj, "id": notification.id})
-    return snapshot_event(
-        notification.id,
-        route.snapshot_type,
-        obj,
-        int(read_at.timestamp()),
-        api_version=API_VERSION,
-        livemode=notification.livemode,
-    )
+    kind = "event" if route.related_type == SNAPSHOT_OF_CHANGE else route.related_type
+    obj = check_answer(answer, kind, fetched_id(notification, route))
+    try:
+        if route.related_type == SNAPSHOT_OF_CHANGE:
+            return parse_event({**obj, "id": notification.id})
+        return snapshot_event(
+            notification.id,
+            route.snapshot_type,
+            obj,
+            stripe_time(answer.answered_at),
+            api_version=API_VERSION,
+            livemode=notification.livemode,
+        )
+    except EventParseError as error:
+        raise unusable_answer(kind, str(error)) from None
 
 
 def twin_of(notification: ThinNotification, event: StripeEvent) -> StripeEvent | None:
@@ -191,5 +249,10 @@ def complete_summary(gateway: StripeGateway | None, event: StripeEvent) -> Strip
         )
         return event
     options: RequestOptions = {"headers": {"Stripe-Request-Trigger": f"event={event.id}"}}
-    features = lookup_keys(gateway.list_active_entitlements(summary.customer_id, options))
+    listed = gateway.list_active_entitlements(summary.customer_id, options).objects
+    try:
+        check_storable(listed)
+    except (EventParseError, ValueError) as error:
+        raise unusable_answer("entitlement list", str(error)) from None
+    features = lookup_keys(listed)
     return replace(event, entitlements=replace(summary, features=features, truncated=False))

@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from .._util import utcnow
 from ..core.notifications import ThinNotification
 from ..core.outcomes import DUPLICATE, RETRYABLE_STATUSES, EventStatus, Outcome, ThinOrigin
 from ..core.rules import foreign_account_reason
-from ..errors import BillingError
+from ..errors import BillingError, StripeServiceError
 from ..redact import describe_traceback
 from ..state import BillingState
 from .fetch import ThinRoute, fetch_related, fetched_event, route_of, twin_of
@@ -41,13 +40,20 @@ def run_notification(
         announce(app, outcome)
         return outcome
     try:
-        obj = fetch_related(state.require_stripe(), notification, route)
+        answer = fetch_related(state.require_stripe(), notification, route)
     except BillingError as error:
         reason = f"could not fetch {_related_name(notification)}"
         outcome = keep_received(state, notification.as_logged(), payload, reason, error)
         announce(app, outcome)
         return outcome
-    event = fetched_event(notification, route, obj, utcnow())
+    try:
+        event = fetched_event(notification, route, answer)
+    except StripeServiceError as error:  # an answer that is not the object asked for
+        reason = f"{_related_name(notification)}: {error.message}"
+        logged = notification.as_logged()
+        outcome = record_unapplied(state, logged, payload, EventStatus.FAILED, reason, error)
+        announce(app, outcome)
+        return outcome
     if event.type != route.snapshot_type:  # a fetched snapshot event of another kind
         reason = f"{_related_name(notification)} is a {event.type} event, not {route.snapshot_type}"
         logged = notification.as_logged()

@@ -158,7 +158,8 @@ def test_no_op_update_moves_watermark_so_older_events_are_stale(host: Host, rece
 
     # Both older than evt_3 (though newer than evt_1), arriving late.
     late_past_due = subscription_event(status="past_due", event_id="evt_2a", created=T0 + 20)
-    late_canceled = subscription_event(status="canceled", event_id="evt_2b", created=T0 + 21)
+    # (not ``canceled``: an end is never stale against a live record)
+    late_canceled = subscription_event(status="unpaid", event_id="evt_2b", created=T0 + 21)
     assert_received(post_event(host.client, late_past_due))
     assert_received(post_event(host.client, late_canceled))
 

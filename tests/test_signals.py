@@ -123,7 +123,7 @@ def deliver_ignored(host: Host, monkeypatch: Any) -> str:
 
 def deliver_stale(host: Host, monkeypatch: Any) -> str:
     deliver(host, subscription_event(event_id="evt_newer", created=T0 + 10))
-    deliver(host, subscription_event(status="canceled", event_id="evt_status", created=T0))
+    deliver(host, subscription_event(status="past_due", event_id="evt_status", created=T0))
     return "stale"
 
 

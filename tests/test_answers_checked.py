@@ -307,3 +307,14 @@ def test_a_thin_fetch_answered_with_another_subscription_touches_no_one(
     user = thin_host.user(2)
     assert (user.plan, user.stripe_subscription_status) == ("pro", "active")
     assert thin_host.subscription("sub_2")["status"] == "active"
+
+
+def test_a_preview_answered_with_a_list_is_502_json(
+    managed: Host, stripe_api: responses.RequestsMock
+) -> None:
+    reads(stripe_api)
+    stripe_api.post(f"{API}/invoices/create_preview", json=[{"object": "invoice"}])
+
+    response = post(managed, "preview-change", {"price_id": "small-annual"})
+
+    assert_bad_gateway(response)

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 import responses
-import sqlalchemy as sa
 from conftest import ON_POSTGRES, Host, build_host
 from flask import request
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from manage_support import http_date
 from support import NOW, post_event, sign, subscription_event
-from test_order_property import NEXT_STATUSES
+from test_order_property import NEXT_STATUSES, reset
+from test_order_property import state_of as order_state_of
 from thin_support import API, THIN_SECRET, notification, thin_config
 
 from flask_stripe_billing import _util
@@ -165,38 +165,10 @@ def simulated_stripe() -> Iterator[responses.RequestsMock]:
     patch.undo()
 
 
-def reset(host: Host) -> None:
-    """No events, no subscriptions; user 1 (customer ``cus_test``) on the free plan."""
-    with host.app.app_context():
-        session = host.db.session
-        for table in ("stripe_billing_events", "stripe_billing_subscriptions"):
-            session.execute(sa.delete(host.db.metadata.tables[table]))
-        session.execute(sa.delete(host.User))
-        session.add(host.User(id=1, email="user1@example.com", stripe_customer_id="cus_test"))
-        session.commit()
-
-
 def state_of(host: Host) -> tuple[Any, ...]:
     """User 1's billing columns and the subscription rows, without the ordering watermark
     (a read dates its record by its own moment) and the wall-clock ``updated_at``."""
-    user = host.user(1)
-    account = (
-        user.plan,
-        user.stripe_subscription_status,
-        user.stripe_subscription_id,
-        user.current_period_end,
-        user.cancel_at_period_end,
-        user.trial_end,
-        user.subscription_quantity,
-    )
-    with host.app.app_context():
-        table = host.db.metadata.tables["stripe_billing_subscriptions"]
-        rows = host.db.session.execute(sa.select(table).order_by(table.c.id))
-        skipped = ("updated_at", "last_event_at")
-        records = tuple(
-            tuple(v for k, v in row._mapping.items() if k not in skipped) for row in rows
-        )
-    return account, records
+    return order_state_of(host, skipped=("updated_at", "last_event_at"))
 
 
 def thin_type(event: dict[str, Any]) -> str:

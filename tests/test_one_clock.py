@@ -79,15 +79,28 @@ def status_of(host: Host, event_id: str) -> str:
     return {row["id"]: row["status"] for row in host.events()}[event_id]
 
 
+def thin_read_active(host: Host, mock: responses.RequestsMock, event_id: str) -> dict[str, Any]:
+    """A thin notification whose fetch Stripe answers ``active`` at STRIPE_NOW."""
+    active = subscription_object(status="active")
+    stripe_answers(mock, "GET", "/v1/subscriptions/sub_test", active, STRIPE_NOW)
+    assert post_thin(host, notification(event_id=event_id)).status_code == 200
+    assert host.user(1).stripe_subscription_status == "active"
+    return active
+
+
+def deletion(created: int) -> dict[str, Any]:
+    """Stripe's ``customer.subscription.deleted`` (``evt_deleted``), created at ``created``."""
+    return subscription_event(
+        "customer.subscription.deleted", status="canceled", event_id="evt_deleted", created=created
+    )
+
+
 def test_server_ahead_thin_fetch_then_cancel_now_then_stripes_deletion_ends_the_plan(
     clocked: Host, stripe_api: responses.RequestsMock, server_clock: ServerClock
 ) -> None:
     """The issue's reproduction: this server 5 s ahead of Stripe."""
     server_clock(5)
-    active = subscription_object(status="active")
-    stripe_answers(stripe_api, "GET", "/v1/subscriptions/sub_test", active, STRIPE_NOW)
-    assert post_thin(clocked, notification(event_id="evt_thin_active")).status_code == 200
-    assert clocked.user(1).stripe_subscription_status == "active"
+    active = thin_read_active(clocked, stripe_api, "evt_thin_active")
 
     ended = {**copy.deepcopy(active), "status": "canceled", "ended_at": STRIPE_NOW + 1}
     stripe_api.replace(
@@ -104,13 +117,7 @@ def test_server_ahead_thin_fetch_then_cancel_now_then_stripes_deletion_ends_the_
     body = cancel.get_json()["account"]
     assert (body["plan"], body["subscription_status"]) == ("free", "canceled")
 
-    deleted = subscription_event(
-        "customer.subscription.deleted",
-        status="canceled",
-        event_id="evt_deleted",
-        created=STRIPE_NOW + 1,
-    )
-    assert post_event(clocked.client, deleted).status_code == 200
+    assert post_event(clocked.client, deletion(STRIPE_NOW + 1)).status_code == 200
 
     assert status_of(clocked, "evt_deleted") == "processed"
     user = clocked.user(1)
@@ -122,17 +129,9 @@ def test_server_ahead_thin_read_then_the_snapshot_deletion_and_its_thin_twin_end
 ) -> None:
     """Both endpoints on (the documented migration), no management call."""
     server_clock(5)
-    active = subscription_object(status="active")
-    stripe_answers(stripe_api, "GET", "/v1/subscriptions/sub_test", active, STRIPE_NOW)
-    post_thin(clocked, notification(event_id="evt_thin_read"))
-    deleted = subscription_event(
-        "customer.subscription.deleted",
-        status="canceled",
-        event_id="evt_deleted",
-        created=STRIPE_NOW + 1,
-    )
+    thin_read_active(clocked, stripe_api, "evt_thin_read")
 
-    post_event(clocked.client, deleted)
+    post_event(clocked.client, deletion(STRIPE_NOW + 1))
     twin = notification(
         "v1.customer.subscription.deleted",
         event_id="evt_thin_deleted",

@@ -181,8 +181,9 @@ def deliver(host: Host, bodies: list[bytes]) -> tuple[Any, ...]:
     return state_of(host)
 
 
-def state_of(host: Host) -> tuple[Any, ...]:
-    """User 1's billing columns and every subscription row (but the wall-clock ``updated_at``)."""
+def state_of(host: Host, skipped: tuple[str, ...] = ("updated_at",)) -> tuple[Any, ...]:
+    """User 1's billing columns and every subscription row but the ``skipped`` columns (the
+    wall-clock ``updated_at``)."""
     user = host.user(1)
     account = (
         user.plan,
@@ -197,7 +198,7 @@ def state_of(host: Host) -> tuple[Any, ...]:
         table = host.db.metadata.tables["stripe_billing_subscriptions"]
         rows = host.db.session.execute(sa.select(table).order_by(table.c.id))
         records = tuple(
-            tuple(v for k, v in row._mapping.items() if k != "updated_at") for row in rows
+            tuple(v for k, v in row._mapping.items() if k not in skipped) for row in rows
         )
     return account, records
 

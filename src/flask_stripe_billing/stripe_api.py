@@ -374,7 +374,7 @@ class StripeGateway:
             invoice = self.client.v1.invoices.create_preview(
                 params  # type: ignore[arg-type]
             )
-        return invoice.to_dict()
+        return _answer(invoice).object
 
     def list_subscriptions(self, customer_id: str) -> Page:
         """Every subscription of a customer, whatever its status, as plain data."""

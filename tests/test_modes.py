@@ -66,9 +66,11 @@ def test_refetch_mode_takes_the_period_end_from_the_fetched_items(
     assert stored == datetime.fromtimestamp(period_end, tz=UTC)
 
 
-def test_refetch_failure_is_502_and_nothing_is_recorded_so_stripe_retries(
+def test_refetch_failure_keeps_the_event_received_with_the_reason_for_replay(
     make_host: Callable[..., Host], stripe_api: responses.RequestsMock
 ) -> None:
+    """Stripe failing the re-fetch (an outage, a rate limit past the call's deadline) is
+    never a 5xx back to Stripe: the event is kept ``received`` and replay applies it."""
     host = make_host({"STRIPE_API_KEY": API_KEY, "STRIPE_REFETCH_SUBSCRIPTIONS": True})
     host.add_user(1, stripe_customer_id="cus_test")
     stripe_api.add(
@@ -80,11 +82,12 @@ def test_refetch_failure_is_502_and_nothing_is_recorded_so_stripe_retries(
     )
     event = subscription_event(status="active")
 
-    failed = post_event(host.client, event)
+    kept = post_event(host.client, event)
 
-    assert failed.status_code == 502
-    assert failed.json["details"]["request_id"] == "req_refetch"
-    assert host.events() == []
+    assert kept.status_code == 200
+    [row] = host.events()
+    assert row["status"] == "received"
+    assert "could not re-fetch subscription sub_test" in (row["error"] or "")
     assert host.user(1).plan == "free"
 
     stripe_api.replace(
@@ -92,8 +95,10 @@ def test_refetch_failure_is_502_and_nothing_is_recorded_so_stripe_retries(
         f"{API}/subscriptions/sub_test",
         json=stripe_subscription(id="sub_test", customer="cus_test", status="active"),
     )
-    assert post_event(host.client, event).status_code == 200
+    result = host.app.test_cli_runner().invoke(args=["billing", "replay", event["id"]])
+    assert result.exit_code == 0, result.output
     assert host.user(1).plan == "pro"
+    assert host.events()[0]["status"] == "processed"
 
 
 def test_refetch_mode_without_an_api_key_is_503_and_records_nothing(

@@ -22,7 +22,7 @@ from ..core.entitlements import SUMMARY_EVENT, EntitlementRecord
 from ..core.events import StripeEvent, keyed_by_customer_account
 from ..core.outcomes import DUPLICATE, RETRYABLE_STATUSES, EventStatus, Outcome, ThinOrigin
 from ..core.rules import AccountMatch, Decision
-from ..errors import BillingError, EventNotRecordedError, StoreUnavailableError
+from ..errors import BillingError, EventNotRecordedError, StoreUnavailableError, StripeServiceError
 from ..redact import describe_error, describe_traceback
 from ..state import BillingState
 from .fetch import complete_summary, is_truncated, refresh_subscription
@@ -66,7 +66,16 @@ def run(
     if foreign is not None and payload is not None:
         return ignore(state, app, event, payload, foreign)
     if state.settings.refetch_subscriptions and payload is not None and thin is None:
-        event = refresh_subscription(state, event)
+        try:
+            event = refresh_subscription(state, event)
+        except StripeServiceError as error:
+            # Kept for replay like a thin fetch that failed: a 5xx would only have Stripe
+            # deliver it again into the same rate limit or outage.
+            assert event.subscription is not None
+            reason = f"could not re-fetch subscription {event.subscription.id}"
+            outcome = keep_received(state, event, payload, reason, error)
+            announce(app, outcome)
+            return outcome
     if state.settings.match_customer_account:
         event, thin = keyed_by_account(event, thin)
     logged = thin.logged if thin is not None else event

@@ -19,7 +19,7 @@ from ..web.blueprint import WEBHOOK_PATH
 from . import check
 from .check import findings
 from .check.database import check_library_tables
-from .common import NotFound, deliver, reported_errors
+from .common import NotFound, StripeId, deliver, reported_errors
 from .reports import truncate
 from .thin import create_thin_destination, trigger_thin
 
@@ -28,8 +28,18 @@ RESPONSE_WIDTH = 200
 
 @click.command("trigger", short_help="Send a signed test event to the webhook, offline.")
 @click.argument("event_type", metavar="EVENT_TYPE")
-@click.option("--customer", metavar="CUSTOMER", help="The Stripe customer id in the event.")
-@click.option("--subscription", metavar="SUBSCRIPTION", help="The subscription id.")
+@click.option(
+    "--customer",
+    type=StripeId("customer"),
+    metavar="CUSTOMER",
+    help="The Stripe customer id in the event.",
+)
+@click.option(
+    "--subscription",
+    type=StripeId("subscription"),
+    metavar="SUBSCRIPTION",
+    help="The subscription id.",
+)
 @click.option(
     "--status",
     metavar="STATUS",
@@ -42,10 +52,17 @@ RESPONSE_WIDTH = 200
 )
 @click.option(
     "--price",
+    type=StripeId("id"),
     metavar="PRICE",
     help="The price id (default STRIPE_PRICE_PRO_MONTHLY, else price_test).",
 )
-@click.option("--user", "user_id", metavar="USER_ID", help="The user the event is for.")
+@click.option(
+    "--user",
+    "user_id",
+    type=StripeId("user_id"),
+    metavar="USER_ID",
+    help="The user the event is for.",
+)
 @click.option(
     "--legacy-layout",
     is_flag=True,
@@ -64,6 +81,7 @@ RESPONSE_WIDTH = 200
 @click.option(
     "--object",
     "object_id",
+    type=StripeId("id"),
     metavar="ID",
     help="--thin: the related object's id (an entitlement summary's: its snapshot event's).",
 )

@@ -19,7 +19,7 @@ from ..core.outcomes import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus
 from ..errors import BillingError
 from ..pipeline import intake
 from ..state import app_object, get_state
-from .common import NotFound, reported_errors
+from .common import Days, NotFound, StripeId, reported_errors
 from .reports import TIME_FORMAT, describe_replay, error_text, event_table, plural
 
 #: Days an unresolved event (unmatched, failed, received) is kept by default.
@@ -59,8 +59,16 @@ DEFAULT_LIMIT = 50
     type=click.Choice(ALL_STATUSES),
     help="Only events with this status (repeatable).",
 )
-@click.option("--type", "event_type", metavar="TYPE", help="Only events of this type.")
-@click.option("--customer", "customer_id", metavar="CUSTOMER", help="Only this customer's.")
+@click.option(
+    "--type", "event_type", type=StripeId("type"), metavar="TYPE", help="Only events of this type."
+)
+@click.option(
+    "--customer",
+    "customer_id",
+    type=StripeId("customer"),
+    metavar="CUSTOMER",
+    help="Only this customer's.",
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
@@ -91,7 +99,7 @@ def events_command(
 
 
 @click.command("replay")
-@click.argument("event_ids", nargs=-1, metavar="[EVENT_ID]...")
+@click.argument("event_ids", nargs=-1, type=StripeId("id"), metavar="[EVENT_ID]...")
 @click.option(
     "--all", "replay_all", is_flag=True, help="Every failed, unmatched or received event."
 )
@@ -148,8 +156,8 @@ def replay_command(event_ids: tuple[str, ...], replay_all: bool) -> None:
 
 
 @click.command("link")
-@click.argument("user_id", metavar="USER_ID")
-@click.argument("customer_id", metavar="CUSTOMER")
+@click.argument("user_id", type=StripeId("user_id"), metavar="USER_ID")
+@click.argument("customer_id", type=StripeId("customer"), metavar="CUSTOMER")
 @with_appcontext
 def link_command(user_id: str, customer_id: str) -> None:
     """Link an account to a Stripe customer by hand, replacing any customer it had.
@@ -188,7 +196,7 @@ def link_command(user_id: str, customer_id: str) -> None:
 def parse_keep(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, int]:
-    """``--keep unmatched=180`` (repeatable) as {status: days}."""
+    """``--keep unmatched=180`` (repeatable) as {status: days}, the days as --older-than's."""
     keep = {}
     for value in values:
         status, _, days = value.partition("=")
@@ -197,7 +205,7 @@ def parse_keep(
                 f"{value!r}: give STATUS=DAYS, a status of {', '.join(ALL_STATUSES)} "
                 "and a whole number of days from 1"
             )
-        keep[status] = int(days)
+        keep[status] = Days().convert(days, param, ctx)
     return keep
 
 
@@ -205,7 +213,7 @@ def parse_keep(
 @click.option(
     "--older-than",
     "days",
-    type=click.IntRange(min=1),
+    type=Days(),
     required=True,
     metavar="DAYS",
     help="Delete processed, ignored and stale events received more than DAYS days ago.",

@@ -18,7 +18,7 @@ from ..actions.management import ChangePreview, Current, SubscriptionChange, pre
 from ..core import changes
 from ..core.account import BillingAccount
 from ..state import BillingState, app_object, get_state
-from .common import NotFound, reported_errors
+from .common import NotFound, StripeId, reported_errors
 from .reports import plural
 
 T = TypeVar("T")
@@ -28,7 +28,7 @@ DRY_RUN_HELP = "Check and show the change; change nothing at Stripe."
 
 
 @click.command("cancel")
-@click.argument("user_id")
+@click.argument("user_id", type=StripeId("user_id"))
 @click.option("--now", "now_", is_flag=True, help="End now, not at the period end.")
 @click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @with_appcontext
@@ -48,7 +48,7 @@ def cancel_command(user_id: str, now_: bool, dry_run: bool) -> None:
 
 
 @click.command("resume")
-@click.argument("user_id")
+@click.argument("user_id", type=StripeId("user_id"))
 @click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP)
 @with_appcontext
 def resume_command(user_id: str, dry_run: bool) -> None:
@@ -65,8 +65,8 @@ def resume_command(user_id: str, dry_run: bool) -> None:
 
 
 @click.command("change-plan")
-@click.argument("user_id")
-@click.argument("price_id")
+@click.argument("user_id", type=StripeId("user_id"))
+@click.argument("price_id", type=StripeId("id"))
 @click.option("--at-period-end", is_flag=True, help="At the period end, through a schedule.")
 @click.option("--dry-run", is_flag=True, help=DRY_RUN_HELP + " Shows Stripe's invoice preview.")
 @with_appcontext

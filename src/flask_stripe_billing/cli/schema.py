@@ -9,7 +9,7 @@ from ..state import get_state
 from ..stores.dbapi import DEFAULT_USERS_TABLE, DBAPIUserStore
 from ..stores.schema import DIALECTS, schema_script
 from ..stores.sqlalchemy import SQLAlchemyUserStore
-from .common import reported_errors
+from .common import SQLName, reported_errors
 
 
 @click.command("schema")
@@ -20,6 +20,7 @@ from .common import reported_errors
 )
 @click.option(
     "--users-table",
+    type=SQLName(),
     metavar="NAME",
     help=f"The host's users table (default: the DB-API store's, else {DEFAULT_USERS_TABLE}).",
 )

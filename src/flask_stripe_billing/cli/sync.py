@@ -20,7 +20,7 @@ from ..errors import StoreUnavailableError, StripeServiceError
 from ..redact import describe_error, describe_traceback
 from ..state import BillingState, app_object, get_state
 from ..stores.base import AccountListing
-from .common import NotFound, database_unavailable, reported_errors
+from .common import NotFound, StripeId, WritableFile, database_unavailable, reported_errors
 from .reports import describe_features_sync, describe_sync, error_text, plural
 
 logger = logging.getLogger("flask_stripe_billing")
@@ -29,16 +29,17 @@ T = TypeVar("T")
 
 
 @click.command("sync")
-@click.argument("user_ids", nargs=-1, metavar="[USER_ID]...")
+@click.argument("user_ids", nargs=-1, type=StripeId("user_id"), metavar="[USER_ID]...")
 @click.option("--all", "sync_all_", is_flag=True, help="Every subscription of the Stripe account.")
 @click.option(
     "--starting-after",
+    type=StripeId("subscription"),
     metavar="SUBSCRIPTION",
     help="With --all: resume after this subscription id.",
 )
 @click.option(
     "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=WritableFile(),
     help="With --all: keep the resume point in this file; a rerun continues from it.",
 )
 @click.option(

@@ -142,7 +142,7 @@ def test_a_duplicate_notification_is_fetched_and_applied_once(
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert len(fetch.calls) == 1
-    assert rows(thin_host) == {"evt_thin_dup": ("processed", "1", 1)}
+    assert rows(thin_host) == {"evt_thin_dup": ("processed", "1", 2)}  # two deliveries
     assert len(received["plan_changed"]) == 1
     assert [s["status"] for s in received["webhook_received"]] == ["processed", "duplicate"]
 
@@ -392,3 +392,74 @@ def test_a_notification_about_an_unknown_customer_stays_unmatched_until_linked(
     assert thin_host.user(2).plan == "pro"
     statuses = {row["id"]: row["status"] for row in thin_host.events()}
     assert statuses == {"evt_thin_unknown": "processed", "evt_s": "processed"}
+
+
+# bookkeeping: attempts and the customer, as for snapshot events
+
+
+def test_each_delivery_and_replay_of_a_thin_notification_counts_one_attempt_as_a_snapshots_does(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    serve(stripe_api, subscription_object())
+    thin = notification(event_id="evt_thin_again")
+    snapshot = subscription_event(event_id="evt_snap_again", status="active", created=NOW - 60)
+
+    for _ in range(3):
+        assert post_thin(thin_host.client, thin).status_code == 200
+        assert post_event(thin_host.client, snapshot).status_code == 200
+    replayed = thin_host.app.test_cli_runner().invoke(
+        args=["billing", "replay", "evt_thin_again", "evt_snap_again"]
+    )
+
+    assert replayed.exit_code == 0, replayed.output
+    assert rows(thin_host) == {
+        "evt_thin_again": ("processed", "1", 4),
+        "evt_snap_again": ("stale", "1", 4),
+    }
+
+
+def test_a_thin_twin_settled_by_its_applied_snapshot_counts_each_delivery(
+    thin_host: Host, stripe_api: responses.RequestsMock
+) -> None:
+    fetch = serve(stripe_api, subscription_object())
+    post_event(thin_host.client, subscription_event(event_id="evt_snap_first", status="active"))
+    thin = notification(event_id="evt_thin_twin", snapshot_event="evt_snap_first")
+
+    post_thin(thin_host.client, thin)
+    post_thin(thin_host.client, thin)
+
+    assert len(fetch.calls) == 0
+    [row] = [r for r in thin_host.events() if r["id"] == "evt_thin_twin"]
+    assert (row["status"], row["attempts"], row["customer_id"]) == ("processed", 2, "cus_test")
+    listed = thin_host.app.test_cli_runner().invoke(
+        args=["billing", "events", "--customer", "cus_test"]
+    )
+    assert "evt_thin_twin" in listed.output
+
+
+@pytest.mark.parametrize("how", ["replay", "process_event"])
+def test_a_thin_notification_applied_after_a_failed_fetch_records_its_customer(
+    thin_host: Host, stripe_api: responses.RequestsMock, how: str
+) -> None:
+    serve(stripe_api, subscription_object(), status=404)
+    post_thin(thin_host.client, notification(event_id="evt_thin_later"))
+    [waiting] = thin_host.events()
+    assert (waiting["status"], waiting["customer_id"]) == ("received", None)  # not known yet
+    stripe_api.replace(
+        responses.GET, f"{API}/v1/subscriptions/sub_test", json=subscription_object()
+    )
+
+    if how == "replay":
+        result = thin_host.app.test_cli_runner().invoke(args=["billing", "replay", "--all"])
+        assert result.exit_code == 0, result.output
+    else:
+        with thin_host.app.app_context():
+            assert thin_host.billing.process_event("evt_thin_later").status == "processed"
+
+    [row] = thin_host.events()
+    assert (row["status"], row["customer_id"], row["user_id"]) == ("processed", "cus_test", "1")
+    listed = thin_host.app.test_cli_runner().invoke(
+        args=["billing", "events", "--customer", "cus_test"]
+    )
+    assert listed.exit_code == 0
+    assert "evt_thin_later" in listed.output

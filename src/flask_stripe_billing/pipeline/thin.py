@@ -76,11 +76,14 @@ def _settle(
         with log.transaction():
             stored = log.get_event(notification.id)
             if stored is not None and stored.status not in RETRYABLE_STATUSES:
+                log.record_event(logged, payload)  # one more attempt, as a snapshot's counts
                 return Outcome(logged, DUPLICATE)
             twin_id = notification.snapshot_event
             twin = log.get_event(twin_id) if twin_id else None
             if route is not None and (twin is None or twin.status in RETRYABLE_STATUSES):
                 return None
+            if twin is not None:  # the customer is known from the twin, without a fetch
+                logged = replace(logged, customer_id=twin.customer_id)
             recorded = log.record_event(logged, payload)
             if recorded.status not in RETRYABLE_STATUSES:
                 return Outcome(logged, DUPLICATE)

@@ -104,7 +104,9 @@ class EventLog(Protocol):
         """Commit on success, roll back on error; raise StoreUnavailableError if down."""
 
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
-        """Store the event if new, lock its row, and return it as stored."""
+        """Store the event if new (else count one more attempt, and take the event's
+        customer if the row has none: a thin notification's is known after its fetch),
+        lock its row, and return it as stored."""
 
     def finish_event(
         self,

@@ -137,7 +137,8 @@ class InMemoryUserStore:
                     processed_at=None,
                 )
             else:
-                stored = replace(stored, attempts=stored.attempts + 1)
+                customer_id = stored.customer_id or event.customer_id
+                stored = replace(stored, attempts=stored.attempts + 1, customer_id=customer_id)
             self._events[event.id] = stored
             return stored
 

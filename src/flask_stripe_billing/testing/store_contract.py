@@ -379,6 +379,29 @@ class StoreContract:
         assert second.received_at == first.received_at
         assert store.get_event("evt_twice") == second
 
+    def test_record_event_again_takes_the_customer_a_row_lacks_and_keeps_one_it_has(
+        self, store: Any
+    ) -> None:
+        """A thin notification is stored before its customer is known (its fetch failed);
+        recording it again once fetched fills the customer in, never replaces one."""
+        event, payload = stripe_event("evt_customer_later")
+        with store.transaction():
+            first = store.record_event(replace(event, customer_id=None), payload)
+        with store.transaction():
+            second = store.record_event(event, payload)
+        with store.transaction():
+            third = store.record_event(replace(event, customer_id="cus_other"), payload)
+
+        assert (first.customer_id, second.customer_id, third.customer_id) == (
+            None,
+            "cus_test",
+            "cus_test",
+        )
+        assert third.attempts == 3
+        with store.transaction():
+            listed = store.list_events(customer_id="cus_test")
+        assert [record.id for record in listed] == ["evt_customer_later"]
+
     def test_finish_event_sets_status_user_error_and_processed_at(self, store: Any) -> None:
         event, payload = stripe_event("evt_finish")
         with store.transaction():

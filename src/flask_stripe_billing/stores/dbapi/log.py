@@ -86,7 +86,8 @@ class DBAPIBillingLog:
             yield
 
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
-        """Insert the event, or count one more attempt: one statement, its row locked.
+        """Insert the event, or count one more attempt (and record its customer if the row
+        has none yet): one statement, its row locked.
 
         ``INSERT … ON CONFLICT (id) DO UPDATE``: of two workers recording one
         event at once, the second waits for the first to commit and then finds
@@ -97,7 +98,8 @@ class DBAPIBillingLog:
         mark = self.session.dialect.placeholders(len(values))
         sql = (
             f"INSERT INTO {self._events} ({quoted_list(values)}) VALUES ({mark}) "
-            f'ON CONFLICT ("id") DO UPDATE SET "attempts" = {self._events_name}."attempts" + 1 '
+            f'ON CONFLICT ("id") DO UPDATE SET "attempts" = {self._events_name}."attempts" + 1, '
+            f'"customer_id" = COALESCE({self._events_name}."customer_id", excluded."customer_id") '
             f"RETURNING {quoted_list(returned)}"
         )
         row = self.session.execute(sql, list(values.values())).first()

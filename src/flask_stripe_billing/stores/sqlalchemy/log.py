@@ -85,7 +85,8 @@ class SQLBillingLog:
             raise
 
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:
-        """Insert the event, or count one more attempt: one statement, row locked.
+        """Insert the event, or count one more attempt (and record its customer if the
+        row has none yet): one statement, row locked.
 
         The record's ``payload`` is the one given (the same event id carries the
         same body); the stored one is kept from the first delivery.
@@ -106,7 +107,12 @@ class SQLBillingLog:
                 session.execute(table.insert().values(**values))
         except exc.IntegrityError:
             session.execute(
-                table.update().where(table.c.id == event.id).values(attempts=table.c.attempts + 1)
+                table.update()
+                .where(table.c.id == event.id)
+                .values(
+                    attempts=table.c.attempts + 1,
+                    customer_id=sa.func.coalesce(table.c.customer_id, values["customer_id"]),
+                )
             )
         stored = session.execute(sa.select(table).where(table.c.id == event.id).with_for_update())
         return event_record(stored.one()._mapping)
@@ -298,8 +304,12 @@ Assignments = Callable[[sa.Table, Any], Mapping[str, Any]]
 
 
 def _count_attempt(table: sa.Table, excluded: Any) -> Mapping[str, Any]:
-    """The event log's upsert: the stored row stays, one more attempt is counted."""
-    return {"attempts": table.c.attempts + 1}
+    """The event log's upsert: the stored row stays, one more attempt is counted (and the
+    customer, if the row has none yet)."""
+    return {
+        "attempts": table.c.attempts + 1,
+        "customer_id": sa.func.coalesce(table.c.customer_id, excluded.customer_id),
+    }
 
 
 def _replace_all_but_key(table: sa.Table, excluded: Any) -> Mapping[str, Any]:

@@ -89,7 +89,13 @@ class PostgresSteps:
         )
         recorded = (
             insert.on_conflict_do_update(
-                index_elements=["id"], set_={"attempts": events.c.attempts + 1}
+                index_elements=["id"],
+                set_={
+                    "attempts": events.c.attempts + 1,
+                    "customer_id": sa.func.coalesce(
+                        events.c.customer_id, insert.excluded.customer_id
+                    ),
+                },
             )
             .returning(*(column for column in events.c if column.name != "payload"))
             .cte("recorded")

@@ -13,6 +13,8 @@ from conftest import Host
 from flask import request
 from support import SECRET, checkout_event, load, post_event, subscription_event
 
+from flask_stripe_billing import BillingError
+from flask_stripe_billing.errors import StripeServiceError
 from flask_stripe_billing.stripe_api import API_VERSION
 
 API_KEY = "sk_test_51CheckoutKey000000000000"
@@ -511,6 +513,53 @@ def test_sync_checkout_session_applies_the_session_before_the_webhook_and_once(
     assert host.user(1).plan == "pro"
     assert len(received["plan_changed"]) == 1  # the webhook found nothing left to change
     assert [row["status"] for row in host.events()] == ["processed"]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"created": None}, {"created": 10**20}, {"created": "yesterday"}],
+    ids=["no-created", "created-out-of-range", "created-text"],
+)
+def test_a_session_stripe_answers_unreadably_is_a_502_billing_error_the_success_page_survives(
+    shop: Callable[..., Host], stripe_api: Any, received: dict[str, Any], answer: dict[str, Any]
+) -> None:
+    host = shop()
+    completed = {
+        **SESSION,
+        "status": "complete",
+        "payment_status": "paid",
+        "client_reference_id": "1",
+        "subscription": "sub_new",
+        **answer,
+    }
+    if answer["created"] is None:
+        del completed["created"]
+    stripe_api.add(
+        responses.GET,
+        f"{API}/checkout/sessions/{SESSION['id']}",
+        json=completed,
+        headers={"Request-Id": "req_session"},
+    )
+
+    @host.app.get("/billing/success")
+    def billing_success() -> str:  # the README's success page, as written there
+        try:  # noqa: SIM105
+            host.billing.sync_checkout_session(request.args["session_id"])
+        except BillingError:
+            pass  # no API key, or Stripe unreachable: the webhook will apply it
+        return "welcome"
+
+    page = host.client.get(f"/billing/success?session_id={SESSION['id']}")
+    with host.app.app_context(), pytest.raises(StripeServiceError) as raised:
+        host.billing.sync_checkout_session(SESSION["id"])
+
+    assert (page.status_code, page.get_data(as_text=True)) == (200, "welcome")
+    assert raised.value.message.startswith("Stripe's answer for Checkout session ")
+    assert raised.value.details == {"service": "Stripe"}
+    assert host.user(1).plan == "free"
+    assert host.user(1).stripe_subscription_id is None
+    assert received.get("plan_changed") is None
+    assert host.events() == []
 
 
 def test_csrf_protect_guards_checkout_but_not_the_webhook(

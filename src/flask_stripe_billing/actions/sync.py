@@ -16,8 +16,8 @@ from typing import Any
 
 from ..core.events import StripeEvent, snapshot_event, subscription_snapshot, summary_snapshot
 from ..core.outcomes import EventStatus, Outcome
-from ..errors import StoreUnavailableError
-from ..pipeline.fetch import check_answer, stripe_time
+from ..errors import EventParseError, StoreUnavailableError
+from ..pipeline.fetch import check_answer, stripe_time, unusable_answer
 from ..pipeline.run import run
 from ..redact import describe_traceback
 from ..state import BillingState
@@ -104,18 +104,24 @@ def _apply(state: BillingState, app: Any, event: StripeEvent) -> Outcome:
 def sync_checkout_session(state: BillingState, app: Any, session_id: str) -> Outcome:
     """A completed Checkout session, read from Stripe's API, applied at once.
 
-    Idempotent with the ``checkout.session.completed`` webhook that follows.
+    Idempotent with the ``checkout.session.completed`` webhook that follows. Raises
+    :class:`~.errors.StripeServiceError` if Stripe fails or answers a session that
+    cannot be applied (not the session asked for, values the webhook would refuse, no
+    ``created``).
     """
     answer = state.require_stripe().retrieve_checkout_session(session_id)
     session = check_answer(answer, "checkout.session", session_id)
-    event = snapshot_event(
-        f"sync_{session_id}",
-        "checkout.session.completed",
-        session,
-        session.get("created"),
-        api_version=None,
-        livemode=bool(session.get("livemode")),
-    )
+    try:
+        event = snapshot_event(
+            f"sync_{session_id}",
+            "checkout.session.completed",
+            session,
+            session.get("created"),
+            api_version=None,
+            livemode=bool(session.get("livemode")),
+        )
+    except EventParseError as error:  # no creation time: not a session to apply
+        raise unusable_answer("checkout.session", str(error)) from None
     return run(state, app, event, None)
 
 

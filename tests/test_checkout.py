@@ -30,6 +30,14 @@ CUSTOMER = load("stripe-openapi/customer.json")
 SESSION = load(
     "api-objects/pay-rails-vcr__2026-03-25.dahlia__checkout.session.mode_subscription.open.json"
 )
+#: The session once the user paid for it, for user 1: what the success page reads.
+COMPLETED_SESSION = {
+    **SESSION,
+    "status": "complete",
+    "payment_status": "paid",
+    "client_reference_id": "1",
+    "subscription": "sub_new",
+}
 PORTAL = load("api-objects/pay-rails-vcr__2026-03-25.dahlia__billing_portal.session.json")
 
 
@@ -483,13 +491,7 @@ def test_sync_checkout_session_applies_the_session_before_the_webhook_and_once(
     shop: Callable[..., Host], stripe_api: Any, received: dict[str, Any]
 ) -> None:
     host = shop()
-    completed = {
-        **SESSION,
-        "status": "complete",
-        "payment_status": "paid",
-        "client_reference_id": "1",
-        "subscription": "sub_new",
-    }
+    completed = COMPLETED_SESSION
     stripe_api.add(responses.GET, f"{API}/checkout/sessions/{SESSION['id']}", json=completed)
 
     with host.app.app_context():
@@ -524,14 +526,7 @@ def test_a_session_stripe_answers_unreadably_is_a_502_billing_error_the_success_
     shop: Callable[..., Host], stripe_api: Any, received: dict[str, Any], answer: dict[str, Any]
 ) -> None:
     host = shop()
-    completed = {
-        **SESSION,
-        "status": "complete",
-        "payment_status": "paid",
-        "client_reference_id": "1",
-        "subscription": "sub_new",
-        **answer,
-    }
+    completed = {**COMPLETED_SESSION, **answer}
     if answer["created"] is None:
         del completed["created"]
     stripe_api.add(

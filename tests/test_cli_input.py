@@ -133,6 +133,12 @@ def test_an_event_type_over_100_characters_is_refused(paying: Host) -> None:
     assert_usage_error(result, "type is longer than 100 characters")
 
 
+def test_events_refuses_a_limit_no_database_can_take(paying: Host) -> None:
+    result = billing(paying, "events", "--limit", str(2**63))
+
+    assert_usage_error(result, "Invalid value for '--limit'")
+
+
 # times
 
 

@@ -15,6 +15,7 @@ import click
 from flask.cli import with_appcontext
 
 from .._util import utcnow
+from ..core.limits import INT64_LIMIT
 from ..core.outcomes import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus
 from ..errors import BillingError
 from ..pipeline import intake
@@ -71,7 +72,7 @@ DEFAULT_LIMIT = 50
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=INT64_LIMIT - 2),  # limit + 1 is asked of the database
     default=DEFAULT_LIMIT,
     show_default=True,
     help="At most this many, newest first (0: all).",

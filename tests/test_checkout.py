@@ -13,8 +13,7 @@ from conftest import Host
 from flask import request
 from support import SECRET, checkout_event, load, post_event, subscription_event
 
-from flask_stripe_billing import BillingError
-from flask_stripe_billing.errors import StripeServiceError
+from flask_stripe_billing import BillingError, StripeServiceError
 from flask_stripe_billing.stripe_api import API_VERSION
 
 API_KEY = "sk_test_51CheckoutKey000000000000"

@@ -517,16 +517,24 @@ def test_sync_checkout_session_applies_the_session_before_the_webhook_and_once(
 
 
 @pytest.mark.parametrize(
-    "answer",
-    [{"created": None}, {"created": 10**20}, {"created": "yesterday"}],
+    ("created", "reason"),
+    [
+        (None, "event has no creation time"),
+        (10**20, "created is not a Unix time between 1970 and the year 9999"),
+        ("yesterday", "event has no creation time"),
+    ],
     ids=["no-created", "created-out-of-range", "created-text"],
 )
 def test_a_session_stripe_answers_unreadably_is_a_502_billing_error_the_success_page_survives(
-    shop: Callable[..., Host], stripe_api: Any, received: dict[str, Any], answer: dict[str, Any]
+    shop: Callable[..., Host],
+    stripe_api: Any,
+    received: dict[str, Any],
+    created: Any,
+    reason: str,
 ) -> None:
     host = shop()
-    completed = {**COMPLETED_SESSION, **answer}
-    if answer["created"] is None:
+    completed = {**COMPLETED_SESSION, "created": created}
+    if created is None:
         del completed["created"]
     stripe_api.add(
         responses.GET,
@@ -548,8 +556,10 @@ def test_a_session_stripe_answers_unreadably_is_a_502_billing_error_the_success_
         host.billing.sync_checkout_session(SESSION["id"])
 
     assert (page.status_code, page.get_data(as_text=True)) == (200, "welcome")
-    assert raised.value.message.startswith("Stripe's answer for Checkout session ")
-    assert raised.value.details == {"service": "Stripe"}
+    assert raised.value.message.startswith(
+        "Stripe's answer for the checkout.session cannot be applied: "
+    )
+    assert raised.value.details == {"service": "Stripe", "reason": reason}
     assert host.user(1).plan == "free"
     assert host.user(1).stripe_subscription_id is None
     assert received.get("plan_changed") is None

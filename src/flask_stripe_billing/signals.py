@@ -93,6 +93,16 @@ payment_action_required = _signals.signal("payment-action-required")
 trial_will_end = _signals.signal("trial-will-end")
 
 
+#: Stripe found usage it could not apply to a meter (``billing.meter.error_report_triggered``,
+#: sent by Stripe as the thin ``v1.billing.meter.error_report_triggered``). Sent once per
+#: event id; it names a meter, not an account. Keyword arguments: ``meter_id``, ``summary``
+#: (Stripe's words), ``error_count``, ``codes`` (each error type's code, e.g.
+#: ``meter_event_customer_not_found``), ``errors`` (MeterErrorType values: code, count,
+#: sample messages, the sampled meter events' identifiers), ``validation_start``,
+#: ``validation_end`` (the window, datetimes), ``event``.
+meter_errors = _signals.signal("meter-errors")
+
+
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     """Send to each receiver in turn; one that raises is logged, the rest still run."""
     for receiver in signal.receivers_for(sender):

@@ -30,7 +30,7 @@ class SubscriptionFacts:
     cancel_at_period_end: bool
     #: ``metadata.user_id``, set by our own Checkout sessions.
     user_id: str | None
-    #: Seats: ``quantity`` on old API versions, else the first item's.
+    #: Seats: ``quantity`` on old API versions, else the first item's that has one.
     quantity: int | None = None
     trial_end: datetime | None = None
     cancel_at: datetime | None = None
@@ -78,6 +78,42 @@ class InvoiceFacts:
     invoice_pdf: str | None
 
 
+#: A meter error report: Stripe found usage it could not apply to a meter. Stripe sends it
+#: as the thin ``v1.billing.meter.error_report_triggered``; its reasons are in the v2
+#: event's ``data``, applied as an event of this type (object :data:`METER_ERROR_OBJECT`).
+METER_ERROR_EVENT = "billing.meter.error_report_triggered"
+
+
+#: The ``object`` of a meter error report (the v2 event's ``data`` with its ``meter``).
+METER_ERROR_OBJECT = "billing.meter_error_report"
+
+
+@dataclass(frozen=True)
+class MeterErrorType:
+    """One kind of error Stripe found in a meter's usage: its code, how many, samples."""
+
+    #: Stripe's code: ``meter_event_customer_not_found``, ``timestamp_too_far_in_past``, ...
+    code: str
+    error_count: int | None
+    #: Stripe's messages of a few of the refused meter events.
+    sample_messages: tuple[str, ...]
+    #: The ``identifier`` of each sampled meter event (the usage row's).
+    sample_identifiers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MeterErrorFacts:
+    """What a meter error report says: which meter, the window, and the reasons."""
+
+    meter_id: str | None
+    #: Stripe's summary in words (``developer_message_summary``).
+    summary: str | None
+    error_count: int | None
+    error_types: tuple[MeterErrorType, ...]
+    validation_start: datetime | None
+    validation_end: datetime | None
+
+
 @dataclass(frozen=True)
 class StripeEvent:
     """A verified Stripe event: the envelope plus the facts of its object."""
@@ -100,6 +136,8 @@ class StripeEvent:
     #: The object's Accounts v2 ``customer_account`` (``acct_...``), beside or instead of
     #: ``customer``.
     customer_account: str | None = None
+    #: A meter error report's facts (Stripe Billing Meters).
+    meter_errors: MeterErrorFacts | None = None
 
 
 def parse_event(payload: Any) -> StripeEvent:
@@ -143,6 +181,7 @@ def parse_event(payload: Any) -> StripeEvent:
         entitlements=read_summary(obj) if kind == SUMMARY_OBJECT else None,
         account=_id(payload.get("account")),
         customer_account=_id(obj.get("customer_account")),
+        meter_errors=read_meter_errors(obj) if kind == METER_ERROR_OBJECT else None,
     )
 
 
@@ -276,6 +315,67 @@ def read_invoice(obj: Mapping[str, Any]) -> InvoiceFacts:
     )
 
 
+def meter_error_report(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A thin ``v1.billing.meter.error_report_triggered`` event as Stripe's API answers it
+    (with its ``data``) as the object of a :data:`METER_ERROR_EVENT` event: the ``data``,
+    and the meter it names (``related_object``)."""
+    data = event.get("data")
+    related = event.get("related_object")
+    meter = related.get("id") if isinstance(related, Mapping) else None
+    return {
+        **(data if isinstance(data, Mapping) else {}),
+        "object": METER_ERROR_OBJECT,
+        "meter": meter,
+    }
+
+
+def read_meter_errors(obj: Mapping[str, Any]) -> MeterErrorFacts:
+    """A meter error report (:func:`meter_error_report`) as its facts. Times are RFC 3339
+    text in v2 events; Unix times are read too."""
+    reason = obj.get("reason")
+    reason = reason if isinstance(reason, Mapping) else {}
+    types = reason.get("error_types")
+    return MeterErrorFacts(
+        meter_id=_id(obj.get("meter")),
+        summary=_str_or_none(obj.get("developer_message_summary") or obj.get("summary")),
+        error_count=_int_or_none(reason.get("error_count")),
+        error_types=tuple(
+            _meter_error_type(kind) for kind in types or [] if isinstance(kind, Mapping)
+        )
+        if isinstance(types, list)
+        else (),
+        validation_start=_moment(obj.get("validation_start")),
+        validation_end=_moment(obj.get("validation_end")),
+    )
+
+
+def _meter_error_type(kind: Mapping[str, Any]) -> MeterErrorType:
+    samples = [s for s in kind.get("sample_errors") or [] if isinstance(s, Mapping)]
+    requests = [s.get("request") or s.get("api_request") for s in samples]
+    identifiers = (
+        r.get("identifier") or r.get("idempotency_key") for r in requests if isinstance(r, Mapping)
+    )
+    return MeterErrorType(
+        code=str(kind.get("code") or ""),
+        error_count=_int_or_none(kind.get("error_count")),
+        sample_messages=tuple(
+            m for m in (s.get("error_message") for s in samples) if isinstance(m, str)
+        ),
+        sample_identifiers=tuple(i for i in identifiers if isinstance(i, str) and i),
+    )
+
+
+def _moment(value: Any) -> datetime | None:
+    """A Unix time or RFC 3339 text as an aware UTC datetime (None when neither)."""
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    return _time_or_none(value)
+
+
 def read_subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
     """A subscription object, as Stripe's API answers it, as its facts."""
     return _subscription(obj)
@@ -331,8 +431,9 @@ def _period_end(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> datet
 
 
 def _quantity(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> int | None:
-    """Top-level ``quantity`` (old layout), else the first item's."""
-    for value in (obj.get("quantity"), *(item.get("quantity") for item in items[:1])):
+    """Top-level ``quantity`` (old layout), else the first item's that has one (a metered
+    item has none: its usage is billed from its meter)."""
+    for value in (obj.get("quantity"), *(item.get("quantity") for item in items)):
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     return None

@@ -32,6 +32,7 @@ RELATED_PATHS = {
     "subscription": "/v1/subscriptions",
     "invoice": "/v1/invoices",
     "checkout.session": "/v1/checkout/sessions",
+    "billing.meter": "/v1/billing/meters",
 }
 
 

@@ -23,7 +23,7 @@ from .account import (
     project,
 )
 from .entitlements import SUMMARY_EVENT, EntitlementRecord, supersedes
-from .events import StripeEvent, SubscriptionFacts
+from .events import METER_ERROR_EVENT, StripeEvent, SubscriptionFacts
 from .outcomes import EventStatus, Notice
 
 PROCESSED = EventStatus.PROCESSED
@@ -176,7 +176,9 @@ def checkout_completed(
         return None
     if session.payment_status not in SETTLED_PAYMENT_STATUSES or not session.subscription_id:
         return None  # async payment pending: async_payment_succeeded records it
-    prices = (session.price_id,) if session.price_id else ()
+    prices: tuple[str, ...] = ()
+    if session.price_id:  # our own Checkout's: the licensed price and its plan's metered ones
+        prices = (session.price_id, *settings.metered_prices_for(session.price_id))
     return SubscriptionRecord(
         id=session.subscription_id,
         user_id=user_id,
@@ -284,6 +286,30 @@ RULES: dict[str, Handler] = {
 HANDLED_EVENT_TYPES = (*RULES, *LIFECYCLE_SIGNALS, SUMMARY_EVENT)
 
 
+#: Event types about a meter, not an account: each becomes a signal, recorded
+#: ``processed`` with no account. Stripe sends them only as thin events (the thin route
+#: table lists them), so they are not enabled on a webhook endpoint.
+METER_EVENT_TYPES = (METER_ERROR_EVENT,)
+
+
+def decide_meter_errors(event: StripeEvent) -> Decision:
+    """A meter error report becomes ``meter_errors``, once per event id, with no account:
+    it names a meter and a window, and the usage rows its samples identify."""
+    report = event.meter_errors
+    if report is None:
+        return Decision(IGNORED, reason=f"{event.type} does not carry a meter error report")
+    kwargs = {
+        "meter_id": report.meter_id,
+        "summary": report.summary,
+        "error_count": report.error_count,
+        "errors": report.error_types,
+        "codes": tuple(kind.code for kind in report.error_types),
+        "validation_start": report.validation_start,
+        "validation_end": report.validation_end,
+    }
+    return Decision(PROCESSED, notices=(Notice("meter_errors", kwargs),))
+
+
 def decide_entitlements(
     event: StripeEvent,
     match: AccountMatch,
@@ -356,6 +382,8 @@ def decide(
     """
     if event.type == SUMMARY_EVENT:
         return decide_entitlements(event, match, entitlements, now)
+    if event.type in METER_EVENT_TYPES:
+        return decide_meter_errors(event)
     if event.type in LIFECYCLE_SIGNALS:
         return decide_lifecycle(event, match)
     rule = RULES.get(event.type)
@@ -408,9 +436,9 @@ def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:
 
 
 def is_handled(event_type: str) -> bool:
-    """Whether events of this type are about an account (a change, a lifecycle signal or
-    an entitlement summary)."""
-    return event_type in HANDLED_EVENT_TYPES
+    """Whether events of this type are decided: about an account (a change, a lifecycle
+    signal or an entitlement summary) or a meter (its error report)."""
+    return event_type in HANDLED_EVENT_TYPES or event_type in METER_EVENT_TYPES
 
 
 def unmatched_reason(event: StripeEvent, match: AccountMatch) -> str | None:

@@ -13,16 +13,18 @@ from stripe import RequestOptions
 from .._util import utcnow
 from ..core.entitlements import SUMMARY_EVENT, lookup_keys
 from ..core.events import (
+    METER_ERROR_EVENT,
     SUBSCRIPTION_SNAPSHOT,
     StripeEvent,
     logged_event,
+    meter_error_report,
     parse_event,
     snapshot_event,
     timestamp,
     with_subscription,
 )
 from ..core.limits import check_storable
-from ..core.notifications import ThinNotification
+from ..core.notifications import THIN_OBJECT, ThinNotification
 from ..errors import EventParseError, StripeServiceError
 from ..state import BillingState
 from ..stripe_api import API_VERSION, Answer, StripeGateway
@@ -104,6 +106,9 @@ class ThinRoute:
 
     related_type: str
     snapshot_type: str
+    #: Whether the facts are in the thin event's own ``data`` (a meter error report's
+    #: reasons), read from ``/v2/core/events``, rather than in the related object.
+    reads_event_data: bool = False
 
 
 #: Thin event type → its route. An entitlement summary's notification names no object
@@ -124,6 +129,9 @@ THIN_ROUTES: dict[str, ThinRoute] = {
     "v1.invoice.payment_action_required": ThinRoute("invoice", "invoice.payment_action_required"),
     "v1.entitlements.active_entitlement_summary.updated": ThinRoute(
         SNAPSHOT_OF_CHANGE, SUMMARY_EVENT
+    ),
+    "v1.billing.meter.error_report_triggered": ThinRoute(
+        "billing.meter", METER_ERROR_EVENT, reads_event_data=True
     ),
 }
 
@@ -163,6 +171,8 @@ def fetched_id(notification: ThinNotification, route: ThinRoute) -> str:
     """The id of what the route fetches: the related object, or the snapshot event."""
     if route.related_type == SNAPSHOT_OF_CHANGE:
         fetched = notification.snapshot_event
+    elif route.reads_event_data:
+        fetched = notification.id
     else:
         related = notification.related_object
         fetched = related.id if related is not None else None
@@ -182,6 +192,8 @@ def fetch_related(
     options: RequestOptions = {"headers": {"Stripe-Request-Trigger": f"event={notification.id}"}}
     if notification.context:
         options["stripe_context"] = notification.context
+    if route.reads_event_data:
+        return gateway.retrieve_thin_event(notification.id, options)
     return FETCHES[route.related_type](gateway, fetched_id(notification, route), options)
 
 
@@ -196,10 +208,14 @@ def fetched_event(notification: ThinNotification, route: ThinRoute, answer: Answ
     when the answer is not the object asked for, or unreadable.
     """
     kind = "event" if route.related_type == SNAPSHOT_OF_CHANGE else route.related_type
+    if route.reads_event_data:
+        kind = THIN_OBJECT
     obj = check_answer(answer, kind, fetched_id(notification, route))
     try:
         if route.related_type == SNAPSHOT_OF_CHANGE:
             return parse_event({**obj, "id": notification.id})
+        if route.reads_event_data:
+            obj = meter_error_report(obj)
         return snapshot_event(
             notification.id,
             route.snapshot_type,

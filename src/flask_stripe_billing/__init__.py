@@ -11,10 +11,18 @@ from __future__ import annotations
 from . import signals
 from .actions.invoices import Invoice
 from .actions.management import ChangePreview, PreviewLine, SubscriptionChange
+from .actions.meters import UsageSummary
 from .config import Settings
 from .core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from .core.entitlements import EntitlementRecord, SummaryFacts
-from .core.events import CheckoutSessionFacts, InvoiceFacts, StripeEvent, SubscriptionFacts
+from .core.events import (
+    CheckoutSessionFacts,
+    InvoiceFacts,
+    MeterErrorFacts,
+    MeterErrorType,
+    StripeEvent,
+    SubscriptionFacts,
+)
 from .core.outcomes import EventStatus, Outcome
 from .core.rules import HANDLED_EVENT_TYPES
 from .errors import (
@@ -80,6 +88,8 @@ __all__ = [
     "InMemoryUserStore",
     "Invoice",
     "InvoiceFacts",
+    "MeterErrorFacts",
+    "MeterErrorType",
     "MethodNotAllowedError",
     "NotConfiguredError",
     "NotFoundError",
@@ -100,6 +110,7 @@ __all__ = [
     "SubscriptionRecord",
     "SummaryFacts",
     "TableInspection",
+    "UsageSummary",
     "UserStore",
     "ValidationError",
     "billing_checkout_button",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, TypedDict, Unpack, cast
 
 from flask import Blueprint, Flask, current_app
@@ -11,9 +12,10 @@ try:  # optional: the default current_user_id when the app uses Flask-Login
     from flask_login import current_user  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - Flask-Login is not installed
     current_user = None
-from .actions import management, sync
+from .actions import management, meters, sync
 from .actions.invoices import Invoice, list_invoices
 from .actions.management import ChangePreview, SubscriptionChange, Who, preview_change
+from .actions.meters import UsageSummary
 from .cli import register_commands
 from .config import Settings
 from .core.account import BillingAccount
@@ -111,6 +113,24 @@ class StripeBilling:
         raises :class:`~.errors.StripeServiceError` when Stripe fails.
         """
         return list_invoices(get_state(), account_or_user_id, limit)
+
+    def usage(
+        self,
+        account_or_user_id: BillingAccount | str | int,
+        meter: str,
+        start: datetime,
+        end: datetime,
+        *,
+        grouping: str | None = None,
+    ) -> list[UsageSummary]:
+        """A user's usage of a Stripe meter (its id or ``event_name``) from ``start`` to
+        ``end`` (whole minutes), as Stripe aggregated it: its meter event summaries.
+
+        For a usage page. ``grouping`` (``hour`` or ``day``): one summary per window.
+        None without a Stripe customer. Needs an app context and ``STRIPE_API_KEY``;
+        raises :class:`~.errors.StripeServiceError` when Stripe fails.
+        """
+        return meters.usage(get_state(), account_or_user_id, meter, start, end, grouping=grouping)
 
     def portal_url(
         self, account_or_user_id: BillingAccount | str | int, flow: str | None = None

@@ -262,6 +262,8 @@ class StripeGateway:
         self.settings = settings or Settings()
         self.pacer = pacer or Pacer(self.settings.api_rate)
         self.client = make_client(api_key, self.settings, self.pacer)
+        #: Meter ``event_name`` → meter id, as listed (``billing.usage``): one app's meters.
+        self.meter_ids: dict[str, str] = {}
 
     def create_customer(self, params: dict[str, Any], idempotency_key: str) -> str:
         """Create a customer and return its id."""
@@ -408,6 +410,33 @@ class StripeGateway:
             {"customer": customer_id, "limit": 100},
             options,
         )
+
+    def list_meters(self) -> Page:
+        """Every billing meter of the account, any status, as plain data (``billing.usage``
+        resolves a meter's ``event_name`` to its id with it)."""
+        return self._every_page(
+            "list billing meters", self.client.v1.billing.meters.list, {"limit": 100}, None
+        )
+
+    def list_meter_event_summaries(
+        self, meter_id: str, params: dict[str, Any], options: RequestOptions | None = None
+    ) -> Page:
+        """Every summary of a meter's events for ``params`` (``customer``, ``start_time``,
+        ``end_time``, optional ``value_grouping_window``), all pages, as plain data."""
+        summaries = self.client.v1.billing.meters.event_summaries
+        return self._every_page(
+            "list meter event summaries",
+            lambda page_params, page_options: summaries.list(meter_id, page_params, page_options),
+            {**params, "limit": 100},
+            options,
+        )
+
+    def retrieve_thin_event(self, event_id: str, options: RequestOptions | None = None) -> Answer:
+        """A thin (v2) event with its ``data`` (``GET /v2/core/events/{id}``), as plain data:
+        where a meter error report's reasons are."""
+        with _translated_errors("retrieve a thin event"):
+            event = self.client.v2.core.events.retrieve(event_id, options=options)
+        return _answer(event)
 
     def _every_page(
         self,

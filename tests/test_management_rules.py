@@ -40,7 +40,7 @@ def test_the_next_phase_swaps_only_the_changed_price_and_keeps_the_other_items()
     ]
     schedule["current_phase"] = {"start_date": 100, "end_date": 200}
 
-    params = changes.schedule_params(schedule, "small-monthly", "small-annual")
+    params = changes.schedule_params(schedule, "small-monthly", "small-annual", Settings())
 
     assert params == {
         "end_behavior": "release",
@@ -75,7 +75,7 @@ def test_a_second_change_replaces_the_scheduled_one_from_the_current_phase() -> 
     schedule["phases"][0]["items"][0]["price"] = expanded_price
     schedule["current_phase"] = {"start_date": 100, "end_date": 200}
 
-    params = changes.schedule_params(schedule, "small-monthly", "small-annual")
+    params = changes.schedule_params(schedule, "small-monthly", "small-annual", Settings())
 
     first, second = params["phases"]
     assert (first["start_date"], first["end_date"]) == (100, 200)
@@ -89,12 +89,12 @@ def test_a_schedule_without_a_current_phase_uses_its_first_and_one_without_phase
     schedule = copy.deepcopy(SCHEDULE)  # Stripe's fixture: not started, current_phase null
     price = schedule["phases"][0]["items"][0]["price"]
 
-    params = changes.schedule_params(schedule, price, "small-annual")
+    params = changes.schedule_params(schedule, price, "small-annual", Settings())
 
     assert params["phases"][0]["start_date"] == schedule["phases"][0]["start_date"]
     schedule["phases"] = []
     with pytest.raises(ConflictError, match="no phase"):
-        changes.schedule_params(schedule, price, "small-annual")
+        changes.schedule_params(schedule, price, "small-annual", Settings())
 
 
 def test_the_changed_item_is_the_one_on_a_configured_price() -> None:

@@ -184,6 +184,9 @@ class Settings:
     paging_deadline: float = DEFAULT_PAGING_DEADLINE
     #: Plan → the feature keys it includes (what ``feature_required`` checks).
     features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Plan name (or licensed price id) → the metered prices that come with it: Checkout
+    #: adds them, ``change_plan`` moves them (``STRIPE_BILLING_METERED_PRICES``).
+    metered_prices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Where a gate sends a signed-in user without the plan: a URL or an endpoint name.
     pricing_url: str | None = None
     #: Where a gate sends an anonymous user (default: the pricing page).
@@ -265,6 +268,7 @@ class Settings:
                 get("STRIPE_BILLING_PAGING_DEADLINE"), DEFAULT_PAGING_DEADLINE
             ),
             features=_features(get("STRIPE_BILLING_FEATURES")),
+            metered_prices=_metered_prices(get("STRIPE_BILLING_METERED_PRICES")),
             pricing_url=_text(get("STRIPE_BILLING_PRICING_URL")),
             login_url=_text(get("STRIPE_BILLING_LOGIN_URL")),
             checkout_automatic_tax=_flag(get("STRIPE_CHECKOUT_AUTOMATIC_TAX"), default=False),
@@ -302,6 +306,18 @@ class Settings:
         """Every price a Checkout session may be created for."""
         prices = {self.price_pro_monthly, self.price_pro_yearly, *self.plans}
         return frozenset(p for p in prices if p)
+
+    def metered_prices_for(self, price_id: str) -> tuple[str, ...]:
+        """The metered prices a subscription to the licensed ``price_id`` carries: those
+        listed for the price itself, else for its plan (none by default)."""
+        if price_id in self.metered_prices:
+            return self.metered_prices[price_id]
+        return self.metered_prices.get(self.plan_for_prices((price_id,)), ())
+
+    @property
+    def every_metered_price(self) -> frozenset[str]:
+        """Every configured metered price, of any plan (what a plan change may remove)."""
+        return frozenset(price for prices in self.metered_prices.values() for price in prices)
 
     def trial_days_for(self, price_id: str) -> int | None:
         """The trial days a Checkout of ``price_id`` gives (None: no trial)."""
@@ -409,17 +425,27 @@ def _plans(value: Any) -> dict[str, str]:
 
 def _features(value: Any) -> dict[str, tuple[str, ...]]:
     """A mapping or a JSON object of plan → list of feature keys."""
+    return _plan_lists(value, "STRIPE_BILLING_FEATURES", "features", "feature keys")
+
+
+def _metered_prices(value: Any) -> dict[str, tuple[str, ...]]:
+    """A mapping or a JSON object of plan name (or licensed price id) → metered price ids."""
+    return _plan_lists(value, "STRIPE_BILLING_METERED_PRICES", "metered prices", "price ids")
+
+
+def _plan_lists(value: Any, name: str, things: str, items: str) -> dict[str, tuple[str, ...]]:
+    """A mapping or a JSON object of plan → list of text (``name`` is the setting)."""
     if value is None:
         return {}
     loaded = json.loads(value) if isinstance(value, str) else value
     if not isinstance(loaded, Mapping):
-        raise ValueError("STRIPE_BILLING_FEATURES must map plan names to lists of features")
-    features = {}
+        raise ValueError(f"{name} must map plan names to lists of {things}")
+    lists = {}
     for plan, keys in loaded.items():
         if isinstance(keys, str) or not isinstance(keys, list | tuple | set | frozenset):
-            raise ValueError(f"STRIPE_BILLING_FEATURES[{plan!r}] must be a list of feature keys")
-        features[str(plan)] = tuple(str(key) for key in keys)
-    return features
+            raise ValueError(f"{name}[{plan!r}] must be a list of {items}")
+        lists[str(plan)] = tuple(str(key) for key in keys)
+    return lists
 
 
 def _flag(value: Any, *, default: bool) -> bool:

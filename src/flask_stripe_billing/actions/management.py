@@ -130,7 +130,8 @@ def change_plan(
     item = changes.changed_item(now.subscription, state.settings)
     if not at_period_end:
         changes.check_not_scheduled(now.subscription)
-        params = changes.item_params(item, proration, price_id=price)
+        metered = changes.metered_changes(now.subscription, price, state.settings)
+        params = changes.item_params(item, proration, price_id=price, metered=metered)
         answer = state.require_stripe().update_subscription(
             now.facts.id, params, changes.idempotency_key("change-plan")
         )
@@ -152,7 +153,7 @@ def _schedule_change(
     schedule = check_answer(made, "subscription_schedule", schedule_id)
     answer = gateway.update_schedule(
         str(schedule.get("id")),
-        changes.schedule_params(schedule, old_price, new_price),
+        changes.schedule_params(schedule, old_price, new_price, state.settings),
         changes.idempotency_key("schedule-change"),
     )
     check_answer(answer, "subscription_schedule", str(schedule.get("id")))
@@ -285,7 +286,7 @@ def preview_change(
     item = changes.changed_item(now.subscription, state.settings)
     proration = "none" if at_period_end else state.settings.proration_behavior
     invoice = state.require_stripe().preview_invoice(
-        changes.preview_params(now.subscription, item, price, proration)
+        changes.preview_params(now.subscription, item, price, proration, state.settings)
     )
     return ChangePreview(
         subscription_id=now.facts.id,

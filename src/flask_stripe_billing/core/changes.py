@@ -165,18 +165,42 @@ def item_params(
     *,
     price_id: str | None = None,
     quantity: int | None = None,
+    metered: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Change one item's price or quantity now, prorated as configured."""
+    """Change one item's price or quantity now, prorated as configured; ``metered`` is
+    :func:`metered_changes`' answer for a price change."""
     change: dict[str, Any] = {"id": item.get("id")}
     if price_id is not None:
         change["price"] = price_id
     if quantity is not None:
         change["quantity"] = quantity
-    return {"items": [change], "proration_behavior": proration_behavior}
+    return {"items": [change, *(metered or [])], "proration_behavior": proration_behavior}
 
 
-def schedule_params(schedule: Mapping[str, Any], old_price: str, new_price: str) -> dict[str, Any]:
-    """The schedule's phases: the current one unchanged until its end, then the new price.
+def metered_changes(
+    subscription: Mapping[str, Any], price_id: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """The metered items a move to the licensed ``price_id`` changes: an item on a
+    configured metered price the new plan lacks is deleted, and each metered price of the
+    new plan the subscription lacks is added, without a quantity (Stripe refuses one on
+    a metered price). Items on prices the settings do not name are left alone."""
+    wanted = settings.metered_prices_for(price_id)
+    known = settings.every_metered_price
+    items = _items(subscription)
+    present = {price_of(item) for item in items}
+    removed = [
+        {"id": item.get("id"), "deleted": True}
+        for item in items
+        if price_of(item) in known and price_of(item) not in wanted
+    ]
+    return [*removed, *({"price": price} for price in wanted if price not in present)]
+
+
+def schedule_params(
+    schedule: Mapping[str, Any], old_price: str, new_price: str, settings: Settings
+) -> dict[str, Any]:
+    """The schedule's phases: the current one unchanged until its end, then the new price
+    with the new plan's metered prices in place of the old plan's.
 
     The last phase lasts one billing period; ``end_behavior=release`` then leaves
     the subscription on the new price, free of the schedule.
@@ -184,6 +208,7 @@ def schedule_params(schedule: Mapping[str, Any], old_price: str, new_price: str)
     current = _current_phase(schedule)
     items = [_phase_item(item) for item in current.get("items") or []]
     later = [{**item, "price": new_price} if item["price"] == old_price else item for item in items]
+    later = _with_metered(later, new_price, settings)
     return {
         "end_behavior": "release",
         "phases": [
@@ -203,13 +228,16 @@ def preview_params(
     item: Mapping[str, Any],
     price_id: str,
     proration_behavior: str,
+    settings: Settings,
 ) -> dict[str, Any]:
-    """``create_preview`` of the subscription with the item on ``price_id``."""
+    """``create_preview`` of the subscription with the item on ``price_id`` and the metered
+    items moved as :func:`metered_changes` says."""
+    metered = metered_changes(subscription, price_id, settings)
     return {
         "customer": _id(subscription.get("customer")),
         "subscription": subscription.get("id"),
         "subscription_details": {
-            "items": [{"id": item.get("id"), "price": price_id}],
+            "items": [{"id": item.get("id"), "price": price_id}, *metered],
             "proration_behavior": proration_behavior,
         },
     }
@@ -251,6 +279,18 @@ def _phase_item(item: Mapping[str, Any]) -> dict[str, Any]:
     if item.get("quantity") is not None:
         phase_item["quantity"] = item["quantity"]
     return phase_item
+
+
+def _with_metered(
+    items: list[dict[str, Any]], price_id: str, settings: Settings
+) -> list[dict[str, Any]]:
+    """Phase items with the configured metered prices the plan of ``price_id`` lacks left
+    out and its own added (no quantity)."""
+    wanted = settings.metered_prices_for(price_id)
+    known = settings.every_metered_price
+    kept = [item for item in items if item["price"] not in known or item["price"] in wanted]
+    present = {item["price"] for item in kept}
+    return [*kept, *({"price": price} for price in wanted if price not in present)]
 
 
 def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:

@@ -179,8 +179,9 @@ def session_params(
     quantity: int = 1,
     trial: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The Checkout session: one line of the price for ``quantity`` seats, linked to the
-    user three ways; ``trial`` is :func:`trial_options`' answer."""
+    """The Checkout session: one line of the price for ``quantity`` seats and a line of
+    each metered price of its plan (:func:`line_items`), linked to the user three ways;
+    ``trial`` is :func:`trial_options`' answer."""
     success_url, cancel_url = redirect_urls(settings)
     metadata = {"user_id": account.user_id, "price_id": price_id}
     trial = dict(trial or {})
@@ -191,7 +192,7 @@ def session_params(
     return {
         "mode": "subscription",
         "customer": customer_id,
-        "line_items": [{"price": price_id, "quantity": quantity}],
+        "line_items": line_items(price_id, quantity, settings),
         "success_url": success_url,
         "cancel_url": cancel_url,
         "client_reference_id": account.user_id,
@@ -200,6 +201,14 @@ def session_params(
         **trial,
         **checkout_options(settings),
     }
+
+
+def line_items(price_id: str, quantity: int, settings: Settings) -> list[dict[str, Any]]:
+    """The licensed price for ``quantity`` seats, then each metered price of its plan
+    (STRIPE_BILLING_METERED_PRICES) without a quantity: Stripe refuses one on a metered
+    price, whose usage is billed from its meter."""
+    metered = [{"price": metered} for metered in settings.metered_prices_for(price_id)]
+    return [{"price": price_id, "quantity": quantity}, *metered]
 
 
 def checkout_options(settings: Settings) -> dict[str, Any]:

@@ -184,16 +184,22 @@ def metered_changes(
     configured metered price the new plan lacks is deleted, and each metered price of the
     new plan the subscription lacks is added, without a quantity (Stripe refuses one on
     a metered price). Items on prices the settings do not name are left alone."""
-    wanted = settings.metered_prices_for(price_id)
-    known = settings.every_metered_price
     items = _items(subscription)
-    present = {price_of(item) for item in items}
+    dropped, added = metered_moves([price_of(item) for item in items], price_id, settings)
     removed = [
-        {"id": item.get("id"), "deleted": True}
-        for item in items
-        if price_of(item) in known and price_of(item) not in wanted
+        {"id": item.get("id"), "deleted": True} for item in items if price_of(item) in dropped
     ]
-    return [*removed, *({"price": price} for price in wanted if price not in present)]
+    return [*removed, *({"price": price} for price in added)]
+
+
+def metered_moves(
+    prices: list[str | None], price_id: str, settings: Settings
+) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Which of ``prices`` (a subscription's) a move to the licensed ``price_id`` drops —
+    the configured metered prices its plan lacks — and which metered prices it adds."""
+    wanted = settings.metered_prices_for(price_id)
+    dropped = frozenset(p for p in prices if p in settings.every_metered_price and p not in wanted)
+    return dropped, tuple(price for price in wanted if price not in prices)
 
 
 def schedule_params(
@@ -286,11 +292,9 @@ def _with_metered(
 ) -> list[dict[str, Any]]:
     """Phase items with the configured metered prices the plan of ``price_id`` lacks left
     out and its own added (no quantity)."""
-    wanted = settings.metered_prices_for(price_id)
-    known = settings.every_metered_price
-    kept = [item for item in items if item["price"] not in known or item["price"] in wanted]
-    present = {item["price"] for item in kept}
-    return [*kept, *({"price": price} for price in wanted if price not in present)]
+    dropped, added = metered_moves([item["price"] for item in items], price_id, settings)
+    kept = [item for item in items if item["price"] not in dropped]
+    return [*kept, *({"price": price} for price in added)]
 
 
 def _items(subscription: Mapping[str, Any]) -> list[Mapping[str, Any]]:

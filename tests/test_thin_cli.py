@@ -133,6 +133,7 @@ def test_create_webhook_endpoint_thin_creates_an_event_destination_for_thin_even
             "v1.invoice.paid",
             "v1.invoice.payment_action_required",
             "v1.entitlements.active_entitlement_summary.updated",
+            "v1.billing.meter.error_report_triggered",
         ],
         "webhook_endpoint": {"url": url},
         "include": ["webhook_endpoint.signing_secret"],

@@ -176,7 +176,8 @@ def test_a_late_thin_notification_applies_the_latest_state_not_its_own_moment(
 def test_an_unhandled_thin_type_is_recorded_ignored_and_not_fetched(
     thin_host: Host, stripe_api: responses.RequestsMock
 ) -> None:
-    example = notification("v1.billing.meter.error_report_triggered", event_id="evt_meter")
+    # Stripe's meter error report is handled now; "no meter found" is not.
+    example = notification("v1.billing.meter.no_meter_found", event_id="evt_meter")
     example["related_object"] = {"id": "mtr_1", "type": "billing.meter", "url": "/v1/mtr_1"}
 
     response = post_thin(thin_host.client, example)

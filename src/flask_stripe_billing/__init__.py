@@ -39,7 +39,9 @@ from .extension import StripeBilling
 from .stores.base import (
     AccountListing,
     EntitlementLog,
+    EventCursor,
     EventLog,
+    EventPaging,
     EventRecord,
     SubscriptionLog,
     TableInspection,
@@ -50,6 +52,7 @@ from .stores.dbapi import DBAPIUserStore
 from .stores.memory import InMemoryUserStore
 from .stores.sqlalchemy import SQLAlchemyUserStore
 from .stripe_api import API_VERSION
+from .web.admin import AccountSection
 from .web.buttons import billing_checkout_button, billing_portal_button
 
 __version__ = "0.1.0"
@@ -60,6 +63,7 @@ __all__ = [
     "HANDLED_EVENT_TYPES",
     "AccountChanges",
     "AccountListing",
+    "AccountSection",
     "AuthenticationError",
     "BillingAccount",
     "BillingError",
@@ -71,8 +75,10 @@ __all__ = [
     "DBAPIUserStore",
     "EntitlementLog",
     "EntitlementRecord",
+    "EventCursor",
     "EventLog",
     "EventNotRecordedError",
+    "EventPaging",
     "EventParseError",
     "EventRecord",
     "EventStatus",

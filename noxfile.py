@@ -39,6 +39,8 @@ WHEEL_DATA = (
     "flask_stripe_billing/web/templates/stripe_billing/admin/events.html",
     "flask_stripe_billing/web/templates/stripe_billing/admin/event.html",
     "flask_stripe_billing/web/templates/stripe_billing/admin/account.html",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/error.html",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/macros.html",
 )
 #: What the sdist must hold so that its tests run against the installed wheel.
 SDIST_FILES = ("tests/conftest.py", "tests/support.py", "tests/fixtures", "examples", "docs")

@@ -13,7 +13,7 @@ import pytest
 import responses
 import sqlalchemy as sa
 from conftest import Host
-from flask import Flask
+from flask import Flask, redirect
 from flask.testing import FlaskClient
 from support import NOW, envelope, load, post_event, subscription_event
 
@@ -122,6 +122,16 @@ def test_the_setting_may_hold_the_permission_check(make_host: Callable[..., Host
     assert response.status_code == 403
     assert "You may not see this page." in response.get_data(as_text=True)
     assert calls == ["checked"]
+
+
+def test_a_check_may_answer_with_its_own_response(make_host: Callable[..., Host]) -> None:
+    host = make_host()
+    host.app.register_blueprint(host.billing.admin_blueprint(lambda: redirect("/login")))
+
+    response = host.client.get(f"{PREFIX}/accounts/1")
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/login"
 
 
 def test_a_setting_that_is_not_callable_is_refused(make_host: Callable[..., Host]) -> None:
@@ -640,7 +650,7 @@ def test_sync_applies_the_subscriptions_stripe_has(
         "trialing",
     )
     assert flashed(client, response.headers["Location"])[0] == (
-        "Synced customer cus_test: 1 event: 1 processed; plan now pro; entitlements read."
+        "Synced customer cus_test: 1 subscription: 1 processed; plan now pro; entitlements read."
     )
 
 

@@ -40,7 +40,8 @@ from ..stores.base import EventCursor, EventPaging, EventRecord
 from .checkout import ensure_own_site
 from .http import DEFAULT_ANSWER, HTTP_ANSWERS
 
-#: The host's permission check: called for every request to the page; truthy lets it in.
+#: The host's permission check, called for every request to the page: truthy lets the
+#: caller in; a response (say, a redirect to the login) is the answer instead.
 AdminCheck = Callable[[], object]
 
 
@@ -162,9 +163,13 @@ def _setup() -> AdminSetup | None:
 
 
 def _require_admin() -> Response | None:
-    """Let the request in only when the host's check says so (403 page otherwise)."""
+    """Let the request in only when the host's check says so: a response it returns (a
+    redirect to its login, say) is the answer; anything else falsy is a 403 page."""
     setup = _setup()
-    if setup is None or not setup.check():
+    answer = setup.check() if setup is not None else None
+    if isinstance(answer, Response):
+        return answer
+    if not answer:
         return _page("error.html", 403, title="Forbidden", message="You may not see this page.")
     return None
 
@@ -535,7 +540,7 @@ def sync_account(user_id: str) -> Response:
         flash(f"Sync failed: {mask(error.message)}", "error")
         return redirect(page, 303)
     counts = Counter(outcome.status for outcome in outcomes)
-    subscriptions = _tally(counts) if outcomes else "no subscriptions at Stripe"
+    subscriptions = _tally(counts, "subscription") if outcomes else "no subscriptions at Stripe"
     after = outcomes[-1].after if outcomes and outcomes[-1].after else None
     plan = f"; plan now {after.plan}" if after is not None else ""
     read = "; entitlements read" if features is not None else ""
@@ -550,11 +555,11 @@ def _flash_outcome(event_id: str, outcome: Outcome) -> None:
     flash(f"Replayed {event_id}: {outcome.status}" + (f" ({why})" if why else "") + ".", category)
 
 
-def _tally(counts: Counter[str]) -> str:
+def _tally(counts: Counter[str], noun: str = "event") -> str:
     """``"3 events: 2 processed, 1 unmatched"``."""
     total = counts.total()
     parts = ", ".join(f"{count} {status}" for status, count in sorted(counts.items()))
-    return f"{total} event{'' if total == 1 else 's'}: {parts}"
+    return f"{total} {noun}{'' if total == 1 else 's'}: {parts}"
 
 
 def _back(default: str) -> Response:

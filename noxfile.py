@@ -35,6 +35,12 @@ WHEEL_DATA = (
     "flask_stripe_billing/core/event_templates/README.md",
     "flask_stripe_billing/core/event_templates/current/customer.subscription.created.json",
     "flask_stripe_billing/core/event_templates/legacy/checkout.session.completed.json",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/base.html",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/events.html",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/event.html",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/account.html",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/error.html",
+    "flask_stripe_billing/web/templates/stripe_billing/admin/macros.html",
 )
 #: What the sdist must hold so that its tests run against the installed wheel.
 SDIST_FILES = ("tests/conftest.py", "tests/support.py", "tests/fixtures", "examples", "docs")

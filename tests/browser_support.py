@@ -9,10 +9,12 @@ without a browser they are skipped, or failed under ``REQUIRE_BROWSER=1``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import tempfile
+import threading
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +29,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
-from simple_app.app import DEMO_WEBHOOK_SECRET  # noqa: E402 (the examples' path first)
+from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402 (examples first)
+from werkzeug.serving import make_server  # noqa: E402
 
 try:
     from selenium import webdriver
@@ -123,6 +126,17 @@ class Screens:
         assert self.driver.save_screenshot(str(path)), f"no screenshot {path}"
         self.saved.append(path)
 
+    @contextlib.contextmanager
+    def kept_on_failure(self) -> Iterator[None]:
+        """On a failure inside, save a last screenshot and the page's HTML, then re-raise."""
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(Exception):  # the browser may be what failed
+                self.save("failure")
+                (self.folder / "failure.html").write_text(self.driver.page_source)
+            raise
+
 
 @dataclass
 class ServedApp:
@@ -151,3 +165,22 @@ class ServedApp:
         with OPENER.open(f"{self.base_url}/users/{user_id}", timeout=WAIT) as answer:
             data: dict[str, Any] = json.loads(answer.read())
             return data
+
+
+@pytest.fixture
+def served_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedApp]:
+    """examples/simple_app in a werkzeug server thread on 127.0.0.1, on a fresh SQLite file."""
+    for name in ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "SECRET_KEY", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'example.db'}"})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield ServedApp(f"http://127.0.0.1:{server.server_port}", app)
+    finally:
+        server.shutdown()
+        thread.join(WAIT)
+        server.server_close()
+        with app.app_context():
+            db.engine.dispose()

@@ -16,16 +16,12 @@ REQUIRE_BROWSER=1.
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import WAIT, Screens, ServedApp  # first: it puts the examples on the path
-from simple_app.app import create_app, db
+from browser_support import Screens, ServedApp  # first: it puts the examples on the path
 from support import checkout_event, subscription_event
-from werkzeug.serving import make_server
 
 with contextlib.suppress(ImportError):  # without selenium, require_browser skips these tests
     from selenium.webdriver.common.by import By
@@ -36,22 +32,9 @@ BOB = 2  # the example's second user: free, no Stripe customer yet
 
 
 @pytest.fixture
-def example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServedApp]:
-    """The example app in a werkzeug server thread, on a fresh SQLite file."""
-    for name in ("STRIPE_WEBHOOK_SECRET", "SECRET_KEY", "DATABASE_URL"):
-        monkeypatch.delenv(name, raising=False)
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'gate.db'}"})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield ServedApp(f"http://127.0.0.1:{server.server_port}", app)
-    finally:
-        server.shutdown()
-        thread.join(WAIT)
-        server.server_close()
-        with app.app_context():
-            db.engine.dispose()
+def example(served_example: ServedApp) -> ServedApp:
+    """The example app served on 127.0.0.1 (browser_support), on a fresh SQLite file."""
+    return served_example
 
 
 def page(driver: Any) -> tuple[str, str]:

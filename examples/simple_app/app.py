@@ -7,9 +7,10 @@ for plans that include the ``export`` feature (``billing.feature_required``,
 ``STRIPE_BILLING_FEATURES``); others are sent to the pricing page, JSON
 callers get 402 / 403; and ``/settings`` (the app's own page that cancels,
 resumes and switches the plan through the extension's JSON routes,
-``templates/settings.html``). The example has no real login: add
-``?as=2`` to any page to act as user 2 from then on (remembered in the
-session), ``?as=`` to act as nobody.
+``templates/settings.html``); and ``/billing/admin``, the extension's operations page
+(the event log, accounts, replay / link / sync), which only alice may open. The
+example has no real login: add ``?as=2`` to any page to act as user 2 from then on
+(remembered in the session), ``?as=`` to act as nobody.
 
 Run it with ``make run`` (or ``flask --app examples/simple_app/app.py run``) and
 point the Stripe CLI at it::
@@ -33,7 +34,14 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, render_template, render_template_string, request, session
+from flask import (
+    Flask,
+    current_app,
+    render_template,
+    render_template_string,
+    request,
+    session,
+)
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -62,6 +70,8 @@ DEFAULTS = {
     # What each plan includes, for the /export gate (a JSON object in the environment).
     "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
 }
+#: Who may open the operations page (DEMO: alice; a real app asks its own login).
+ADMIN_USER_IDS = frozenset({"1"})
 
 db = SQLAlchemy()
 
@@ -83,6 +93,15 @@ def acting_user_id() -> str | None:
 billing = StripeBilling(user_store=SQLAlchemyUserStore(db, User), current_user_id=acting_user_id)
 
 
+def is_admin() -> bool:
+    """Who may see the operations page: the users in ``ADMIN_USER_IDS`` (DEMO: alice)."""
+    return acting_user_id() in current_app.config["ADMIN_USER_IDS"]
+
+
+#: The operations page at /billing/admin: the event log, accounts, replay / link / sync.
+admin = billing.admin_blueprint(admin_required=is_admin)
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """The example app; ``config`` overrides the defaults and the environment."""
     app = Flask(__name__)
@@ -93,6 +112,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # Signs the session cookie that remembers whom you act as (random: until restart).
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secrets.token_hex(16)
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["ADMIN_USER_IDS"] = ADMIN_USER_IDS
     app.config.update(config or {})
     if not (app.config.get("STRIPE_WEBHOOK_SECRET") or os.environ.get("STRIPE_WEBHOOK_SECRET")):
         app.config["STRIPE_WEBHOOK_SECRET"] = DEMO_WEBHOOK_SECRET
@@ -108,6 +128,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # POST /stripe/webhook, POST /billing/checkout-session, GET /billing/portal and
     # POST /billing/subscription/(cancel|resume|change-plan|preview-change|quantity):
     billing.init_app(app)
+    app.register_blueprint(admin)  # after init_app; refused without a permission check
     with app.app_context():
         db.create_all()  # also creates the extension's stripe_billing_events table
         seed_demo_users()
@@ -186,6 +207,7 @@ HEADER = """<!doctype html>
   <a href="{{ url_for('pro') }}">Pro page</a> |
   <a href="{{ url_for('settings') }}">Settings</a> |
   <a href="{{ url_for('export') }}">Export</a> |
+  <a href="{{ url_for('stripe_billing_admin.event_log') }}">Operations</a> (alice only) |
   Acting as <b>{{ me.email if me else "nobody" }}</b>{% if me %} ({{ me.plan }}){% endif %};
   act as
   {% for user in everyone %}<a href="?as={{ user.id }}">{{ user.email }}</a>, {% endfor %}

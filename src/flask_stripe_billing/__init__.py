@@ -47,7 +47,9 @@ from .extension import StripeBilling
 from .stores.base import (
     AccountListing,
     EntitlementLog,
+    EventCursor,
     EventLog,
+    EventPaging,
     EventRecord,
     SubscriptionLog,
     TableInspection,
@@ -58,6 +60,7 @@ from .stores.dbapi import DBAPIUserStore
 from .stores.memory import InMemoryUserStore
 from .stores.sqlalchemy import SQLAlchemyUserStore
 from .stripe_api import API_VERSION
+from .web.admin import AccountSection
 from .web.buttons import billing_checkout_button, billing_portal_button
 
 __version__ = "0.1.0"
@@ -68,6 +71,7 @@ __all__ = [
     "HANDLED_EVENT_TYPES",
     "AccountChanges",
     "AccountListing",
+    "AccountSection",
     "AuthenticationError",
     "BillingAccount",
     "BillingError",
@@ -79,8 +83,10 @@ __all__ = [
     "DBAPIUserStore",
     "EntitlementLog",
     "EntitlementRecord",
+    "EventCursor",
     "EventLog",
     "EventNotRecordedError",
+    "EventPaging",
     "EventParseError",
     "EventRecord",
     "EventStatus",

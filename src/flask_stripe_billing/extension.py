@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, TypedDict, Unpack, cast
 
@@ -25,6 +26,7 @@ from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_obj
 from .stores.base import EventLog, SubscriptionLog, UserStore, check_store
 from .stripe_api import StripeGateway
 from .web import gates
+from .web.admin import AdminCheck, SectionSource, create_admin_blueprint
 from .web.blueprint import create_blueprint, exempt_webhook_from_csrf
 from .web.buttons import TEMPLATE_GLOBALS
 from .web.gates import ViewDecorator, billing_template_context
@@ -217,6 +219,25 @@ class StripeBilling:
     def require_feature_for_blueprint(self, blueprint: Blueprint, feature: str) -> None:
         """Gate every view of ``blueprint`` like :meth:`feature_required`."""
         gates.guard_blueprint(blueprint, gates.feature_check(feature))
+
+    def admin_blueprint(
+        self,
+        admin_required: AdminCheck | None = None,
+        *,
+        url_prefix: str = "/billing/admin",
+        name: str = "stripe_billing_admin",
+        account_sections: Iterable[SectionSource] = (),
+    ) -> Blueprint:
+        """The operations page (event log, accounts, replay / link / sync), a new blueprint
+        for ``app.register_blueprint`` after :meth:`init_app`.
+
+        ``admin_required``: called on every request to the page, truthy lets the caller
+        in (else 403); without it the app's ``STRIPE_BILLING_ADMIN`` callable; with
+        neither, registering raises RuntimeError. See docs/operations.md.
+        """
+        return create_admin_blueprint(
+            admin_required, name=name, url_prefix=url_prefix, account_sections=account_sections
+        )
 
     def _on_blueprint_registered(self, setup: BlueprintSetupState) -> None:
         if EXTENSION_KEY not in setup.app.extensions:

@@ -1,13 +1,30 @@
-"""Keep secrets, payloads and SQL parameters out of stored error texts and logs."""
+"""Keep secrets, card numbers, payloads and SQL parameters out of stored error texts, logs
+and the operations page."""
 
 from __future__ import annotations
 
 import re
 import traceback
+from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-_SECRET = re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_\w+|\bwhsec_\w+")
+_SECRET = re.compile(
+    r"\b(?:sk|rk|pk)_(?:live|test)_\w+|\bwhsec_\w+"
+    # A client secret: a PaymentIntent's or SetupIntent's id, "_secret_", then the secret.
+    r"|\b[a-z]+_\w+?_secret_\w+"
+)
+
+
+#: 13 to 19 digits, maybe grouped by spaces or dashes, not inside an id or a longer number.
+_CARD_NUMBER = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+
+
+#: JSON keys whose values are secret whatever they look like.
+SECRET_KEYS = frozenset({"client_secret", "secret", "password", "cvc", "cvv", "card_number"})
+
+
+REDACTED = "[redacted]"
 
 
 MAX_ERROR_LENGTH = 2000
@@ -24,8 +41,39 @@ _CONTEXT = "\nDuring handling of the above exception, another exception occurred
 
 
 def redact(text: str) -> str:
-    """``text`` with Stripe keys and signing secrets masked, cut to a sane length."""
-    return _SECRET.sub("[redacted]", text)[:MAX_ERROR_LENGTH]
+    """``text`` masked (:func:`mask`), cut to a sane length."""
+    return mask(text)[:MAX_ERROR_LENGTH]
+
+
+def mask(text: str) -> str:
+    """``text`` with Stripe keys, signing secrets, client secrets and card numbers masked."""
+    return _CARD_NUMBER.sub(_card_number_masked, _SECRET.sub(REDACTED, text))
+
+
+def redact_json(value: Any) -> Any:
+    """A copy of a parsed JSON value with every secret masked, for showing a payload:
+    the values of :data:`SECRET_KEYS`, and each string (or number) :func:`mask` changes."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if str(key).lower() in SECRET_KEYS else redact_json(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, int) and not isinstance(value, bool) and mask(str(value)) != str(value):
+        return REDACTED
+    return value
+
+
+def _card_number_masked(match: re.Match[str]) -> str:
+    """A card number (digits that pass the Luhn check) masked; other digits kept."""
+    digits = [int(c) for c in match.group() if c.isdigit()]
+    total = sum(
+        d if i % 2 == 0 else (d * 2 - 9 if d > 4 else d * 2) for i, d in enumerate(reversed(digits))
+    )
+    return REDACTED if total % 10 == 0 else match.group()
 
 
 def describe_error(error: BaseException) -> str:
@@ -47,7 +95,7 @@ def describe_traceback(error: BaseException) -> str:
             parts.extend(traceback.format_tb(exception.__traceback__))
         reason = _reason(exception)
         parts.append(f"{_qualified_name(exception)}{': ' if reason else ''}{reason}\n{link}")
-    return _SECRET.sub("[redacted]", "".join(parts)).rstrip()
+    return mask("".join(parts)).rstrip()
 
 
 def _reason(error: BaseException) -> str:

@@ -15,6 +15,7 @@ import click
 from flask.cli import with_appcontext
 
 from .._util import utcnow
+from ..actions.link import link_customer
 from ..core.limits import INT64_LIMIT
 from ..core.outcomes import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus
 from ..errors import BillingError
@@ -168,22 +169,12 @@ def link_command(user_id: str, customer_id: str) -> None:
     checking who the customer really is, link here, then run `flask billing
     replay --all` to apply what waited.
     """
-    state = get_state()
-    store = state.user_store
-    with reported_errors(), state.event_log.transaction():
-        account = store.get(user_id, lock=True)
-        if account is None:
-            raise NotFound(f"No user {user_id}; nothing was linked.")
-        holder = store.get_by_customer_id(customer_id)
-        if holder is not None and holder.user_id != account.user_id:
-            raise click.ClickException(
-                f"Customer {customer_id} is linked to user {holder.user_id}; nothing was linked."
-            )
-        previous = account.stripe_customer_id
-        store.apply(account.user_id, {"stripe_customer_id": customer_id, "updated_at": utcnow()})
-        waiting = state.event_log.list_events(
-            statuses=[EventStatus.UNMATCHED], customer_id=customer_id
-        )
+    try:
+        with reported_errors():
+            linked = link_customer(get_state(), user_id, customer_id)
+    except LookupError as error:
+        raise NotFound(error_text(error)) from None
+    account, previous, waiting = linked.account, linked.previous_customer_id, linked.waiting
     click.echo(
         f"Linked user {account.user_id} to customer {customer_id} (was {previous or 'none'})."
     )

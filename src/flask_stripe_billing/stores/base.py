@@ -225,6 +225,39 @@ class AccountListing(Protocol):
         """Every account with a Stripe customer, by user id."""
 
 
+@dataclass(frozen=True)
+class EventCursor:
+    """Where a page of the event log ended: the last event's receipt time and id (the
+    log's order, newest received first), so the next page starts after it (keyset
+    paging: no OFFSET, and events received meanwhile never shift a page)."""
+
+    received_at: datetime
+    id: str
+
+
+@runtime_checkable
+class EventPaging(Protocol):
+    """Optional, on the event log: pages of the log for the operations page.
+
+    Without it the page shows the newest events only and says paging is unavailable.
+    """
+
+    def page_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        received_since: datetime | None = None,
+        received_before: datetime | None = None,
+        after: EventCursor | None = None,
+        limit: int,
+    ) -> list[EventRecord]:
+        """At most ``limit`` events matching every filter given, newest received first
+        (ties by id, descending), each strictly after ``after`` in that order;
+        ``received_since`` inclusive, ``received_before`` exclusive."""
+
+
 #: What each of the library's tables holds, as :meth:`TableInspection.library_tables` names it.
 EVENTS_TABLE = "events"
 SUBSCRIPTIONS_TABLE = "subscriptions"

@@ -16,7 +16,7 @@ from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent
 from ..core.outcomes import EventStatus
-from .base import EventRecord
+from .base import EventCursor, EventRecord
 
 
 class InMemoryUserStore:
@@ -184,6 +184,28 @@ class InMemoryUserStore:
         else:
             events.sort(key=lambda e: (e.received_at, e.id), reverse=True)
         return events if limit is None else events[:limit]
+
+    def page_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        received_since: datetime | None = None,
+        received_before: datetime | None = None,
+        after: EventCursor | None = None,
+        limit: int,
+    ) -> list[EventRecord]:
+        events = self.list_events(statuses=statuses, event_type=event_type, customer_id=customer_id)
+        since, before = as_utc(received_since), as_utc(received_before)
+        start = None if after is None else (as_utc(after.received_at), after.id)
+        return [
+            e
+            for e in events
+            if (since is None or e.received_at >= since)
+            and (before is None or e.received_at < before)
+            and (start is None or (e.received_at, e.id) < start)
+        ][:limit]
 
     def count_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         with self._lock:

@@ -35,7 +35,9 @@ from ..stores.base import (
     ENTITLEMENT_LOG,
     AccountListing,
     EntitlementLog,
+    EventCursor,
     EventLog,
+    EventPaging,
     SubscriptionLog,
     UserStore,
     check_store,
@@ -509,6 +511,57 @@ class StoreContract:
             ("2", "cus_two"),
         ]
         assert accounts[0] == store.get("1")
+
+    def test_page_events_pages_by_keyset_newest_received_first(self, logged: Any) -> None:
+        """EventPaging: each page starts after the last event of the one before."""
+        paging = logged if isinstance(logged, EventPaging) else None
+        if paging is None:
+            pytest.skip("the store pages no events (optional: EventPaging)")
+        first = paging.page_events(limit=2)
+        assert ids(first) == ["evt_c", "evt_b"]
+        assert first[0] == logged.get_event("evt_c")
+        cursor = EventCursor(first[-1].received_at, first[-1].id)
+        assert ids(paging.page_events(after=cursor, limit=2)) == ["evt_a"]
+        last = logged.get_event("evt_a")
+        assert paging.page_events(after=EventCursor(last.received_at, last.id), limit=2) == []
+
+    def test_page_events_filters_by_status_type_customer_and_time(self, logged: Any) -> None:
+        paging = logged if isinstance(logged, EventPaging) else None
+        if paging is None:
+            pytest.skip("the store pages no events (optional: EventPaging)")
+        b = logged.get_event("evt_b").received_at
+        assert ids(paging.page_events(statuses={"failed", "processed"}, limit=5)) == [
+            "evt_c",
+            "evt_a",
+        ]
+        assert paging.page_events(statuses=[], limit=5) == []
+        page = paging.page_events(event_type="customer.subscription.created", limit=5)
+        assert ids(page) == ["evt_c"]
+        assert ids(paging.page_events(customer_id="cus_other", limit=5)) == ["evt_b"]
+        assert ids(paging.page_events(received_since=b, limit=5)) == ["evt_c", "evt_b"]
+        assert ids(paging.page_events(received_before=b, limit=5)) == ["evt_a"]
+        since_b = paging.page_events(received_since=b, received_before=b, limit=5)
+        assert since_b == []
+
+    def test_page_events_pages_cover_the_log_once_even_with_equal_receipt_times(
+        self, store: Any
+    ) -> None:
+        """Events received in the same instant are ordered by id: no page repeats or skips one."""
+        paging = store if isinstance(store, EventPaging) else None
+        if paging is None:
+            pytest.skip("the store pages no events (optional: EventPaging)")
+        for number in range(7):
+            self._record(store, f"evt_same_{number}", "processed", CREATED)
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = paging.page_events(after=cursor, limit=3)
+            if not page:
+                break
+            seen += ids(page)
+            cursor = EventCursor(page[-1].received_at, page[-1].id)
+        assert seen == ids(store.list_events())
+        assert sorted(seen) == [f"evt_same_{number}" for number in range(7)]
 
     def test_stores_keep_entitlements_per_customer(self, store: Any) -> None:
         """EntitlementLog: a blank record is created and locked, saved over, read back in UTC."""

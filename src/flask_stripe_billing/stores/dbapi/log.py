@@ -14,7 +14,13 @@ from ..._util import utcnow
 from ...core.account import SubscriptionRecord
 from ...core.entitlements import EntitlementRecord
 from ...core.events import StripeEvent
-from ..base import ENTITLEMENTS_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE, EventRecord
+from ..base import (
+    ENTITLEMENTS_TABLE,
+    EVENTS_TABLE,
+    SUBSCRIPTIONS_TABLE,
+    EventCursor,
+    EventRecord,
+)
 from ..rows import (
     entitlement_record,
     entitlement_values,
@@ -138,15 +144,7 @@ class DBAPIBillingLog:
         if statuses is not None and not statuses:
             return []
         p = self.session.dialect.placeholder
-        conditions: list[str] = []
-        params: list[Any] = []
-        if statuses is not None:
-            conditions.append(self._status_in(statuses))
-            params.extend(statuses)
-        for column, value in (("type", event_type), ("customer_id", customer_id)):
-            if value is not None:
-                conditions.append(f"{quote(column)} = {p}")
-                params.append(value)
+        conditions, params = self._matching(statuses, event_type, customer_id)
         if oldest_first:
             order = ' ORDER BY "created", "received_at", "id"'
         else:
@@ -155,6 +153,33 @@ class DBAPIBillingLog:
             order += f" LIMIT {p}"
             params.append(limit)
         return self._select_events(" AND ".join(conditions) or "1 = 1", params, order)
+
+    def page_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        received_since: datetime | None = None,
+        received_before: datetime | None = None,
+        after: EventCursor | None = None,
+        limit: int,
+    ) -> list[EventRecord]:
+        if statuses is not None and not statuses:
+            return []
+        p = self.session.dialect.placeholder
+        conditions, params = self._matching(statuses, event_type, customer_id)
+        if received_since is not None:
+            conditions.append(f'"received_at" >= {p}')
+            params.append(received_since)
+        if received_before is not None:
+            conditions.append(f'"received_at" < {p}')
+            params.append(received_before)
+        if after is not None:
+            conditions.append(f'("received_at" < {p} OR ("received_at" = {p} AND "id" < {p}))')
+            params.extend([after.received_at, after.received_at, after.id])
+        order = f' ORDER BY "received_at" DESC, "id" DESC LIMIT {p}'
+        return self._select_events(" AND ".join(conditions) or "1 = 1", [*params, limit], order)
 
     def delete_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         if not statuses:
@@ -270,6 +295,23 @@ class DBAPIBillingLog:
 
     def _status_in(self, statuses: Collection[str]) -> str:
         return f'"status" IN ({self.session.dialect.placeholders(len(statuses))})'
+
+    def _matching(
+        self, statuses: Collection[str] | None, event_type: str | None, customer_id: str | None
+    ) -> tuple[list[str], list[Any]]:
+        """The conditions (and their parameters) of the events with one of ``statuses``, of
+        ``event_type``, of ``customer_id`` (each when given)."""
+        p = self.session.dialect.placeholder
+        conditions: list[str] = []
+        params: list[Any] = []
+        if statuses is not None:
+            conditions.append(self._status_in(statuses))
+            params.extend(statuses)
+        for column, value in (("type", event_type), ("customer_id", customer_id)):
+            if value is not None:
+                conditions.append(f"{quote(column)} = {p}")
+                params.append(value)
+        return conditions, params
 
     def _older(self, before: datetime, statuses: Collection[str]) -> tuple[str, list[Any]]:
         """``received_at < before AND status IN (…)`` and its parameters."""

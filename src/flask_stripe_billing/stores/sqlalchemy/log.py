@@ -19,7 +19,13 @@ from ...core.account import SubscriptionRecord
 from ...core.entitlements import EntitlementRecord
 from ...core.events import StripeEvent
 from ...errors import StoreUnavailableError
-from ..base import ENTITLEMENTS_TABLE, EVENTS_TABLE, SUBSCRIPTIONS_TABLE, EventRecord
+from ..base import (
+    ENTITLEMENTS_TABLE,
+    EVENTS_TABLE,
+    SUBSCRIPTIONS_TABLE,
+    EventCursor,
+    EventRecord,
+)
 from ..rows import (
     entitlement_record,
     entitlement_values,
@@ -151,13 +157,7 @@ class SQLBillingLog:
         oldest_first: bool = False,
     ) -> list[EventRecord]:
         table = self.events_table
-        statement = sa.select(table)
-        if statuses is not None:
-            statement = statement.where(table.c.status.in_(list(statuses)))
-        if event_type is not None:
-            statement = statement.where(table.c.type == event_type)
-        if customer_id is not None:
-            statement = statement.where(table.c.customer_id == customer_id)
+        statement = self._select_matching(statuses, event_type, customer_id)
         if oldest_first:
             statement = statement.order_by(table.c.created, table.c.received_at, table.c.id)
         else:
@@ -166,6 +166,50 @@ class SQLBillingLog:
             statement = statement.limit(limit)
         rows = self.db.session.execute(statement)
         return [event_record(row._mapping) for row in rows]
+
+    def page_events(
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        event_type: str | None = None,
+        customer_id: str | None = None,
+        received_since: datetime | None = None,
+        received_before: datetime | None = None,
+        after: EventCursor | None = None,
+        limit: int,
+    ) -> list[EventRecord]:
+        table = self.events_table
+        statement = self._select_matching(statuses, event_type, customer_id)
+        if received_since is not None:
+            statement = statement.where(table.c.received_at >= as_utc(received_since))
+        if received_before is not None:
+            statement = statement.where(table.c.received_at < as_utc(received_before))
+        if after is not None:
+            at = as_utc(after.received_at)
+            statement = statement.where(
+                sa.or_(
+                    table.c.received_at < at,
+                    sa.and_(table.c.received_at == at, table.c.id < after.id),
+                )
+            )
+        statement = statement.order_by(table.c.received_at.desc(), table.c.id.desc()).limit(limit)
+        rows = self.db.session.execute(statement)
+        return [event_record(row._mapping) for row in rows]
+
+    def _select_matching(
+        self, statuses: Collection[str] | None, event_type: str | None, customer_id: str | None
+    ) -> sa.Select[Any]:
+        """``SELECT`` the events with one of ``statuses``, of ``event_type``, of
+        ``customer_id`` (each when given)."""
+        table = self.events_table
+        statement = sa.select(table)
+        if statuses is not None:
+            statement = statement.where(table.c.status.in_(list(statuses)))
+        if event_type is not None:
+            statement = statement.where(table.c.type == event_type)
+        if customer_id is not None:
+            statement = statement.where(table.c.customer_id == customer_id)
+        return statement
 
     def count_events(self, *, before: datetime, statuses: Collection[str]) -> int:
         table = self.events_table

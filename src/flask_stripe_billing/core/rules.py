@@ -8,7 +8,7 @@ type is recorded and acknowledged."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
@@ -16,6 +16,7 @@ from typing import Any, cast
 from ..config import ALL_CONNECT_ACCOUNTS, Settings
 from .account import (
     FREE_PLAN,
+    PAID_STATUSES,
     TERMINAL_STATUSES,
     AccountChanges,
     BillingAccount,
@@ -126,6 +127,7 @@ def payment_action_required(event: StripeEvent, account: BillingAccount) -> dict
         "account": account,
         "hosted_invoice_url": invoice.hosted_invoice_url,
         "invoice_id": invoice.id,
+        "subscription_id": invoice.subscription_id,
     }
 
 
@@ -238,6 +240,7 @@ def _record(
         ended_at=subscription.ended_at,
         created=subscription.created,
         last_event_at=event.created,
+        pending_update=subscription.pending_update,
     )
 
 
@@ -270,12 +273,21 @@ def carried_over(account: BillingAccount, settings: Settings) -> tuple[Subscript
     )
 
 
+PENDING_APPLIED = "customer.subscription.pending_update_applied"
+
+
+PENDING_EXPIRED = "customer.subscription.pending_update_expired"
+
+
 RULES: dict[str, Handler] = {
     "checkout.session.completed": checkout_completed,
     "checkout.session.async_payment_succeeded": checkout_completed,
     "customer.subscription.created": subscription_changed,
     "customer.subscription.updated": subscription_changed,
     "customer.subscription.deleted": subscription_deleted,
+    # The subscription as it is once its held change was applied, or dropped unpaid.
+    PENDING_APPLIED: subscription_changed,
+    PENDING_EXPIRED: subscription_changed,
 }
 
 
@@ -370,13 +382,21 @@ def decide(
     by_id.update((record.id, record) for record in seeded)
     subscription_id = subscribed_id(event)
     existing = by_id.get(subscription_id) if subscription_id else None
+    pending = pending_notices(event, account, existing)
     if is_stale(event, existing):
-        return Decision(STALE, account, reason="a newer event of this subscription was applied")
+        reason = "a newer event of this subscription was applied"
+        return Decision(STALE, account, notices=pending, reason=reason)
     record = rule(event, existing, account.user_id, settings)
+    if record is not None and existing is not None:
+        record = replace(record, duplicate_of=existing.duplicate_of)
     changed: tuple[SubscriptionRecord, ...] = ()
+    duplicates: tuple[SubscriptionRecord, ...] = ()
     if record is not None and record != existing:
-        changed = (*(r for r in seeded if r.id != record.id), record)
         by_id[record.id] = record
+        duplicates = found_duplicates(by_id.values(), settings)
+        by_id.update((found.id, found) for found in duplicates)
+        written = {record.id: by_id[record.id], **{found.id: found for found in duplicates}}
+        changed = (*(r for r in seeded if r.id not in written), *written.values())
     changes: AccountChanges = {}
     if not match.by_customer and event.customer_id:
         changes["stripe_customer_id"] = event.customer_id
@@ -389,7 +409,81 @@ def decide(
     notices = _change_notices(account, after)
     if "stripe_customer_id" in changes and entitlements is not None and entitlements.features:
         notices += (features_notice(replace(after, features=entitlements.features), account),)
-    return Decision(PROCESSED, account, changes, changed, notices)
+    notices += tuple(duplicate_notice(after, found) for found in duplicates)
+    return Decision(PROCESSED, account, changes, changed, notices + pending)
+
+
+def in_plan_family(record: SubscriptionRecord, settings: Settings) -> bool:
+    """Whether the subscription is to one of the app's plans: a configured price (an add-on
+    subscription to a price the app does not configure is not)."""
+    return any(price in settings.configured_prices for price in record.price_ids)
+
+
+def is_live_paid(record: SubscriptionRecord) -> bool:
+    """Whether the subscription charges on: active or trialing, and not set to end."""
+    return (
+        record.status in PAID_STATUSES
+        and not record.cancel_at_period_end
+        and record.cancel_at is None
+        and record.ended_at is None
+    )
+
+
+def found_duplicates(
+    records: Iterable[SubscriptionRecord], settings: Settings
+) -> tuple[SubscriptionRecord, ...]:
+    """The live paid subscriptions of the app's plans newly found to duplicate another,
+    each marked with the one kept (the oldest by Stripe's ``created``).
+
+    A record marked once is never marked again (so ``duplicate_subscription`` goes out
+    once), and is never the one kept while an unmarked one lives: so two subscriptions
+    are never both cancelled, whatever order their events come in.
+    """
+    live = [r for r in records if is_live_paid(r) and in_plan_family(r, settings)]
+    if len(live) < 2:
+        return ()
+    kept = min(live, key=lambda r: (r.duplicate_of is not None, _seconds(r.created), r.id))
+    return tuple(
+        replace(record, duplicate_of=kept.id)
+        for record in sorted(live, key=lambda r: r.id)
+        if record is not kept and record.duplicate_of is None
+    )
+
+
+def _seconds(moment: datetime | None) -> float:
+    """A time as Unix seconds (none known: the earliest)."""
+    return moment.timestamp() if moment is not None else 0.0
+
+
+def duplicate_notice(account: BillingAccount, duplicate: SubscriptionRecord) -> Notice:
+    """``duplicate_subscription`` for a record marked as duplicating another."""
+    kwargs = {
+        "user_id": account.user_id,
+        "account": account,
+        "kept_subscription_id": duplicate.duplicate_of,
+        "duplicate_subscription_id": duplicate.id,
+    }
+    return Notice("duplicate_subscription", kwargs)
+
+
+def pending_notices(
+    event: StripeEvent, account: BillingAccount, existing: SubscriptionRecord | None
+) -> tuple[Notice, ...]:
+    """``pending_update_applied`` / ``_expired`` for such an event, once per event id,
+    stale or not: the held change was applied or dropped at Stripe whatever came after."""
+    subscription = event.subscription
+    if subscription is None or event.type not in (PENDING_APPLIED, PENDING_EXPIRED):
+        return ()
+    kwargs: dict[str, Any] = {
+        "user_id": account.user_id,
+        "account": account,
+        "subscription_id": subscription.id,
+    }
+    if event.type == PENDING_APPLIED:
+        kwargs.update(price_ids=subscription.price_ids, quantity=subscription.quantity)
+        return (Notice("pending_update_applied", kwargs),)
+    kwargs["pending_update"] = existing.pending_update if existing is not None else None
+    return (Notice("pending_update_expired", kwargs),)
 
 
 def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:

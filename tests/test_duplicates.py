@@ -100,8 +100,6 @@ def test_two_tabs_signal_one_duplicate_and_cancel_nothing_by_default(
     [notice] = sent["duplicate_subscription"]
     assert (notice["user_id"], notice["kept_subscription_id"]) == ("1", "sub_tab_one")
     assert notice["duplicate_subscription_id"] == "sub_tab_two"
-    assert host.subscription("sub_tab_two")["duplicate_of"] == "sub_tab_one"
-    assert host.subscription("sub_tab_one")["duplicate_of"] is None
     assert list(stripe_api.calls) == []
     assert host.user(1).plan == "pro"
 
@@ -250,7 +248,7 @@ def test_a_trialing_duplicate_is_cancelled_with_nothing_to_refund(
     shop: Callable[[dict[str, Any]], Host], stripe_api: responses.RequestsMock
 ) -> None:
     host = shop(OPT_IN)
-    answer_body = cancelled("sub_tab_two", NOW)
+    answer_body = cancelled("sub_tab_two", START + 1000)
     answer_body["latest_invoice"].update(amount_paid=0, status="paid")
     answer(stripe_api, "DELETE", "/subscriptions/sub_tab_two", answer_body, at=NOW)
     with record_signals():

@@ -14,7 +14,13 @@ from .actions.management import ChangePreview, PreviewLine, SubscriptionChange
 from .config import Settings
 from .core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from .core.entitlements import EntitlementRecord, SummaryFacts
-from .core.events import CheckoutSessionFacts, InvoiceFacts, StripeEvent, SubscriptionFacts
+from .core.events import (
+    CheckoutSessionFacts,
+    InvoiceFacts,
+    PendingUpdate,
+    StripeEvent,
+    SubscriptionFacts,
+)
 from .core.outcomes import EventStatus, Outcome
 from .core.rules import HANDLED_EVENT_TYPES
 from .errors import (
@@ -85,6 +91,7 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "PayloadTooLargeError",
+    "PendingUpdate",
     "PlanRequiredError",
     "PreviewLine",
     "SQLAlchemyUserStore",

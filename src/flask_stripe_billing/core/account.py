@@ -66,9 +66,6 @@ class SubscriptionRecord:
     last_event_at: datetime | None
     #: The change Stripe holds until its payment goes through (3-D Secure); None: none.
     pending_update: PendingUpdate | None = None
-    #: The subscription this one duplicates (a second live paid subscription of the
-    #: account's plans), once found: so ``duplicate_subscription`` is sent once.
-    duplicate_of: str | None = None
 
     def in_utc(self) -> SubscriptionRecord:
         """The same record with every time in UTC (what stores keep and give back)."""

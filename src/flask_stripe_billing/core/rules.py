@@ -127,7 +127,6 @@ def payment_action_required(event: StripeEvent, account: BillingAccount) -> dict
         "account": account,
         "hosted_invoice_url": invoice.hosted_invoice_url,
         "invoice_id": invoice.id,
-        "subscription_id": invoice.subscription_id,
     }
 
 
@@ -387,16 +386,12 @@ def decide(
         reason = "a newer event of this subscription was applied"
         return Decision(STALE, account, notices=pending, reason=reason)
     record = rule(event, existing, account.user_id, settings)
-    if record is not None and existing is not None:
-        record = replace(record, duplicate_of=existing.duplicate_of)
     changed: tuple[SubscriptionRecord, ...] = ()
-    duplicates: tuple[SubscriptionRecord, ...] = ()
+    duplicate: tuple[str, str] | None = None
     if record is not None and record != existing:
+        changed = (*(r for r in seeded if r.id != record.id), record)
         by_id[record.id] = record
-        duplicates = found_duplicates(by_id.values(), settings)
-        by_id.update((found.id, found) for found in duplicates)
-        written = {record.id: by_id[record.id], **{found.id: found for found in duplicates}}
-        changed = (*(r for r in seeded if r.id not in written), *written.values())
+        duplicate = found_duplicate(existing, record, by_id.values(), settings)
     changes: AccountChanges = {}
     if not match.by_customer and event.customer_id:
         changes["stripe_customer_id"] = event.customer_id
@@ -409,7 +404,8 @@ def decide(
     notices = _change_notices(account, after)
     if "stripe_customer_id" in changes and entitlements is not None and entitlements.features:
         notices += (features_notice(replace(after, features=entitlements.features), account),)
-    notices += tuple(duplicate_notice(after, found) for found in duplicates)
+    if duplicate is not None:
+        notices += (duplicate_notice(after, *duplicate),)
     return Decision(PROCESSED, account, changes, changed, notices + pending)
 
 
@@ -429,25 +425,38 @@ def is_live_paid(record: SubscriptionRecord) -> bool:
     )
 
 
-def found_duplicates(
-    records: Iterable[SubscriptionRecord], settings: Settings
-) -> tuple[SubscriptionRecord, ...]:
-    """The live paid subscriptions of the app's plans newly found to duplicate another,
-    each marked with the one kept (the oldest by Stripe's ``created``).
+def is_live_plan(record: SubscriptionRecord | None, settings: Settings) -> bool:
+    """Whether the record is a live paid subscription to one of the app's plans."""
+    return record is not None and is_live_paid(record) and in_plan_family(record, settings)
 
-    A record marked once is never marked again (so ``duplicate_subscription`` goes out
-    once), and is never the one kept while an unmarked one lives: so two subscriptions
-    are never both cancelled, whatever order their events come in.
+
+def found_duplicate(
+    before: SubscriptionRecord | None,
+    after: SubscriptionRecord,
+    records: Iterable[SubscriptionRecord],
+    settings: Settings,
+) -> tuple[str, str] | None:
+    """When ``after`` has just become a live paid subscription to the app's plans beside
+    another: the ids of the one kept and of the duplicate; else None.
+
+    Judged only when a subscription becomes live (so once per such event, and each event
+    once), never from a stored mark: the records stay a function of the events, whatever
+    their order. The duplicate is the newer by Stripe's ``created``: the one becoming
+    live when it is the newest, else the newest of the others (an old ``incomplete``
+    try paid late keeps its place, the retry goes).
     """
-    live = [r for r in records if is_live_paid(r) and in_plan_family(r, settings)]
-    if len(live) < 2:
-        return ()
-    kept = min(live, key=lambda r: (r.duplicate_of is not None, _seconds(r.created), r.id))
-    return tuple(
-        replace(record, duplicate_of=kept.id)
-        for record in sorted(live, key=lambda r: r.id)
-        if record is not kept and record.duplicate_of is None
-    )
+    if not is_live_plan(after, settings) or is_live_plan(before, settings):
+        return None
+    others = [r for r in records if r.id != after.id and is_live_plan(r, settings)]
+    if not others:
+        return None
+
+    def age(record: SubscriptionRecord) -> tuple[float, str]:
+        return _seconds(record.created), record.id
+
+    kept = min([*others, after], key=age)
+    duplicate = after if kept is not after else max(others, key=age)
+    return kept.id, duplicate.id
 
 
 def _seconds(moment: datetime | None) -> float:
@@ -455,13 +464,14 @@ def _seconds(moment: datetime | None) -> float:
     return moment.timestamp() if moment is not None else 0.0
 
 
-def duplicate_notice(account: BillingAccount, duplicate: SubscriptionRecord) -> Notice:
-    """``duplicate_subscription`` for a record marked as duplicating another."""
+def duplicate_notice(account: BillingAccount, kept_id: str, duplicate_id: str) -> Notice:
+    """``duplicate_subscription``: ``duplicate_id`` is a second live subscription beside
+    ``kept_id``."""
     kwargs = {
         "user_id": account.user_id,
         "account": account,
-        "kept_subscription_id": duplicate.duplicate_of,
-        "duplicate_subscription_id": duplicate.id,
+        "kept_subscription_id": kept_id,
+        "duplicate_subscription_id": duplicate_id,
     }
     return Notice("duplicate_subscription", kwargs)
 

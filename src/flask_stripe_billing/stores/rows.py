@@ -48,7 +48,6 @@ def subscription_record(row: Mapping[str, Any] | RowMapping) -> SubscriptionReco
         created=as_utc(row["created"]),
         last_event_at=as_utc(row["last_event_at"]),
         pending_update=decode_pending_update(row.get("pending_update")),
-        duplicate_of=row.get("duplicate_of"),
     )
 
 
@@ -71,7 +70,6 @@ def subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
         "last_event_at": record.last_event_at,
         "updated_at": utcnow(),
         "pending_update": encode_pending_update(record.pending_update),
-        "duplicate_of": record.duplicate_of,
     }
 
 

@@ -61,8 +61,6 @@ def subscription_table(metadata: sa.MetaData, name: str = DEFAULT_SUBSCRIPTION_T
         # The change held until its payment goes through: JSON text of its price ids,
         # quantity and expires_at (Unix time); NULL when there is none.
         sa.Column("pending_update", sa.Text),
-        # The subscription this one duplicates, once found (NULL: none).
-        sa.Column("duplicate_of", sa.String(255)),
     )
 
 

@@ -90,7 +90,8 @@ def start_checkout(state: BillingState, body: Any) -> tuple[str, str]:
         ),
         checkout.session_idempotency_key(account, price_id, time.time(), quantity),
     )
-    expire_other_sessions(gateway, customer_id, session_id)
+    if account.stripe_customer_id:  # a customer made just now has no other session
+        expire_other_sessions(gateway, customer_id, session_id)
     signals.send_safely(
         signals.checkout_session_created,
         app_object(),

@@ -78,20 +78,28 @@ def test_a_double_click_given_the_same_session_back_expires_nothing(
     assert [c for c in stripe_api.calls if "/expire" in c.request.url] == []
 
 
+def expiry_refused(
+    stripe_api: responses.RequestsMock, status: int, error: str, older: dict[str, Any]
+) -> Any:
+    """A new session beside OLD, whose expiry Stripe refuses (``status``) and which Stripe
+    then shows as ``older``; the mock of the new session's own expiry."""
+    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
+    stripe_api.replace(responses.GET, f"{API}/checkout/sessions", json=listing(SESSION, OLD))
+    refused = {"error": {"type": error, "message": "refused"}}
+    stripe_api.add(
+        responses.POST, f"{API}/checkout/sessions/{OLD['id']}/expire", status=status, json=refused
+    )
+    stripe_api.add(responses.GET, f"{API}/checkout/sessions/{OLD['id']}", json=older)
+    return stripe_api.add(
+        responses.POST, f"{API}/checkout/sessions/{SESSION['id']}/expire", json=expired(SESSION)
+    )
+
+
 def test_an_older_session_paid_meanwhile_is_a_409_and_the_new_one_expires(
     shop: Host, stripe_api: responses.RequestsMock
 ) -> None:
-    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
-    stripe_api.replace(responses.GET, f"{API}/checkout/sessions", json=listing(SESSION, OLD))
-    refused = {"error": {"type": "invalid_request_error", "message": "not open"}}
-    stripe_api.add(
-        responses.POST, f"{API}/checkout/sessions/{OLD['id']}/expire", status=400, json=refused
-    )
-    stripe_api.add(
-        responses.GET, f"{API}/checkout/sessions/{OLD['id']}", json={**OLD, "status": "complete"}
-    )
-    new_expired = stripe_api.add(
-        responses.POST, f"{API}/checkout/sessions/{SESSION['id']}/expire", json=expired(SESSION)
+    new_expired = expiry_refused(
+        stripe_api, 400, "invalid_request_error", {**OLD, "status": "complete"}
     )
 
     response = shop.client.post("/billing/checkout-session", json={}, headers=as_user("2"))
@@ -105,33 +113,18 @@ def test_an_older_session_paid_meanwhile_is_a_409_and_the_new_one_expires(
 def test_an_older_session_that_expired_on_its_own_is_passed_over(
     shop: Host, stripe_api: responses.RequestsMock
 ) -> None:
-    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
-    stripe_api.replace(responses.GET, f"{API}/checkout/sessions", json=listing(SESSION, OLD))
-    refused = {"error": {"type": "invalid_request_error", "message": "not open"}}
-    stripe_api.add(
-        responses.POST, f"{API}/checkout/sessions/{OLD['id']}/expire", status=400, json=refused
-    )
-    stripe_api.add(responses.GET, f"{API}/checkout/sessions/{OLD['id']}", json=expired(OLD))
+    new_expired = expiry_refused(stripe_api, 400, "invalid_request_error", expired(OLD))
 
     response = shop.client.post("/billing/checkout-session", json={}, headers=as_user("2"))
 
     assert response.status_code == 200
-    assert [c for c in stripe_api.calls if f"{SESSION['id']}/expire" in c.request.url] == []
+    assert new_expired.call_count == 0
 
 
 def test_stripe_down_while_expiring_is_a_502_and_the_new_session_expires_too(
     shop: Host, stripe_api: responses.RequestsMock
 ) -> None:
-    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=SESSION)
-    stripe_api.replace(responses.GET, f"{API}/checkout/sessions", json=listing(SESSION, OLD))
-    down = {"error": {"type": "api_error", "message": "down"}}
-    stripe_api.add(
-        responses.POST, f"{API}/checkout/sessions/{OLD['id']}/expire", status=500, json=down
-    )
-    stripe_api.add(responses.GET, f"{API}/checkout/sessions/{OLD['id']}", json=OLD)
-    new_expired = stripe_api.add(
-        responses.POST, f"{API}/checkout/sessions/{SESSION['id']}/expire", json=expired(SESSION)
-    )
+    new_expired = expiry_refused(stripe_api, 500, "api_error", OLD)
 
     response = shop.client.post("/billing/checkout-session", json={}, headers=as_user("2"))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +25,7 @@ from manage_support import (
     writes,
 )
 from support import NOW, envelope, post_event
+from test_managing import call, managed  # noqa: F401  (the fixture)
 
 from flask_stripe_billing import PendingUpdate, ValidationError
 from flask_stripe_billing.testing import build_event, record_signals
@@ -73,20 +73,9 @@ def applied(at: int) -> dict[str, Any]:
     return event("customer.subscription.pending_update_applied", copy.deepcopy(AFTER), at)
 
 
-@pytest.fixture
-def managed() -> Iterator[Host]:
-    host = managed_host()
-    yield host
-    drop(host)
-
-
-def call(host: Host, method: str, *args: Any, **kwargs: Any) -> Any:
-    with host.app.app_context():
-        return getattr(host.billing, method)(*args, **kwargs)
-
-
 def test_change_plan_pending_if_incomplete_keeps_the_plan_and_records_the_held_change(
-    managed: Host, stripe_api: responses.RequestsMock
+    managed: Host,  # noqa: F811
+    stripe_api: responses.RequestsMock,
 ) -> None:
     reads(stripe_api)
     answer(stripe_api, "POST", f"/subscriptions/{SUB}", held(), at=NOW)
@@ -125,7 +114,8 @@ def test_the_setting_makes_pending_if_incomplete_the_default_of_a_seat_change(
 
 
 def test_without_a_payment_behavior_none_is_sent(
-    managed: Host, stripe_api: responses.RequestsMock
+    managed: Host,  # noqa: F811
+    stripe_api: responses.RequestsMock,
 ) -> None:
     reads(stripe_api)
     answer(stripe_api, "POST", f"/subscriptions/{SUB}", subscription(), at=NOW)
@@ -135,7 +125,8 @@ def test_without_a_payment_behavior_none_is_sent(
 
 
 def test_an_unknown_payment_behavior_is_refused_before_stripe_is_asked(
-    managed: Host, stripe_api: responses.RequestsMock
+    managed: Host,  # noqa: F811
+    stripe_api: responses.RequestsMock,
 ) -> None:
     with pytest.raises(ValidationError) as raised:
         call(managed, "change_plan", 1, "small-annual", payment_behavior="pay_later")

@@ -254,24 +254,21 @@ def _proration(state: BillingState, proration_behavior: str | None) -> str:
     """The caller's proration behaviour, else STRIPE_PRORATION_BEHAVIOR."""
     if proration_behavior is None:
         return state.settings.proration_behavior
-    if proration_behavior not in PRORATION_CHOICES:
-        raise ValidationError(
-            f"proration_behavior must be one of {', '.join(PRORATION_CHOICES)}",
-            {"field": "proration_behavior"},
-        )
-    return proration_behavior
+    return _one_of(proration_behavior, PRORATION_CHOICES, "proration_behavior")
 
 
 def _payment_behavior(state: BillingState, payment_behavior: str | None) -> str | None:
     """The caller's payment behaviour, else STRIPE_BILLING_PAYMENT_BEHAVIOR (None: Stripe's)."""
     if payment_behavior is None:
         return state.settings.payment_behavior
-    if payment_behavior not in PAYMENT_BEHAVIOR_CHOICES:
-        raise ValidationError(
-            f"payment_behavior must be one of {', '.join(PAYMENT_BEHAVIOR_CHOICES)}",
-            {"field": "payment_behavior"},
-        )
-    return payment_behavior
+    return _one_of(payment_behavior, PAYMENT_BEHAVIOR_CHOICES, "payment_behavior")
+
+
+def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
+    """``value`` when it is one of Stripe's ``choices`` for ``field``; a 400 otherwise."""
+    if value not in choices:
+        raise ValidationError(f"{field} must be one of {', '.join(choices)}", {"field": field})
+    return value
 
 
 @dataclass(frozen=True)

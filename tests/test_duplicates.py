@@ -13,7 +13,11 @@ import responses
 from conftest import Host
 from manage_support import API, API_KEY, BEFORE, CUSTOMER, answer, form
 from support import NOW, checkout_event, envelope, load, post_event
+from test_rules import record as rules_record
 
+from flask_stripe_billing import Settings
+from flask_stripe_billing.core.events import timestamp
+from flask_stripe_billing.core.rules import found_duplicate
 from flask_stripe_billing.testing import record_signals
 
 PRICE = BEFORE["items"]["data"][0]["price"]["id"]
@@ -265,3 +269,83 @@ def test_duplicates_setting_refuses_an_unknown_choice(
 ) -> None:
     with pytest.raises(ValueError, match="STRIPE_BILLING_DUPLICATES"):
         make_host({**CONFIG, "STRIPE_BILLING_DUPLICATES": "cancel_both"})
+
+
+# The rule itself, pure: the records before and after one event → the pair it finds.
+
+PLANS = Settings(price_pro_monthly="price_pro")
+OLDER, NEWER = NOW - 300, NOW - 100
+
+
+def plan_record(sub_id: str, status: str = "active", *, at: int, **fields: Any) -> Any:
+    values: dict[str, Any] = {
+        "price_ids": ("price_pro",),
+        "created": timestamp(at),
+        **fields,
+    }
+    return rules_record(sub_id, status, **values)
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "others", "found"),
+    [
+        # two tabs: the newer becomes live beside the older
+        (
+            None,
+            plan_record("sub_b", at=NEWER),
+            [plan_record("sub_a", at=OLDER)],
+            ("sub_a", "sub_b"),
+        ),
+        # an old incomplete try paid late beside the retry: the retry is the duplicate
+        (
+            plan_record("sub_a", "incomplete", at=OLDER),
+            plan_record("sub_a", at=OLDER),
+            [plan_record("sub_b", at=NEWER)],
+            ("sub_a", "sub_b"),
+        ),
+        # already live before the event: found when it became live, not again
+        (
+            plan_record("sub_b", at=NEWER),
+            plan_record("sub_b", at=NEWER, quantity=2),
+            [plan_record("sub_a", at=OLDER)],
+            None,
+        ),
+        # the other one is set to end (an upgrade by a new Checkout)
+        (
+            None,
+            plan_record("sub_b", at=NEWER),
+            [plan_record("sub_a", at=OLDER, cancel_at_period_end=True)],
+            None,
+        ),
+        # the other one is past_due (a new Checkout replaces it): not paid, not judged
+        (None, plan_record("sub_b", at=NEWER), [plan_record("sub_a", "past_due", at=OLDER)], None),
+        # a trialing second subscription will charge too
+        (
+            None,
+            plan_record("sub_b", "trialing", at=NEWER),
+            [plan_record("sub_a", at=OLDER)],
+            ("sub_a", "sub_b"),
+        ),
+        # an add-on on a price the app does not configure
+        (
+            None,
+            plan_record("sub_b", at=NEWER, price_ids=("price_addon",)),
+            [plan_record("sub_a", at=OLDER)],
+            None,
+        ),
+        # alone
+        (None, plan_record("sub_b", at=NEWER), [], None),
+    ],
+    ids=[
+        "two tabs",
+        "incomplete paid late",
+        "already live",
+        "ending",
+        "past_due",
+        "trialing",
+        "add-on",
+        "alone",
+    ],
+)
+def test_the_duplicate_rule(before: Any, after: Any, others: list[Any], found: Any) -> None:
+    assert found_duplicate(before, after, [*others, after], PLANS) == found

@@ -171,10 +171,18 @@ def host(make_host: Callable[..., Host]) -> Host:
     return made
 
 
+#: Where Checkout lists a customer's open sessions, and Stripe's answer when there are none.
+OPEN_SESSIONS = "https://api.stripe.com/v1/checkout/sessions"
+NO_SESSIONS = {"object": "list", "data": [], "has_more": False, "url": "/v1/checkout/sessions"}
+
+
 @pytest.fixture
 def stripe_api() -> Iterator[responses.RequestsMock]:
     """Stripe's HTTP API, mocked with ``responses``: stripe-python runs for real."""
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        # Checkout lists the customer's open sessions to expire them: none, unless a test
+        # says otherwise (``mock.replace``).
+        mock.add(responses.GET, OPEN_SESSIONS, json=NO_SESSIONS)
         yield mock
 
 

@@ -87,7 +87,13 @@ def form(call: Any) -> dict[str, str]:
 
 
 def stripe_calls(mock: Any, path: str) -> list[Any]:
-    return [c for c in mock.calls if c.request.url.split("?")[0] == f"{API}{path}"]
+    """The calls to ``path``, but the listing of open sessions every Checkout makes
+    (tests/test_checkout_open_sessions.py is about that one)."""
+    return [
+        c
+        for c in mock.calls
+        if c.request.url.split("?")[0] == f"{API}{path}" and "status=open" not in c.request.url
+    ]
 
 
 def test_checkout_creates_customer_then_session_for_the_monthly_price(

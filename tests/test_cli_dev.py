@@ -615,11 +615,13 @@ def test_create_webhook_endpoint_sends_the_handled_types_and_prints_the_secret_o
         ("enabled_events[2]", "customer.subscription.created"),
         ("enabled_events[3]", "customer.subscription.updated"),
         ("enabled_events[4]", "customer.subscription.deleted"),
-        ("enabled_events[5]", "invoice.payment_failed"),
-        ("enabled_events[6]", "invoice.paid"),
-        ("enabled_events[7]", "invoice.payment_action_required"),
-        ("enabled_events[8]", "customer.subscription.trial_will_end"),
-        ("enabled_events[9]", "entitlements.active_entitlement_summary.updated"),
+        ("enabled_events[5]", "customer.subscription.pending_update_applied"),
+        ("enabled_events[6]", "customer.subscription.pending_update_expired"),
+        ("enabled_events[7]", "invoice.payment_failed"),
+        ("enabled_events[8]", "invoice.paid"),
+        ("enabled_events[9]", "invoice.payment_action_required"),
+        ("enabled_events[10]", "customer.subscription.trial_will_end"),
+        ("enabled_events[11]", "entitlements.active_entitlement_summary.updated"),
         ("api_version", stripe_api.API_VERSION),
     ]
     assert result.output.count(signing_secret) == 1

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import responses
 import sqlalchemy as sa
-from conftest import Host
+from conftest import NO_SESSIONS, OPEN_SESSIONS, Host
 from flask import request
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -321,6 +321,7 @@ def test_fuzzed_checkout_bodies_get_json_and_change_nothing_when_refused(
     with responses.RequestsMock(assert_all_requests_are_fired=False) as stripe_api:
         stripe_api.add(responses.POST, f"{API}/customers", json=customer)
         stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=session)
+        stripe_api.add(responses.GET, OPEN_SESSIONS, json=NO_SESSIONS)
 
         @settings(FUZZ_SETTINGS, max_examples=CHECKOUT_EXAMPLES)
         @given(st.data())

@@ -405,13 +405,16 @@ def test_projection_carries_the_primarys_trial_and_seats() -> None:
     assert account.subscription_quantity == 5
 
 
-def test_handled_event_types_are_the_ten_of_the_design() -> None:
+def test_handled_event_types_are_those_of_the_design() -> None:
     assert set(HANDLED_EVENT_TYPES) == {
         "checkout.session.completed",
         "checkout.session.async_payment_succeeded",
         "customer.subscription.created",
         "customer.subscription.updated",
         "customer.subscription.deleted",
+        # A change held until its payment went through (3-D Secure): applied, or dropped
+        "customer.subscription.pending_update_applied",
+        "customer.subscription.pending_update_expired",
         # lifecycle events: signals only
         "invoice.payment_failed",
         "invoice.paid",

@@ -20,6 +20,7 @@ from .core.events import (
     InvoiceFacts,
     MeterErrorFacts,
     MeterErrorType,
+    PendingUpdate,
     StripeEvent,
     SubscriptionFacts,
 )
@@ -101,6 +102,7 @@ __all__ = [
     "NotFoundError",
     "Outcome",
     "PayloadTooLargeError",
+    "PendingUpdate",
     "PlanRequiredError",
     "PreviewLine",
     "SQLAlchemyUserStore",

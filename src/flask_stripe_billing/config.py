@@ -105,6 +105,27 @@ PRORATION_CHOICES = ("create_prorations", "always_invoice", "none")
 DEFAULT_PRORATION_BEHAVIOR = "create_prorations"
 
 
+#: What Stripe's ``payment_behavior`` accepts for a plan or quantity change made now;
+#: ``pending_if_incomplete`` holds the change until its payment goes through (3-D Secure).
+PAYMENT_BEHAVIOR_CHOICES = (
+    "allow_incomplete",
+    "default_incomplete",
+    "error_if_incomplete",
+    "pending_if_incomplete",
+)
+
+
+#: What the pipeline does about a second live paid subscription of an account's plans:
+#: send ``duplicate_subscription`` only, or also cancel the newer one with a refund.
+DUPLICATES_SIGNAL = "signal"
+
+
+DUPLICATES_CANCEL = "cancel_newest_and_refund"
+
+
+DUPLICATE_CHOICES = (DUPLICATES_SIGNAL, DUPLICATES_CANCEL)
+
+
 DEFAULT_MAX_WEBHOOK_BYTES = 1024 * 1024
 
 
@@ -201,6 +222,10 @@ class Settings:
     proration_behavior: str = DEFAULT_PRORATION_BEHAVIOR
     #: Whether the JSON routes under ``/billing/subscription/`` answer (off: 404).
     management_routes: bool = False
+    #: The ``payment_behavior`` of a plan or quantity change made now (None: Stripe's).
+    payment_behavior: str | None = None
+    #: ``signal`` or ``cancel_newest_and_refund``: what a duplicate subscription gets.
+    duplicates: str = DUPLICATES_SIGNAL
     #: Trial days for every price (None: no trial), and per price (wins over it).
     trial_days: int | None = None
     trial_days_by_price: Mapping[str, int] = field(default_factory=dict)
@@ -287,6 +312,15 @@ class Settings:
             )
             or DEFAULT_PRORATION_BEHAVIOR,
             management_routes=_flag(get("STRIPE_BILLING_MANAGEMENT_ROUTES"), default=False),
+            payment_behavior=_choice(
+                get("STRIPE_BILLING_PAYMENT_BEHAVIOR"),
+                "STRIPE_BILLING_PAYMENT_BEHAVIOR",
+                PAYMENT_BEHAVIOR_CHOICES,
+            ),
+            duplicates=_choice(
+                get("STRIPE_BILLING_DUPLICATES"), "STRIPE_BILLING_DUPLICATES", DUPLICATE_CHOICES
+            )
+            or DUPLICATES_SIGNAL,
             **_offers(get),
             **_accounts(get, config),
         )

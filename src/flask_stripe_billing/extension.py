@@ -13,7 +13,9 @@ try:  # optional: the default current_user_id when the app uses Flask-Login
     from flask_login import current_user  # type: ignore[import-untyped]
 except ImportError:  # pragma: no cover - Flask-Login is not installed
     current_user = None
+from . import signals
 from .actions import management, meters, sync
+from .actions.duplicates import on_duplicate
 from .actions.invoices import Invoice, list_invoices
 from .actions.management import ChangePreview, SubscriptionChange, Who, preview_change
 from .actions.meters import UsageSummary
@@ -166,9 +168,12 @@ class StripeBilling:
         *,
         at_period_end: bool = False,
         proration_behavior: str | None = None,
+        payment_behavior: str | None = None,
     ) -> SubscriptionChange:
         """Move the user's subscription to a configured price: now (prorated as
-        STRIPE_PRORATION_BEHAVIOR says) or, ``at_period_end``, through a schedule."""
+        STRIPE_PRORATION_BEHAVIOR says) or, ``at_period_end``, through a schedule.
+        ``payment_behavior="pending_if_incomplete"`` holds a change made now until its
+        payment goes through (default: STRIPE_BILLING_PAYMENT_BEHAVIOR)."""
         return management.change_plan(
             get_state(),
             app_object(),
@@ -176,6 +181,7 @@ class StripeBilling:
             price_id,
             at_period_end=at_period_end,
             proration_behavior=proration_behavior,
+            payment_behavior=payment_behavior,
         )
 
     def preview_change(
@@ -185,11 +191,22 @@ class StripeBilling:
         return preview_change(get_state(), who, price_id, at_period_end=at_period_end)
 
     def change_quantity(
-        self, who: Who, quantity: int, *, proration_behavior: str | None = None
+        self,
+        who: Who,
+        quantity: int,
+        *,
+        proration_behavior: str | None = None,
+        payment_behavior: str | None = None,
     ) -> SubscriptionChange:
-        """Set the number of seats of the user's subscription, now."""
+        """Set the number of seats of the user's subscription, now (``payment_behavior`` as
+        for :meth:`change_plan`)."""
         return management.change_quantity(
-            get_state(), app_object(), who, quantity, proration_behavior=proration_behavior
+            get_state(),
+            app_object(),
+            who,
+            quantity,
+            proration_behavior=proration_behavior,
+            payment_behavior=payment_behavior,
         )
 
     def plan_required(self, *plans: str) -> ViewDecorator:
@@ -263,6 +280,8 @@ class StripeBilling:
             dispatch=merged.get("dispatch"),
             entitlement_log=parts.entitlement_log,
         )
+        # Cancels a duplicate subscription after the commit, when the app opts in.
+        signals.duplicate_subscription.connect(on_duplicate, sender=app, weak=False)
         exempt_webhook_from_csrf(app)
         app.context_processor(billing_template_context)
         app.jinja_env.globals.update(TEMPLATE_GLOBALS)

@@ -102,6 +102,28 @@ trial_will_end = _signals.signal("trial-will-end")
 #: ``validation_end`` (the window, datetimes), ``event``.
 meter_errors = _signals.signal("meter-errors")
 
+#: An account has a second live paid subscription to its plans (two tabs, an old
+#: Checkout link, a retry after ``incomplete``): found in the transaction of the event
+#: that made it live, sent once per duplicate. Keyword arguments: ``user_id``,
+#: ``account``, ``kept_subscription_id`` (the older one), ``duplicate_subscription_id``
+#: (the newer one, which ``STRIPE_BILLING_DUPLICATES = "cancel_newest_and_refund"``
+#: cancels with a prorated refund), ``event``.
+duplicate_subscription = _signals.signal("duplicate-subscription")
+
+
+#: A change held until its payment went through (``payment_behavior=
+#: "pending_if_incomplete"``) was applied (``customer.subscription.pending_update_applied``).
+#: Sent once per event id. Keyword arguments: ``user_id``, ``account``,
+#: ``subscription_id``, ``price_ids`` and ``quantity`` (the subscription's now), ``event``.
+pending_update_applied = _signals.signal("pending-update-applied")
+
+
+#: A held change expired unpaid and was dropped; the subscription stays as it was
+#: (``customer.subscription.pending_update_expired``). Sent once per event id. Keyword
+#: arguments: ``user_id``, ``account``, ``subscription_id``, ``pending_update`` (the
+#: dropped ``PendingUpdate`` as the record kept it; None when not seen), ``event``.
+pending_update_expired = _signals.signal("pending-update-expired")
+
 
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     """Send to each receiver in turn; one that raises is logged, the rest still run."""

@@ -328,13 +328,42 @@ class StripeGateway:
             )
         return _answer(subscription)
 
-    def cancel_subscription(self, subscription_id: str, idempotency_key: str) -> Answer:
-        """End a subscription now."""
+    def cancel_subscription(
+        self, subscription_id: str, idempotency_key: str, params: dict[str, Any] | None = None
+    ) -> Answer:
+        """End a subscription now (``params``: ``prorate``, ``invoice_now``, ``expand``)."""
         with _translated_errors("cancel the subscription"):
             subscription = self.client.v1.subscriptions.cancel(
-                subscription_id, None, {"idempotency_key": idempotency_key}
+                subscription_id,
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
             )
         return _answer(subscription)
+
+    def refund_payment(self, params: dict[str, Any], idempotency_key: str) -> Answer:
+        """Refund (part of) a payment: ``payment_intent`` or ``charge``, ``amount``."""
+        with _translated_errors("refund the payment"):
+            refund = self.client.v1.refunds.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        return _answer(refund)
+
+    def list_open_checkout_sessions(self, customer_id: str) -> list[dict[str, Any]]:
+        """The customer's Checkout sessions still open (payable), newest first; one page."""
+        with _translated_errors("list the open Checkout sessions"):
+            page = self.client.v1.checkout.sessions.list(
+                {"customer": customer_id, "status": "open", "limit": 100}
+            )
+        return [session.to_dict() for session in page.data]
+
+    def expire_checkout_session(self, session_id: str, idempotency_key: str) -> Answer:
+        """Expire an open Checkout session: it can be paid no more."""
+        with _translated_errors("expire a Checkout session"):
+            session = self.client.v1.checkout.sessions.expire(
+                session_id, None, {"idempotency_key": idempotency_key}
+            )
+        return _answer(session)
 
     def create_schedule(self, subscription_id: str, idempotency_key: str) -> Answer:
         """A subscription schedule made from the subscription (its current phase only)."""

@@ -47,6 +47,7 @@ CREATE TABLE stripe_billing_subscriptions (
 	created DATETIME,
 	last_event_at DATETIME,
 	updated_at DATETIME NOT NULL,
+	pending_update TEXT,
 	PRIMARY KEY (id)
 );
 

@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..config import PRORATION_CHOICES
+from ..config import PAYMENT_BEHAVIOR_CHOICES, PRORATION_CHOICES
 from ..core import changes, checkout
 from ..core.account import BillingAccount
-from ..core.events import SubscriptionFacts, read_subscription, subscription_snapshot
+from ..core.events import (
+    PendingUpdate,
+    SubscriptionFacts,
+    read_subscription,
+    subscription_snapshot,
+)
 from ..errors import EventParseError, ValidationError
 from ..pipeline.fetch import check_answer, stripe_time, unusable_answer
 from ..pipeline.run import run
@@ -49,6 +54,10 @@ class SubscriptionChange:
     scheduled_price_id: str | None = None
     #: The subscription schedule that carries a change at the period end.
     schedule_id: str | None = None
+    #: A change Stripe holds until its payment goes through (``payment_behavior=
+    #: "pending_if_incomplete"`` and a payment that needs the customer): the plan
+    #: changes only once it is applied (``pending_update_applied``).
+    pending_update: PendingUpdate | None = None
 
 
 @dataclass(frozen=True)
@@ -117,11 +126,13 @@ def change_plan(
     *,
     at_period_end: bool = False,
     proration_behavior: str | None = None,
+    payment_behavior: str | None = None,
 ) -> SubscriptionChange:
     """Move the subscription to a configured price now (prorated), or at the period end
     through a subscription schedule. The current price at the period end undoes a
     scheduled change (the schedule is released)."""
     proration = _proration(state, proration_behavior)
+    payment = _payment_behavior(state, payment_behavior)
     now = current(state, who)
     price = changes.configured_price(price_id, state.settings)
     if at_period_end and changes.keeps_current_price(now.subscription, now.facts, price):
@@ -131,7 +142,9 @@ def change_plan(
     if not at_period_end:
         changes.check_not_scheduled(now.subscription)
         metered = changes.metered_changes(now.subscription, price, state.settings)
-        params = changes.item_params(item, proration, price_id=price, metered=metered)
+        params = changes.item_params(
+            item, proration, price_id=price, metered=metered, payment_behavior=payment
+        )
         answer = state.require_stripe().update_subscription(
             now.facts.id, params, changes.idempotency_key("change-plan")
         )
@@ -189,10 +202,12 @@ def change_quantity(
     quantity: int,
     *,
     proration_behavior: str | None = None,
+    payment_behavior: str | None = None,
 ) -> SubscriptionChange:
     """Set the number of seats of the subscription's item, now (prorated), within
     STRIPE_SEATS_MIN..MAX."""
     proration = _proration(state, proration_behavior)
+    payment = _payment_behavior(state, payment_behavior)
     seats = checkout.check_seats(quantity, state.settings)
     now = current(state, who)
     item = changes.changed_item(now.subscription, state.settings)
@@ -200,7 +215,7 @@ def change_quantity(
     changes.check_not_scheduled(now.subscription)
     answer = state.require_stripe().update_subscription(
         now.facts.id,
-        changes.item_params(item, proration, quantity=seats),
+        changes.item_params(item, proration, quantity=seats, payment_behavior=payment),
         changes.idempotency_key("change-quantity"),
     )
     return _applied(state, app, now, "change_quantity", answer)
@@ -232,19 +247,31 @@ def _applied(
             "status": outcome.status,
         },
     )
-    return SubscriptionChange(action, now.facts.id, now.account, after, **extra)
+    pending = read_subscription(subscription).pending_update
+    return SubscriptionChange(
+        action, now.facts.id, now.account, after, pending_update=pending, **extra
+    )
 
 
 def _proration(state: BillingState, proration_behavior: str | None) -> str:
     """The caller's proration behaviour, else STRIPE_PRORATION_BEHAVIOR."""
     if proration_behavior is None:
         return state.settings.proration_behavior
-    if proration_behavior not in PRORATION_CHOICES:
-        raise ValidationError(
-            f"proration_behavior must be one of {', '.join(PRORATION_CHOICES)}",
-            {"field": "proration_behavior"},
-        )
-    return proration_behavior
+    return _one_of(proration_behavior, PRORATION_CHOICES, "proration_behavior")
+
+
+def _payment_behavior(state: BillingState, payment_behavior: str | None) -> str | None:
+    """The caller's payment behaviour, else STRIPE_BILLING_PAYMENT_BEHAVIOR (None: Stripe's)."""
+    if payment_behavior is None:
+        return state.settings.payment_behavior
+    return _one_of(payment_behavior, PAYMENT_BEHAVIOR_CHOICES, "payment_behavior")
+
+
+def _one_of(value: str, choices: tuple[str, ...], field: str) -> str:
+    """``value`` when it is one of Stripe's ``choices`` for ``field``; a 400 otherwise."""
+    if value not in choices:
+        raise ValidationError(f"{field} must be one of {', '.join(choices)}", {"field": field})
+    return value
 
 
 @dataclass(frozen=True)

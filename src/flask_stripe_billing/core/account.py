@@ -3,6 +3,7 @@ its plan, and the account as the projection of its records. Pure: no Flask, no d
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import TypedDict
 
 from .._util import as_utc, utcnow
 from ..config import Settings
+from .events import PendingUpdate
 
 # The status vocabulary: every set of Stripe subscription statuses the package names.
 
@@ -62,6 +64,8 @@ class SubscriptionRecord:
     #: Creation time of the last event applied to this subscription: its ordering
     #: watermark. None when only a Checkout session made the record.
     last_event_at: datetime | None
+    #: The change Stripe holds until its payment goes through (3-D Secure); None: none.
+    pending_update: PendingUpdate | None = None
 
     def in_utc(self) -> SubscriptionRecord:
         """The same record with every time in UTC (what stores keep and give back)."""
@@ -74,6 +78,28 @@ class SubscriptionRecord:
             created=as_utc(self.created),
             last_event_at=as_utc(self.last_event_at),
         )
+
+
+def encode_pending_update(pending: PendingUpdate | None) -> str | None:
+    """A pending update as the subscription table keeps it: JSON text (None: none)."""
+    if pending is None:
+        return None
+    expires_at = int(pending.expires_at.timestamp()) if pending.expires_at else None
+    value = {"price_ids": list(pending.price_ids), "quantity": pending.quantity}
+    return json.dumps({**value, "expires_at": expires_at}, sort_keys=True)
+
+
+def decode_pending_update(text: str | None) -> PendingUpdate | None:
+    """The pending update of a subscription table's JSON text (None or empty: none)."""
+    if not text:
+        return None
+    value = json.loads(text)
+    expires_at = value.get("expires_at")
+    return PendingUpdate(
+        price_ids=tuple(str(price) for price in value.get("price_ids") or ()),
+        quantity=value.get("quantity"),
+        expires_at=datetime.fromtimestamp(expires_at, tz=UTC) if expires_at else None,
+    )
 
 
 FREE_PLAN = "free"

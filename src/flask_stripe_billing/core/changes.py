@@ -166,15 +166,24 @@ def item_params(
     price_id: str | None = None,
     quantity: int | None = None,
     metered: list[dict[str, Any]] | None = None,
+    payment_behavior: str | None = None,
 ) -> dict[str, Any]:
     """Change one item's price or quantity now, prorated as configured; ``metered`` is
-    :func:`metered_changes`' answer for a price change."""
+    :func:`metered_changes`' answer for a price change. With
+    ``payment_behavior="pending_if_incomplete"`` Stripe holds the change (the
+    subscription's ``pending_update``) until its invoice is paid."""
     change: dict[str, Any] = {"id": item.get("id")}
     if price_id is not None:
         change["price"] = price_id
     if quantity is not None:
         change["quantity"] = quantity
-    return {"items": [change, *(metered or [])], "proration_behavior": proration_behavior}
+    params: dict[str, Any] = {
+        "items": [change, *(metered or [])],
+        "proration_behavior": proration_behavior,
+    }
+    if payment_behavior is not None:
+        params["payment_behavior"] = payment_behavior
+    return params
 
 
 def metered_changes(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -102,6 +102,25 @@ def ensure_can_subscribe(account: BillingAccount, portal_url: str) -> None:
             "You already have an active subscription; manage it in the billing portal",
             {"subscription_status": account.subscription_status, "portal": portal_url},
         )
+
+
+def sessions_to_expire(sessions: Sequence[Mapping[str, Any]], new_session_id: str) -> list[str]:
+    """The customer's other open subscription Checkout sessions: each could still be paid
+    beside the new one (two tabs, an old link), so each is expired. A one-time purchase's
+    session is left alone; the new one (or the one a double click was given back) too."""
+    return [
+        str(session["id"])
+        for session in sessions
+        if session.get("mode") == "subscription"
+        and session.get("status") == "open"
+        and isinstance(session.get("id"), str)
+        and session["id"] != new_session_id
+    ]
+
+
+def expire_key(session_id: str) -> str:
+    """The one idempotency key of a session's expiry."""
+    return f"flask-stripe-billing-expire-{session_id}"
 
 
 def redirect_urls(settings: Settings) -> tuple[str, str]:

@@ -19,6 +19,17 @@ from .entitlements import SUMMARY_EVENT, SUMMARY_OBJECT, SummaryFacts, read_summ
 
 
 @dataclass(frozen=True)
+class PendingUpdate:
+    """A change Stripe holds until its invoice is paid (``pending_update``, made with
+    ``payment_behavior=pending_if_incomplete``): the prices and seats it would set."""
+
+    price_ids: tuple[str, ...]
+    quantity: int | None
+    #: When Stripe drops it unpaid (``customer.subscription.pending_update_expired``).
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
 class SubscriptionFacts:
     """What a subscription object says, whatever the API version."""
 
@@ -37,6 +48,10 @@ class SubscriptionFacts:
     ended_at: datetime | None = None
     #: When the subscription itself was created at Stripe.
     created: datetime | None = None
+    #: The change waiting for its payment (3-D Secure), None when there is none.
+    pending_update: PendingUpdate | None = None
+    #: Start of the current period: top-level (old layout), else the items' earliest.
+    current_period_start: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -401,7 +416,30 @@ def _subscription(obj: Mapping[str, Any]) -> SubscriptionFacts:
         cancel_at=_time_or_none(obj.get("cancel_at")),
         ended_at=_time_or_none(obj.get("ended_at")),
         created=_time_or_none(obj.get("created")),
+        pending_update=_pending_update(obj.get("pending_update")),
+        current_period_start=_period_start(obj, items),
     )
+
+
+def _pending_update(value: Any) -> PendingUpdate | None:
+    """``pending_update``: its items' prices and the first item's quantity, and its expiry."""
+    if not isinstance(value, Mapping):
+        return None
+    items = [item for item in value.get("subscription_items") or [] if isinstance(item, Mapping)]
+    prices = tuple(p for p in (_item_price_id(item) for item in items) if p)
+    quantity = _quantity({}, items)
+    return PendingUpdate(prices, quantity, _time_or_none(value.get("expires_at")))
+
+
+def _period_start(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> datetime | None:
+    """Top-level ``current_period_start`` (old layout), else the items' earliest one."""
+    top = obj.get("current_period_start")
+    if isinstance(top, int):
+        return timestamp(top)
+    starts = [
+        i["current_period_start"] for i in items if isinstance(i.get("current_period_start"), int)
+    ]
+    return timestamp(min(starts)) if starts else None
 
 
 def _checkout_session(obj: Mapping[str, Any]) -> CheckoutSessionFacts:

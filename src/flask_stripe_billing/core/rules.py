@@ -8,7 +8,7 @@ type is recorded and acknowledged."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
@@ -16,6 +16,7 @@ from typing import Any, cast
 from ..config import ALL_CONNECT_ACCOUNTS, Settings
 from .account import (
     FREE_PLAN,
+    PAID_STATUSES,
     TERMINAL_STATUSES,
     AccountChanges,
     BillingAccount,
@@ -240,6 +241,7 @@ def _record(
         ended_at=subscription.ended_at,
         created=subscription.created,
         last_event_at=event.created,
+        pending_update=subscription.pending_update,
     )
 
 
@@ -272,12 +274,21 @@ def carried_over(account: BillingAccount, settings: Settings) -> tuple[Subscript
     )
 
 
+PENDING_APPLIED = "customer.subscription.pending_update_applied"
+
+
+PENDING_EXPIRED = "customer.subscription.pending_update_expired"
+
+
 RULES: dict[str, Handler] = {
     "checkout.session.completed": checkout_completed,
     "checkout.session.async_payment_succeeded": checkout_completed,
     "customer.subscription.created": subscription_changed,
     "customer.subscription.updated": subscription_changed,
     "customer.subscription.deleted": subscription_deleted,
+    # The subscription as it is once its held change was applied, or dropped unpaid.
+    PENDING_APPLIED: subscription_changed,
+    PENDING_EXPIRED: subscription_changed,
 }
 
 
@@ -398,13 +409,17 @@ def decide(
     by_id.update((record.id, record) for record in seeded)
     subscription_id = subscribed_id(event)
     existing = by_id.get(subscription_id) if subscription_id else None
+    pending = pending_notices(event, account, existing)
     if is_stale(event, existing):
-        return Decision(STALE, account, reason="a newer event of this subscription was applied")
+        reason = "a newer event of this subscription was applied"
+        return Decision(STALE, account, notices=pending, reason=reason)
     record = rule(event, existing, account.user_id, settings)
     changed: tuple[SubscriptionRecord, ...] = ()
+    duplicate: tuple[str, str] | None = None
     if record is not None and record != existing:
         changed = (*(r for r in seeded if r.id != record.id), record)
         by_id[record.id] = record
+        duplicate = found_duplicate(existing, record, by_id.values(), settings)
     changes: AccountChanges = {}
     if not match.by_customer and event.customer_id:
         changes["stripe_customer_id"] = event.customer_id
@@ -417,7 +432,96 @@ def decide(
     notices = _change_notices(account, after)
     if "stripe_customer_id" in changes and entitlements is not None and entitlements.features:
         notices += (features_notice(replace(after, features=entitlements.features), account),)
-    return Decision(PROCESSED, account, changes, changed, notices)
+    if duplicate is not None:
+        notices += (duplicate_notice(after, *duplicate),)
+    return Decision(PROCESSED, account, changes, changed, notices + pending)
+
+
+def in_plan_family(record: SubscriptionRecord, settings: Settings) -> bool:
+    """Whether the subscription is to one of the app's plans: a configured price (an add-on
+    subscription to a price the app does not configure is not)."""
+    return any(price in settings.configured_prices for price in record.price_ids)
+
+
+def is_live_paid(record: SubscriptionRecord) -> bool:
+    """Whether the subscription charges on: active or trialing, and not set to end."""
+    return (
+        record.status in PAID_STATUSES
+        and not record.cancel_at_period_end
+        and record.cancel_at is None
+        and record.ended_at is None
+    )
+
+
+def is_live_plan(record: SubscriptionRecord | None, settings: Settings) -> bool:
+    """Whether the record is a live paid subscription to one of the app's plans."""
+    return record is not None and is_live_paid(record) and in_plan_family(record, settings)
+
+
+def found_duplicate(
+    before: SubscriptionRecord | None,
+    after: SubscriptionRecord,
+    records: Iterable[SubscriptionRecord],
+    settings: Settings,
+) -> tuple[str, str] | None:
+    """When ``after`` has just become a live paid subscription to the app's plans beside
+    another: the ids of the one kept and of the duplicate; else None.
+
+    Judged only when a subscription becomes live (so once per such event, and each event
+    once), never from a stored mark: the records stay a function of the events, whatever
+    their order. The duplicate is the newer by Stripe's ``created``: the one becoming
+    live when it is the newest, else the newest of the others (an old ``incomplete``
+    try paid late keeps its place, the retry goes).
+    """
+    if not is_live_plan(after, settings) or is_live_plan(before, settings):
+        return None
+    others = [r for r in records if r.id != after.id and is_live_plan(r, settings)]
+    if not others:
+        return None
+
+    def age(record: SubscriptionRecord) -> tuple[float, str]:
+        return _seconds(record.created), record.id
+
+    kept = min([*others, after], key=age)
+    duplicate = after if kept is not after else max(others, key=age)
+    return kept.id, duplicate.id
+
+
+def _seconds(moment: datetime | None) -> float:
+    """A time as Unix seconds (none known: the earliest)."""
+    return moment.timestamp() if moment is not None else 0.0
+
+
+def duplicate_notice(account: BillingAccount, kept_id: str, duplicate_id: str) -> Notice:
+    """``duplicate_subscription``: ``duplicate_id`` is a second live subscription beside
+    ``kept_id``."""
+    kwargs = {
+        "user_id": account.user_id,
+        "account": account,
+        "kept_subscription_id": kept_id,
+        "duplicate_subscription_id": duplicate_id,
+    }
+    return Notice("duplicate_subscription", kwargs)
+
+
+def pending_notices(
+    event: StripeEvent, account: BillingAccount, existing: SubscriptionRecord | None
+) -> tuple[Notice, ...]:
+    """``pending_update_applied`` / ``_expired`` for such an event, once per event id,
+    stale or not: the held change was applied or dropped at Stripe whatever came after."""
+    subscription = event.subscription
+    if subscription is None or event.type not in (PENDING_APPLIED, PENDING_EXPIRED):
+        return ()
+    kwargs: dict[str, Any] = {
+        "user_id": account.user_id,
+        "account": account,
+        "subscription_id": subscription.id,
+    }
+    if event.type == PENDING_APPLIED:
+        kwargs.update(price_ids=subscription.price_ids, quantity=subscription.quantity)
+        return (Notice("pending_update_applied", kwargs),)
+    kwargs["pending_update"] = existing.pending_update if existing is not None else None
+    return (Notice("pending_update_expired", kwargs),)
 
 
 def decide_lifecycle(event: StripeEvent, match: AccountMatch) -> Decision:

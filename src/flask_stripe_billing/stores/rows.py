@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.engine import RowMapping
 
 from .._util import as_utc, utcnow
-from ..core.account import SubscriptionRecord
+from ..core.account import SubscriptionRecord, decode_pending_update, encode_pending_update
 from ..core.entitlements import EntitlementRecord, decode_features, encode_features
 from ..core.events import StripeEvent
 from ..core.outcomes import EventStatus
@@ -47,6 +47,7 @@ def subscription_record(row: Mapping[str, Any] | RowMapping) -> SubscriptionReco
         ended_at=as_utc(row["ended_at"]),
         created=as_utc(row["created"]),
         last_event_at=as_utc(row["last_event_at"]),
+        pending_update=decode_pending_update(row.get("pending_update")),
     )
 
 
@@ -68,6 +69,7 @@ def subscription_values(record: SubscriptionRecord) -> dict[str, Any]:
         "created": record.created,
         "last_event_at": record.last_event_at,
         "updated_at": utcnow(),
+        "pending_update": encode_pending_update(record.pending_update),
     }
 
 

@@ -58,6 +58,9 @@ def subscription_table(metadata: sa.MetaData, name: str = DEFAULT_SUBSCRIPTION_T
         sa.Column("created", sa.DateTime(timezone=True)),
         sa.Column("last_event_at", sa.DateTime(timezone=True)),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        # The change held until its payment goes through: JSON text of its price ids,
+        # quantity and expires_at (Unix time); NULL when there is none.
+        sa.Column("pending_update", sa.Text),
     )
 
 

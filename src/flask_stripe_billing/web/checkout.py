@@ -22,8 +22,10 @@ from ..core import checkout
 from ..core.account import BillingAccount
 from ..errors import (
     AuthenticationError,
+    ConflictError,
     CrossSiteRequestError,
     PayloadTooLargeError,
+    StripeServiceError,
 )
 from ..state import BillingState, app_object, get_state
 from ..stripe_api import StripeGateway
@@ -88,6 +90,8 @@ def start_checkout(state: BillingState, body: Any) -> tuple[str, str]:
         ),
         checkout.session_idempotency_key(account, price_id, time.time(), quantity),
     )
+    if account.stripe_customer_id:  # a customer made just now has no other session
+        expire_other_sessions(gateway, customer_id, session_id)
     signals.send_safely(
         signals.checkout_session_created,
         app_object(),
@@ -96,6 +100,32 @@ def start_checkout(state: BillingState, body: Any) -> tuple[str, str]:
         price_id=price_id,
     )
     return session_id, url
+
+
+def expire_other_sessions(gateway: StripeGateway, customer_id: str, session_id: str) -> None:
+    """Expire the customer's other open subscription Checkout sessions, so that only the new
+    one can be paid. One paid meanwhile makes the new one expire instead: 409 ``conflict``.
+
+    Expired after the new session is made, not before: a double click is given the same
+    session back by its idempotency key, and that one must stay payable.
+    """
+    for other in checkout.sessions_to_expire(
+        gateway.list_open_checkout_sessions(customer_id), session_id
+    ):
+        try:
+            gateway.expire_checkout_session(other, checkout.expire_key(other))
+        except StripeServiceError:
+            status = gateway.retrieve_checkout_session(other).object.get("status")
+            if status == "expired":
+                continue
+            gateway.expire_checkout_session(session_id, checkout.expire_key(session_id))
+            if status != "complete":
+                raise
+            raise ConflictError(
+                "An earlier Checkout of yours was paid just now; its subscription will "
+                "show shortly",
+                {"session": other},
+            ) from None
 
 
 def trial_allowed(state: BillingState, account: BillingAccount, price_id: str) -> bool:

@@ -299,13 +299,16 @@ def test_upgrade_in_the_browser_then_the_webhook_makes_bob_pro(
         assert example.status("/pro", driver.get_cookies()) == 200
         screens.save("pro-after-webhook")
 
-        # Bob finishes on Checkout and comes back: the success page syncs the session from
-        # Stripe's API, which changes nothing more (the webhook was first).
+        # Bob finishes on Checkout and comes back: the extension's success route syncs the
+        # session from Stripe's API, which changes nothing more (the webhook was first), and
+        # sends him to his account page with a flash message.
         driver.get(session["url"])
         driver.find_element(By.ID, "pay").click()
-        wait_for_page(driver, "Thank you!")
-        assert driver.current_url == f"{base}/billing/success?session_id={session['id']}"
-        assert "Your plan: pro." in driver.find_element(By.TAG_NAME, "body").text
+        wait_for_page(driver, "Account")
+        assert driver.current_url == f"{base}/account"
+        body = driver.find_element(By.TAG_NAME, "body").text
+        assert "Thank you! You are now on the pro plan." in body
+        assert driver.find_element(By.CLASS_NAME, "stripe-billing-plan").text == "pro"
         screens.save("success")
         retrieved = [call for call in example.api_calls.calls if call.request.method == "GET"]
         assert [call.request.path_url.split("?")[0] for call in retrieved] == [

@@ -269,10 +269,13 @@ def test_success_page_syncs_the_session_and_the_user_is_pro_at_once(
     }
     stripe_api.add(responses.GET, f"{API}/checkout/sessions/{SESSION['id']}", json=completed)
 
-    page = client.get(f"/billing/success?session_id={SESSION['id']}")
+    back = client.get(f"/billing/success?session_id={SESSION['id']}")
+    page = client.get(back.headers["Location"])
 
-    assert page.status_code == 200
-    assert "Your plan: <b>pro</b>" in page.get_data(as_text=True)
+    assert (back.status_code, back.headers["Location"]) == (303, "/account")
+    html = page.get_data(as_text=True)
+    assert "Thank you! You are now on the pro plan." in html
+    assert '<dd class="stripe-billing-plan">pro</dd>' in html
     assert client.get("/pro").status_code == 200
     bob = user(app, BOB)
     assert (bob["plan"], bob["subscription_status"]) == ("pro", "active")
@@ -288,12 +291,13 @@ def test_success_page_without_an_api_key_waits_for_the_webhook(
     client = make_example().test_client()
     client.get("/pricing?as=2")
 
-    page = client.get("/billing/success?session_id=cs_test_123")
+    back = client.get("/billing/success?session_id=cs_test_123")
+    page = client.get(back.headers["Location"])
 
-    assert page.status_code == 200
+    assert (back.status_code, back.headers["Location"]) == (303, "/account")
     html = page.get_data(as_text=True)
-    assert "Stripe billing is not configured" in html
-    assert "Your plan: <b>free</b>" in html
+    assert "your plan changes as soon as Stripe tells us" in html
+    assert 'You are on the <strong class="stripe-billing-plan">free</strong> plan.' in html
 
 
 def test_the_settings_page_sends_a_user_without_subscription_to_pricing(

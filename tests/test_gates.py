@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from conftest import Host
 from flask import Blueprint, Flask, render_template_string, request
+from jinja2 import DictLoader
 from flask_login import LoginManager, UserMixin
 from support import post_event, subscription_event
 
@@ -183,16 +184,50 @@ def test_an_unknown_user_id_is_anonymous(make_host: Callable[..., Host]) -> None
     assert response.status_code == 401
 
 
-def test_without_urls_html_callers_get_the_error_status(make_host: Callable[..., Host]) -> None:
-    host = gated_host(
-        make_host, {"STRIPE_BILLING_PRICING_URL": None, "STRIPE_BILLING_LOGIN_URL": None}
-    )
+NO_URLS = {"STRIPE_BILLING_PRICING_URL": None, "STRIPE_BILLING_LOGIN_URL": None}
+
+
+def test_without_urls_html_callers_get_a_plain_html_page_with_the_status(
+    make_host: Callable[..., Host],
+) -> None:
+    host = gated_host(make_host, NO_URLS)
 
     free = host.client.get("/pro", headers=as_user(1, HTML))
+    no_feature = host.client.get("/export", headers=as_user(1, HTML))
     anonymous = host.client.get("/pro", headers=HTML)
+
+    for response, status, message in (
+        (free, 402, "This page needs the pro plan"),
+        (no_feature, 403, "Your plan does not include export"),
+        (anonymous, 401, "Sign in to see this page"),
+    ):
+        assert response.status_code == status
+        assert response.mimetype == "text/html"
+        assert f"<h1>{message}</h1>" in response.get_data(as_text=True)
+        assert response.get_json(silent=True) is None
+        assert "Accept" in response.vary
+
+
+def test_without_urls_json_callers_still_get_json(make_host: Callable[..., Host]) -> None:
+    host = gated_host(make_host, NO_URLS)
+
+    free = host.client.get("/pro", headers=as_user(1, JSON))
+    anonymous = host.client.get("/pro", headers=JSON)
 
     assert (free.status_code, free.get_json()["error"]) == (402, "payment_required")
     assert (anonymous.status_code, anonymous.get_json()["error"]) == (401, "authentication_error")
+
+
+def test_the_host_may_replace_the_plain_page(make_host: Callable[..., Host]) -> None:
+    host = gated_host(make_host, NO_URLS)
+    host.app.jinja_loader = DictLoader(
+        {"stripe_billing/refused.html": "our page: {{ status }} {{ message }}"}
+    )
+
+    response = host.client.get("/pro", headers=as_user(1, HTML))
+
+    assert response.status_code == 402
+    assert response.get_data(as_text=True) == "our page: 402 This page needs the pro plan"
 
 
 def test_the_pricing_url_may_name_an_endpoint(make_host: Callable[..., Host]) -> None:
@@ -430,3 +465,81 @@ def test_the_blueprint_feature_gate(make_host: Callable[..., Host]) -> None:
         {"required_feature": "reports", "current_plan": "free"},
     )
     assert (after.status_code, after.get_data(as_text=True)) == (200, "reports")
+
+
+# Flask-Login's login_view, when no STRIPE_BILLING_LOGIN_URL is set
+
+
+def login_view_app(plan: str, *, pricing: str | None = None) -> Flask:
+    """An app with Flask-Login (``login_view = "login"``) and no login URL setting."""
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test", STRIPE_BILLING_PRICING_URL=pricing)
+
+    class LoginUser(UserMixin):  # type: ignore[misc]
+        def __init__(self, user_id: str) -> None:
+            self.id = user_id
+
+    manager = LoginManager(app)
+    manager.user_loader(LoginUser)
+    manager.login_view = "login"
+    billing = StripeBilling(app, user_store=InMemoryUserStore([BillingAccount("1", plan=plan)]))
+    app.add_url_rule("/sign-in", "login", lambda: "sign in here")
+
+    @app.get("/pro")
+    @billing.plan_required("pro")
+    def pro_page() -> str:
+        return "pro page"
+
+    return app
+
+
+@pytest.mark.parametrize("pricing", [None, "/pricing"])
+def test_anonymous_html_callers_go_to_flask_logins_login_view(pricing: str | None) -> None:
+    client = login_view_app("pro", pricing=pricing).test_client()
+
+    html = client.get("/pro?tab=2", headers=HTML)
+    json = client.get("/pro", headers=JSON)
+
+    assert (html.status_code, html.headers["Location"]) == (302, "/sign-in?next=%2Fpro%3Ftab%3D2")
+    assert (json.status_code, json.get_json()["error"]) == (401, "authentication_error")
+
+
+def test_signed_in_without_the_plan_and_no_pricing_url_gets_the_402_page() -> None:
+    client = signed_in(login_view_app("free"))
+
+    html = client.get("/pro", headers=HTML)
+    json = client.get("/pro", headers=JSON)
+
+    assert (html.status_code, html.mimetype) == (402, "text/html")
+    assert "This page needs the pro plan" in html.get_data(as_text=True)
+    assert (json.status_code, json.get_json()["details"]["current_plan"]) == (402, "free")
+
+
+def test_signed_in_on_the_plan_with_a_login_view_sees_the_page() -> None:
+    response = signed_in(login_view_app("pro")).get("/pro", headers=HTML)
+
+    assert (response.status_code, response.get_data(as_text=True)) == (200, "pro page")
+
+
+def test_a_blueprint_login_view_wins_over_the_apps() -> None:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test")
+    manager = LoginManager(app)
+    manager.user_loader(lambda user_id: None)
+    manager.login_view = "login"
+    admin = Blueprint("admin", __name__)
+    manager.blueprint_login_views = {"admin": "admin.login"}
+    billing = StripeBilling(app, user_store=InMemoryUserStore([]))
+
+    @admin.get("/report")
+    @billing.plan_required()
+    def report() -> str:
+        return "report"
+
+    admin.add_url_rule("/in", "login", lambda: "admin sign in")
+    app.register_blueprint(admin, url_prefix="/admin")
+    app.add_url_rule("/sign-in", "login", lambda: "sign in")
+
+    response = app.test_client().get("/admin/report", headers=HTML)
+
+    assert response.headers["Location"] == "/admin/in?next=%2Fadmin%2Freport"

@@ -1,16 +1,18 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
 Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
-``/billing/success`` (where Checkout sends the user back), two gated pages:
+``/billing/success`` (the extension's own: where Checkout sends the user back; it
+applies the session and redirects to ``/account`` with a flash message), two gated pages:
 ``/pro`` for users on a paid plan (``billing.plan_required()``) and ``/export``
 for plans that include the ``export`` feature (``billing.feature_required``,
 ``STRIPE_BILLING_FEATURES``); others are sent to the pricing page, JSON
 callers get 402 / 403; and ``/settings`` (the app's own page that cancels,
 resumes and switches the plan through the extension's JSON routes,
-``templates/settings.html``); and ``/billing/admin``, the extension's operations page
-(the event log, accounts, replay / link / sync), which only alice may open. The
-example has no real login: add ``?as=2`` to any page to act as user 2 from then on
-(remembered in the session), ``?as=`` to act as nobody.
+``templates/settings.html``), and ``/account``, the same without JavaScript: the
+extension's ``billing_settings()`` partial and its form buttons; and ``/billing/admin``,
+the extension's operations page (the event log, accounts, replay / link / sync), which
+only alice may open. The example has no real login: add ``?as=2`` to any page to act
+as user 2 from then on (remembered in the session), ``?as=`` to act as nobody.
 
 Run it with ``make run`` (or ``flask --app examples/simple_app/app.py run``) and
 point the Stripe CLI at it::
@@ -47,7 +49,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from flask_stripe_billing import (
     BillingAccount,
-    BillingError,
     BillingMixin,
     SQLAlchemyUserStore,
     StripeBilling,
@@ -69,6 +70,8 @@ DEFAULTS = {
     "STRIPE_BILLING_MANAGEMENT_ROUTES": "1",
     # What each plan includes, for the /export gate (a JSON object in the environment).
     "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
+    # Where the extension's /billing/success sends the user once the session is applied.
+    "STRIPE_BILLING_AFTER_CHECKOUT_URL": "account",
 }
 #: Who may open the operations page (DEMO: alice; a real app asks its own login).
 ADMIN_USER_IDS = frozenset({"1"})
@@ -125,8 +128,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.logger.setLevel(logging.INFO)  # show the plan-change messages below
 
     db.init_app(app)
-    # POST /stripe/webhook, POST /billing/checkout-session, GET /billing/portal and
-    # POST /billing/subscription/(cancel|resume|change-plan|preview-change|quantity):
+    # POST /stripe/webhook, POST /billing/checkout-session, GET /billing/portal,
+    # GET /billing/success, POST /billing/subscription/(cancel|resume|change-plan|...)
+    # and their form routes POST /billing/manage/(cancel|resume|change-plan|seats):
     billing.init_app(app)
     app.register_blueprint(admin)  # after init_app; refused without a permission check
     with app.app_context():
@@ -138,9 +142,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/", view_func=index)
     app.add_url_rule("/users/<int:user_id>", view_func=show_user)
     app.add_url_rule("/pricing", view_func=pricing)
-    app.add_url_rule("/billing/success", view_func=checkout_success)
     app.add_url_rule("/pro", view_func=pro)
     app.add_url_rule("/settings", view_func=settings)
+    app.add_url_rule("/account", view_func=account)
     app.add_url_rule("/export", view_func=export)
     return app
 
@@ -206,6 +210,7 @@ HEADER = """<!doctype html>
   <a href="{{ url_for('pricing') }}">Pricing</a> |
   <a href="{{ url_for('pro') }}">Pro page</a> |
   <a href="{{ url_for('settings') }}">Settings</a> |
+  <a href="{{ url_for('account') }}">Account</a> |
   <a href="{{ url_for('export') }}">Export</a> |
   <a href="{{ url_for('stripe_billing_admin.event_log') }}">Operations</a> (alice only) |
   Acting as <b>{{ me.email if me else "nobody" }}</b>{% if me %} ({{ me.plan }}){% endif %};
@@ -213,6 +218,9 @@ HEADER = """<!doctype html>
   {% for user in everyone %}<a href="?as={{ user.id }}">{{ user.email }}</a>, {% endfor %}
   <a href="?as=">nobody</a>
 </p>
+{% for category, message in get_flashed_messages(with_categories=true) %}
+<p class="flash {{ category }}" role="status">{{ message }}</p>
+{% endfor %}
 """
 
 USERS_PAGE = """
@@ -268,11 +276,16 @@ PRICING_PAGE = """
 </script>
 """
 
-SUCCESS_PAGE = """
-<h1>Thank you!</h1>
-{% if note %}<p>{{ note }}</p>{% endif %}
-{% if me %}<p>Your plan: <b>{{ me.plan }}</b>.</p>{% endif %}
-<p><a href="{{ url_for('pro') }}">Go to the Pro page</a></p>
+ACCOUNT_PAGE = """
+<h1>Account</h1>
+{# The extension's partial: plan, renewal or end date, and its form buttons (cancel or
+   resume, switch plan) that come back here with a flash message. #}
+{{ billing_settings() }}
+{% if not billing_account or not billing_account.stripe_subscription_id %}
+<p>See <a href="{{ url_for('pricing') }}">pricing</a> to subscribe.</p>
+{% elif me.on_trial() %}
+<p>You are on a free trial.</p>
+{% endif %}
 """
 
 PRO_PAGE = """
@@ -319,18 +332,6 @@ def pricing() -> str:
     return render_template_string(HEADER + PRICING_PAGE)
 
 
-def checkout_success() -> str:
-    """Where Checkout sends the user back: apply the session now, before its webhook."""
-    note = None
-    session_id = request.args.get("session_id")
-    if session_id:
-        try:
-            billing.sync_checkout_session(session_id)
-        except BillingError as error:  # e.g. no STRIPE_API_KEY: the webhook will do it
-            note = f"{error.message}; your plan changes when Stripe's webhook arrives."
-    return render_template_string(HEADER + SUCCESS_PAGE, note=note)
-
-
 @billing.plan_required()
 def pro() -> str:
     """A page only users on a paid plan see; the others go to the pricing page."""
@@ -340,6 +341,11 @@ def pro() -> str:
 def settings() -> str:
     """The user's own billing settings: cancel, resume, switch plan (with a preview)."""
     return render_template_string(HEADER) + render_template("settings.html")
+
+
+def account() -> str:
+    """The same settings without JavaScript: the extension's partial and form buttons."""
+    return render_template_string(HEADER + ACCOUNT_PAGE)
 
 
 @billing.feature_required("export")

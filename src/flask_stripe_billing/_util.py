@@ -1,8 +1,12 @@
-"""Small helpers every layer shares: the current time, in UTC, in one place."""
+"""Small helpers every layer shares: the current time, in UTC, in one place; the key of
+the extension's state in ``app.extensions``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
+#: Where the extension keeps each app's state: ``app.extensions["stripe_billing"]``.
+EXTENSION_KEY = "stripe_billing"
 
 
 def utcnow() -> datetime:

@@ -12,7 +12,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 #: Stripe's bounds of ``subscription_data[trial_period_days]``.
@@ -92,6 +92,11 @@ def _seats(value: Any, name: str, default: int) -> int:
 
 
 DEFAULT_PRO_PLAN = "pro"
+
+
+#: A configured price given by its Stripe lookup key rather than its id:
+#: ``lookup_key:pro_monthly`` (the same configuration in test and live mode).
+LOOKUP_KEY_PREFIX = "lookup_key:"
 
 
 #: What Checkout's ``billing_address_collection`` accepts.
@@ -246,6 +251,13 @@ class Settings:
     #: The key signed references are made with (``STRIPE_REFERENCE_SECRET``, else the
     #: app's ``SECRET_KEY``).
     reference_secret: str | None = field(default=None, repr=False)
+    #: Whether the blueprint answers ``GET /billing/success`` (sync the Checkout session,
+    #: then redirect with a flash message).
+    success_route: bool = True
+    #: Where that route sends the user: a path, a URL or an endpoint name (default ``/``).
+    after_checkout_url: str | None = None
+    #: Price id → the lookup key it was configured by, once :meth:`with_prices` resolved it.
+    price_lookup_keys: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(
@@ -321,6 +333,8 @@ class Settings:
                 get("STRIPE_BILLING_DUPLICATES"), "STRIPE_BILLING_DUPLICATES", DUPLICATE_CHOICES
             )
             or DUPLICATES_SIGNAL,
+            success_route=_flag(get("STRIPE_BILLING_SUCCESS_ROUTE"), default=True),
+            after_checkout_url=_text(get("STRIPE_BILLING_AFTER_CHECKOUT_URL")),
             **_offers(get),
             **_accounts(get, config),
         )
@@ -352,6 +366,45 @@ class Settings:
     def every_metered_price(self) -> frozenset[str]:
         """Every configured metered price, of any plan (what a plan change may remove)."""
         return frozenset(price for prices in self.metered_prices.values() for price in prices)
+
+    @property
+    def lookup_keys(self) -> frozenset[str]:
+        """The Stripe price lookup keys configured in place of price ids (``lookup_key:NAME``),
+        not resolved yet: :meth:`with_prices` replaces them."""
+        named = (
+            self.price_pro_monthly,
+            self.price_pro_yearly,
+            *self.plans,
+            *self.trial_days_by_price,
+        )
+        return frozenset(
+            value.removeprefix(LOOKUP_KEY_PREFIX)
+            for value in named
+            if value and value.startswith(LOOKUP_KEY_PREFIX)
+        )
+
+    def with_prices(self, resolved: Mapping[str, str]) -> Settings:
+        """These settings with each ``lookup_key:NAME`` replaced by the price id
+        ``resolved[NAME]`` (every configured lookup key must be there)."""
+
+        def price(value: str) -> str:
+            if not value.startswith(LOOKUP_KEY_PREFIX):
+                return value
+            return resolved[value.removeprefix(LOOKUP_KEY_PREFIX)]
+
+        return replace(
+            self,
+            price_pro_monthly=self.price_pro_monthly and price(self.price_pro_monthly),
+            price_pro_yearly=self.price_pro_yearly and price(self.price_pro_yearly),
+            plans={price(key): plan for key, plan in self.plans.items()},
+            trial_days_by_price={
+                price(key): days for key, days in self.trial_days_by_price.items()
+            },
+            price_lookup_keys={
+                **self.price_lookup_keys,
+                **{resolved[key]: key for key in self.lookup_keys},
+            },
+        )
 
     def trial_days_for(self, price_id: str) -> int | None:
         """The trial days a Checkout of ``price_id`` gives (None: no trial)."""

@@ -14,14 +14,16 @@ try:  # optional: the default current_user_id when the app uses Flask-Login
 except ImportError:  # pragma: no cover - Flask-Login is not installed
     current_user = None
 from . import signals
-from .actions import management, meters, sync
+from .actions import management, meters, prices, sync
 from .actions.duplicates import on_duplicate
 from .actions.invoices import Invoice, list_invoices
 from .actions.management import ChangePreview, SubscriptionChange, Who, preview_change
 from .actions.meters import UsageSummary
 from .cli import register_commands
 from .config import Settings
+from .core import catalogue
 from .core.account import BillingAccount
+from .core.catalogue import Plan, Prices
 from .core.outcomes import Outcome
 from .pipeline import intake, references
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
@@ -32,7 +34,9 @@ from .web.admin import AdminCheck, SectionSource, create_admin_blueprint
 from .web.blueprint import create_blueprint, exempt_webhook_from_csrf
 from .web.buttons import TEMPLATE_GLOBALS
 from .web.gates import ViewDecorator, billing_template_context
+from .web.manage_forms import add_management_form_routes
 from .web.management import add_management_routes
+from .web.success import add_success_route
 
 
 class Options(TypedDict, total=False):
@@ -67,7 +71,9 @@ class StripeBilling:
         self.options: Options = _given(options)
         self.blueprint: Blueprint = create_blueprint()
         add_management_routes(self.blueprint)
+        add_management_form_routes(self.blueprint)
         self.blueprint.record_once(self._on_blueprint_registered)
+        add_success_route(self.blueprint)  # after the set-up above: it reads the settings
         if app is not None:
             self.init_app(app)
 
@@ -90,7 +96,7 @@ class StripeBilling:
         Needs an app context. Idempotent: an event already processed is reported
         as a duplicate and changes nothing.
         """
-        return intake.run_stored(get_state(), app_object(), event_id)
+        return intake.run_stored(prices.resolved(app_object()), app_object(), event_id)
 
     def sync_checkout_session(self, session_id: str) -> Outcome:
         """Apply a completed Checkout session at once, from Stripe's API.
@@ -99,7 +105,19 @@ class StripeBilling:
         Idempotent with the ``checkout.session.completed`` webhook that follows.
         Needs an app context.
         """
-        return sync.sync_checkout_session(get_state(), app_object(), session_id)
+        return sync.sync_checkout_session(prices.resolved(app_object()), app_object(), session_id)
+
+    @property
+    def prices(self) -> Prices:
+        """The current app's configured prices (iterable; ``.monthly``, ``.yearly``,
+        ``.get(id)``), lookup keys resolved. Needs an app context."""
+        return catalogue.prices(prices.resolved(app_object()).settings)
+
+    @property
+    def plans(self) -> tuple[Plan, ...]:
+        """The current app's plans, free first, then the paid plans by rank, each with its
+        prices and features. Needs an app context."""
+        return catalogue.plans(prices.resolved(app_object()).settings)
 
     def account(self, user_id: str | int) -> BillingAccount:
         """A user's billing account with its active Stripe Entitlements (``features``).
@@ -282,6 +300,8 @@ class StripeBilling:
         )
         # Cancels a duplicate subscription after the commit, when the app opts in.
         signals.duplicate_subscription.connect(on_duplicate, sender=app, weak=False)
+        if settings.lookup_keys:
+            app.before_request(prices.resolve_before_request(app, self.blueprint.name))
         exempt_webhook_from_csrf(app)
         app.context_processor(billing_template_context)
         app.jinja_env.globals.update(TEMPLATE_GLOBALS)

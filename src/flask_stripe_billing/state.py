@@ -8,13 +8,14 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from ._util import EXTENSION_KEY
 from .config import Settings
 from .core.account import BillingAccount
 from .errors import NotConfiguredError
 from .stores.base import EntitlementLog, EventLog, PipelineSteps, SubscriptionLog, UserStore
 from .stripe_api import StripeGateway
 
-EXTENSION_KEY = "stripe_billing"
+__all__ = ["EXTENSION_KEY", "BillingState", "CurrentUserId", "Dispatch", "app_object", "get_state"]
 
 
 #: Who is calling: the current account's id, or None when anonymous.

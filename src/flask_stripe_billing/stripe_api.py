@@ -533,6 +533,14 @@ class StripeGateway:
             price = self.client.v1.prices.retrieve(price_id)
         return price.to_dict()
 
+    def list_prices_by_lookup_keys(self, lookup_keys: list[str]) -> list[dict[str, Any]]:
+        """The active prices with these lookup keys (at most 10: Stripe's limit per call)."""
+        with _translated_errors("list prices by lookup key"):
+            page = self.client.v1.prices.list(
+                {"lookup_keys": lookup_keys, "active": True, "limit": 100}
+            )
+        return [price.to_dict() for price in page.data]
+
     def list_event_destinations(self) -> list[dict[str, Any]]:
         """The event destinations of the key's mode with their URLs, as plain data (one try:
         a diagnostic)."""

@@ -35,6 +35,9 @@ DEFAULT_URLS = {
     "STRIPE_BILLING_LOGIN_URL": "main.login",
     # What each plan includes, for @billing.feature_required (a JSON object in the environment).
     "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
+    # This app renders its own thank-you page at /billing/success (views.billing_success),
+    # so the extension's default success route is off.
+    "STRIPE_BILLING_SUCCESS_ROUTE": "false",
 }
 
 

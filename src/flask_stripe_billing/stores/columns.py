@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..core.account import FREE_PLAN
+from .._util import EXTENSION_KEY
+from ..core.account import FREE_PLAN, BillingAccount
 
 DEFAULT_COLUMNS: dict[str, str] = {
     "email": "email",
@@ -39,7 +41,9 @@ REMOVED_FIELDS = {
 
 
 class BillingMixin:
-    """The billing columns, for a host model: ``class User(BillingMixin, db.Model)``."""
+    """The billing columns, for a host model: ``class User(BillingMixin, db.Model)``; and
+    read-only questions about the user's billing (``current_user.on_trial()``), answered
+    from the store the current app's extension was set up with."""
 
     plan: Mapped[str] = mapped_column(
         sa.String(50), default=FREE_PLAN, server_default=FREE_PLAN, nullable=False
@@ -54,6 +58,46 @@ class BillingMixin:
     updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     trial_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
     subscription_quantity: Mapped[int | None] = mapped_column(sa.Integer)
+
+    # Questions: each reads the account from the app's store (one read, with its Stripe
+    # Entitlements and the app's past_due grace), as ``billing.account(user_id)`` does.
+
+    @property
+    def billing_account(self) -> BillingAccount:
+        """This user's billing account as the app's store has it now.
+
+        Needs an app context; LookupError for a user the store does not know (not saved).
+        """
+        state: Any = current_app.extensions.get(EXTENSION_KEY)
+        if state is None:
+            raise RuntimeError("StripeBilling is not set up on this app; call init_app(app)")
+        key = getattr(state.user_store, "_key_attr", None) or _primary_key_of(type(self))
+        account: BillingAccount = state.account_of(str(getattr(self, key)))
+        return account
+
+    def is_paying(self) -> bool:
+        """Whether the subscription pays for access: active, trialing, or past_due in grace."""
+        return self.billing_account.is_paying()
+
+    def on_trial(self, now: datetime | None = None) -> bool:
+        """Whether the subscription is trialing and its trial has not ended yet."""
+        return self.billing_account.on_trial(now)
+
+    def on_grace_period(self, now: datetime | None = None) -> bool:
+        """Whether the subscription ends at a period end still ahead: access until then."""
+        return self.billing_account.on_grace_period(now)
+
+    def has_feature(self, name: str) -> bool:
+        """Whether the user has the feature: an active Stripe entitlement, or their plan's
+        in ``STRIPE_BILLING_FEATURES``."""
+        state: Any = current_app.extensions[EXTENSION_KEY]
+        return self.billing_account.has_feature(name, state.settings)
+
+
+def _primary_key_of(model: type[Any]) -> str:
+    """The attribute of a mapped model's (first) primary-key column."""
+    mapper = sa.inspect(model)
+    return str(mapper.get_property_by_column(mapper.primary_key[0]).key)
 
 
 def resolve_columns(model: type[Any], overrides: Mapping[str, str | None]) -> dict[str, str | None]:

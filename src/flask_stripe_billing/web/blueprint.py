@@ -55,7 +55,7 @@ THIN_WEBHOOK_PATH = path_of(thin_webhook)
 
 def create_blueprint() -> Blueprint:
     """A new blueprint with the billing routes (one per extension object)."""
-    blueprint = Blueprint("stripe_billing", __name__)
+    blueprint = Blueprint("stripe_billing", __name__, template_folder="templates")
     add_routes(blueprint, ROUTES)
     blueprint.register_error_handler(BillingError, error_response)
     return blueprint

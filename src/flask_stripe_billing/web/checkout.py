@@ -168,13 +168,19 @@ def portal_redirect() -> Response:
 
 
 def form_body() -> dict[str, Any]:
-    """The checkout fields of the form, as the JSON route reads them (``quantity`` a
-    number when it is one, so that anything else is refused the same way)."""
+    """The checkout fields of the form, as the JSON route reads them."""
+    return read_form(CHECKOUT_FIELDS)
+
+
+def read_form(names: tuple[str, ...]) -> dict[str, Any]:
+    """The fields ``names`` of a form (at most :data:`MAX_FORM_BYTES`), those not blank;
+    ``quantity`` a number when it is one, so that anything else is refused the same way
+    as in a JSON body."""
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         limit = {"limit": MAX_FORM_BYTES}
         raise PayloadTooLargeError(f"Request body is larger than {MAX_FORM_BYTES} bytes", limit)
     body: dict[str, Any] = {}
-    for name in CHECKOUT_FIELDS:
+    for name in names:
         value = request.form.get(name, "").strip()
         if value:
             body[name] = value

@@ -1,8 +1,10 @@
 """Gates for the host's own views: who may see a page, by plan or by feature.
 
 A gate reads the current user through the extension's ``current_user_id`` and
-answers those it turns away: HTML callers with a redirect, JSON callers with
-the error shape of :mod:`.views`.
+answers those it turns away: JSON callers with the error shape of :mod:`.http`,
+HTML callers with a redirect (the login page: ``STRIPE_BILLING_LOGIN_URL``, else
+Flask-Login's ``login_view``; the pricing page: ``STRIPE_BILLING_PRICING_URL``) or,
+with nowhere to go, a plain HTML page with the error's status.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from functools import wraps
 from typing import ParamSpec, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, has_request_context, redirect, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from ..config import Settings
@@ -20,6 +30,10 @@ from ..core.account import BillingAccount
 from ..errors import AuthenticationError, BillingError, FeatureRequiredError, PlanRequiredError
 from ..state import BillingState, get_state
 from .http import error_response
+
+#: The plain page an HTML caller gets when a gate has nowhere to send it (the host may
+#: override it with a template of the same name).
+REFUSED_TEMPLATE = "stripe_billing/refused.html"
 
 P = ParamSpec("P")
 
@@ -108,14 +122,32 @@ def gate(check: Check) -> Response | None:
     settings = state.settings
     account = current_account_or_none(state)
     if account is None:
-        error: BillingError = AuthenticationError("Sign in to see this page")
-        if settings.login_url is None:
-            return refusal(error, settings.pricing_url)
-        return refusal(error, with_next(resolve_url(settings.login_url)))
+        return refusal(AuthenticationError("Sign in to see this page"), login_target(settings))
     failed = check(account, settings)
     if failed is None:
         return None
     return refusal(failed, settings.pricing_url)
+
+
+def login_target(settings: Settings) -> str | None:
+    """Where an anonymous browser goes: ``STRIPE_BILLING_LOGIN_URL``, else Flask-Login's
+    ``login_view`` (both with ``next``), else the pricing page; None: nowhere."""
+    if settings.login_url is not None:
+        return with_next(resolve_url(settings.login_url))
+    login_view = flask_login_view()
+    if login_view is not None:
+        return with_next(resolve_url(login_view))
+    return settings.pricing_url
+
+
+def flask_login_view() -> str | None:
+    """The app's Flask-Login ``login_view`` (this blueprint's own first), if it has one."""
+    manager = getattr(current_app, "login_manager", None)
+    if manager is None:
+        return None
+    view = getattr(manager, "blueprint_login_views", {}).get(request.blueprint)
+    view = view or getattr(manager, "login_view", None)
+    return str(view) if view else None
 
 
 def current_account_or_none(state: BillingState) -> BillingAccount | None:
@@ -128,15 +160,20 @@ def current_account_or_none(state: BillingState) -> BillingAccount | None:
 
 
 def refusal(error: BillingError, url: str | None) -> Response:
-    """A redirect to ``url`` for HTML callers; the JSON error for JSON callers or no url.
+    """The JSON error for JSON callers; for HTML callers a redirect to ``url``, or with no
+    url a plain HTML page with the error's status.
 
     The answer depends on ``Accept``, so it says so to caches (``Vary: Accept``).
     """
-    if url is not None and not wants_json():
+    answer, status = error_response(error)
+    response: Response = answer
+    if wants_json():
+        response.status_code = status
+    elif url is not None:
         response = redirect(resolve_url(url))
     else:
-        response, status = error_response(error)
-        response.status_code = status
+        page = render_template(REFUSED_TEMPLATE, message=error.message, status=status)
+        response = current_app.response_class(page, status, mimetype="text/html")
     response.vary.add("Accept")
     return response
 

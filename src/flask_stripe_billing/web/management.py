@@ -52,13 +52,15 @@ def cancel_subscription() -> Response:
     at_period_end = body.get("at_period_end", True)
     if not isinstance(at_period_end, bool):
         raise ValidationError("at_period_end must be true or false", {"field": "at_period_end"})
-    return _answer(management.cancel(state, app_object(), account, at_period_end=at_period_end))
+    return answer_change(
+        management.cancel(state, app_object(), account, at_period_end=at_period_end)
+    )
 
 
 def resume_subscription() -> Response:
     """Undo a pending cancel."""
     state, account, _ = _request()
-    return _answer(management.resume(state, app_object(), account))
+    return answer_change(management.resume(state, app_object(), account))
 
 
 def change_plan() -> Response:
@@ -69,7 +71,7 @@ def change_plan() -> Response:
     change = management.change_plan(
         state, app_object(), account, price_id, at_period_end=at_period_end
     )
-    return _answer(change)
+    return answer_change(change)
 
 
 def preview_change() -> Response:
@@ -86,16 +88,13 @@ def change_quantity() -> Response:
     state, account, body = _request()
     quantity: Any = body.get("quantity")
     change = management.change_quantity(state, app_object(), account, quantity)
-    return _answer(change)
+    return answer_change(change)
 
 
 def _request() -> tuple[BillingState, BillingAccount, dict[str, Any]]:
     """The routes' common checks: on (404), signed in (401), a JSON object body (400)."""
     state = get_state()
-    if not state.settings.management_routes:
-        raise NotFoundError(
-            "Subscription management routes are off (STRIPE_BILLING_MANAGEMENT_ROUTES)"
-        )
+    ensure_routes_on(state)
     account = current_account(state)
     body = read_json_body()
     if body is None:
@@ -106,7 +105,15 @@ def _request() -> tuple[BillingState, BillingAccount, dict[str, Any]]:
     return state, account, body
 
 
-def _answer(change: SubscriptionChange) -> Response:
+def ensure_routes_on(state: BillingState) -> None:
+    """404 unless ``STRIPE_BILLING_MANAGEMENT_ROUTES`` is on (JSON and form routes alike)."""
+    if not state.settings.management_routes:
+        raise NotFoundError(
+            "Subscription management routes are off (STRIPE_BILLING_MANAGEMENT_ROUTES)"
+        )
+
+
+def answer_change(change: SubscriptionChange) -> Response:
     """The change and the account as it is now."""
     return jsonify(
         action=change.action,

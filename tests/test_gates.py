@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from conftest import Host
 from flask import Blueprint, Flask, render_template_string, request
-from jinja2 import DictLoader
 from flask_login import LoginManager, UserMixin
+from jinja2 import DictLoader
 from support import post_event, subscription_event
 
 from flask_stripe_billing import BillingAccount, InMemoryUserStore, StripeBilling

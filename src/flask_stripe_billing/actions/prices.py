@@ -19,6 +19,7 @@ from flask import Flask, request
 from ..config import LOOKUP_KEY_PREFIX, Settings
 from ..errors import BillingError, NotConfiguredError
 from ..state import EXTENSION_KEY, BillingState, get_state
+from ..stripe_api import StripeGateway
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -30,15 +31,23 @@ def resolved(app: Flask) -> BillingState:
     """The app's state with every configured lookup key resolved to its price id.
 
     Asks Stripe only while some key is unresolved; raises
-    :class:`~.errors.StripeServiceError` (Stripe failed), :class:`NotConfiguredError`
+    :class:`~.errors.StripeServiceError` (Stripe failed) or :class:`NotConfiguredError`
     (no API key, or a lookup key no active price has: its ``details["missing"]`` names
-    the key and the setting).
+    the setting and the key).
     """
     state = get_state(app)
-    keys = sorted(state.settings.lookup_keys)
-    if not keys:
+    if not state.settings.lookup_keys:
         return state
-    gateway = state.require_stripe()
+    found = lookup_prices(state.settings, state.require_stripe())
+    state = replace(state, settings=state.settings.with_prices(found))
+    app.extensions[EXTENSION_KEY] = state
+    logger.info("Stripe price lookup keys resolved", extra={"lookup_keys": found})
+    return state
+
+
+def lookup_prices(settings: Settings, gateway: StripeGateway) -> dict[str, str]:
+    """Each configured lookup key → the id of the active price that has it, from Stripe."""
+    keys = sorted(settings.lookup_keys)
     found: dict[str, str] = {}
     for start in range(0, len(keys), KEYS_PER_CALL):
         for price in gateway.list_prices_by_lookup_keys(keys[start : start + KEYS_PER_CALL]):
@@ -46,14 +55,8 @@ def resolved(app: Flask) -> BillingState:
                 found[str(price["lookup_key"])] = str(price["id"])
     missing = [key for key in keys if key not in found]
     if missing:
-        raise NotConfiguredError([_missing(state.settings, key) for key in missing])
-    state = replace(state, settings=state.settings.with_prices(found))
-    app.extensions[EXTENSION_KEY] = state
-    logger.info(
-        "Stripe price lookup keys resolved",
-        extra={"lookup_keys": {key: found[key] for key in keys}},
-    )
-    return state
+        raise NotConfiguredError([_missing(settings, key) for key in missing])
+    return found
 
 
 def _missing(settings: Settings, key: str) -> str:

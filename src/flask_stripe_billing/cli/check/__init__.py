@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...actions.prices import lookup_prices
 from ...config import (
     DEFAULT_API_CONNECT_TIMEOUT,
     DEFAULT_API_MAX_RETRIES,
@@ -16,6 +17,7 @@ from ...config import (
     DEFAULT_PRO_PLAN,
     DEFAULT_PRORATION_BEHAVIOR,
     DEFAULT_TOLERANCE_SECONDS,
+    LOOKUP_KEY_PREFIX,
     Settings,
 )
 from ...core.checkout import portal_return_url
@@ -147,6 +149,8 @@ def check_online(settings: Settings, gateway: StripeGateway | None) -> list[Find
         if status != 403:  # a restricted key may not read the balance; it was accepted
             return [Finding("failed", "API key", error_text(error), True)]
     found = [Finding("ok", "API key", "accepted by Stripe")]
+    settings, lookup = _lookup_keys(settings, gateway)
+    found.extend(lookup)
     for price_id, used_by in _prices(settings):
         found.append(_price(gateway, price_id, used_by))
     found.extend(webhook_endpoints(gateway, key_mode(settings.api_key)))
@@ -199,6 +203,22 @@ def _refetch(settings: Settings) -> Finding:
     )
 
 
+def _lookup_keys(settings: Settings, gateway: StripeGateway) -> tuple[Settings, list[Finding]]:
+    """The settings with their price lookup keys resolved by Stripe, and what that found
+    (an unresolved key stays as it is, and its price is not checked)."""
+    if not settings.lookup_keys:
+        return settings, []
+    subject = "price lookup keys"
+    try:
+        resolved = lookup_prices(settings, gateway)
+    except NotConfiguredError as error:
+        return settings, [Finding("missing", subject, m, True) for m in error.details["missing"]]
+    except StripeServiceError as error:
+        return settings, [Finding("failed", subject, error_text(error), True)]
+    shown = ", ".join(f"{key} → {price_id}" for key, price_id in sorted(resolved.items()))
+    return settings.with_prices(resolved), [Finding("ok", subject, shown)]
+
+
 def _prices(settings: Settings) -> list[tuple[str, str]]:
     """Each configured price once, with the settings that name it."""
     uses: dict[str, list[str]] = {}
@@ -207,7 +227,7 @@ def _prices(settings: Settings) -> list[tuple[str, str]]:
         (settings.price_pro_yearly, "STRIPE_PRICE_PRO_YEARLY"),
         *((price, f"plan {plan}") for price, plan in settings.plans.items()),
     ):
-        if price_id:
+        if price_id and not price_id.startswith(LOOKUP_KEY_PREFIX):  # resolved, or not checked
             uses.setdefault(price_id, []).append(used_by)
     return [(price_id, ", ".join(names)) for price_id, names in uses.items()]
 

@@ -114,6 +114,12 @@ class StripeBilling:
         return catalogue.prices(prices.resolved(app_object()).settings)
 
     @property
+    def settings(self) -> Settings:
+        """The current app's settings (lookup keys resolved), e.g. for
+        ``account.has_feature(name, billing.settings)``. Needs an app context."""
+        return prices.resolved(app_object()).settings
+
+    @property
     def plans(self) -> tuple[Plan, ...]:
         """The current app's plans, free first, then the paid plans by rank, each with its
         prices and features. Needs an app context."""

@@ -14,6 +14,7 @@ from .actions.management import ChangePreview, PreviewLine, SubscriptionChange
 from .actions.meters import UsageSummary
 from .config import Settings
 from .core.account import AccountChanges, BillingAccount, SubscriptionRecord
+from .core.catalogue import Plan, Price, Prices
 from .core.entitlements import EntitlementRecord, SummaryFacts
 from .core.events import (
     CheckoutSessionFacts,
@@ -62,7 +63,15 @@ from .stores.memory import InMemoryUserStore
 from .stores.sqlalchemy import SQLAlchemyUserStore
 from .stripe_api import API_VERSION
 from .web.admin import AccountSection
-from .web.buttons import billing_checkout_button, billing_portal_button
+from .web.buttons import (
+    billing_cancel_button,
+    billing_change_plan_button,
+    billing_checkout_button,
+    billing_portal_button,
+    billing_resume_button,
+    billing_seats_form,
+    billing_settings,
+)
 
 __version__ = "0.1.0"
 
@@ -103,8 +112,11 @@ __all__ = [
     "Outcome",
     "PayloadTooLargeError",
     "PendingUpdate",
+    "Plan",
     "PlanRequiredError",
     "PreviewLine",
+    "Price",
+    "Prices",
     "SQLAlchemyUserStore",
     "Settings",
     "StoreContractError",
@@ -121,7 +133,12 @@ __all__ = [
     "UsageSummary",
     "UserStore",
     "ValidationError",
+    "billing_cancel_button",
+    "billing_change_plan_button",
     "billing_checkout_button",
     "billing_portal_button",
+    "billing_resume_button",
+    "billing_seats_form",
+    "billing_settings",
     "signals",
 ]

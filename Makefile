@@ -24,6 +24,7 @@ run: $(STAMP)
 	$(BIN)/flask --app examples/simple_app/app.py run
 
 ## Lint, types and the whole test suite (SQLite; PostgreSQL too when DATABASE_URL is set).
+## A few minutes (some 1,700 tests, headless-browser and demo runs among them).
 test: lint pytest
 
 lint: $(STAMP)
@@ -32,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 pytest: $(STAMP)
+	@echo "Running the whole suite: a few minutes (one file: $(BIN)/pytest tests/test_x.py -q)."
 	$(BIN)/pytest
 
 ## The suite on the lowest and the newest allowed versions, and on the built wheel (nox, uv).

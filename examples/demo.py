@@ -42,7 +42,7 @@ T0 = int(time.time()) - 3600
 MINUTE = 60
 
 LEGEND = """
-outcome: what the extension reported (signal webhook_received) -
+outcome: what the extension reported (signal webhook_received); "-" when it reported none
   processed  the rules ran          duplicate  event id seen before: nothing done
   stale      older than the last applied event of its subscription: nothing done
   unmatched  no user has that customer: acknowledged, kept for billing.process_event()
@@ -191,6 +191,13 @@ def serve_example_app(folder: Path) -> Iterator[DemoApp]:
     demo = DemoApp(f"http://127.0.0.1:{server.server_port}")
     app.logger.removeHandler(default_handler)
     app.logger.addHandler(_Collect(demo.log_lines))
+    # The extension's own warnings (a refused signature) go under their step, not to stderr
+    # in the middle of the table; its info records (one per webhook) are not shown.
+    library = logging.getLogger("flask_stripe_billing")
+    library_handler = _Collect(demo.log_lines)
+    library_handler.setLevel(logging.WARNING)
+    library.addHandler(library_handler)
+    library.propagate = False
 
     def record(sender: Flask, *, status: str, **extra: Any) -> None:
         demo.outcomes.append(status)
@@ -204,6 +211,8 @@ def serve_example_app(folder: Path) -> Iterator[DemoApp]:
         server.shutdown()
         thread.join()
         signals.webhook_received.disconnect(record, sender=app)
+        library.removeHandler(library_handler)
+        library.propagate = True
         server.server_close()
         with app.app_context():
             db.engine.dispose()  # close the SQLite file before its folder is removed

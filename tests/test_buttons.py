@@ -355,3 +355,25 @@ def test_the_readme_button_snippets_carry_the_token_with_csrf_protect(
 
     assert all("csrf_token" in f["fields"] for f in forms_of(forms))
     assert re.search(r'const csrfToken = "[\w.-]+";', script)
+
+
+def test_with_csrf_protect_anonymous_checkout_without_the_token_is_flask_wtfs_400(
+    shop: Callable[..., Host], stripe_api: Any
+) -> None:
+    """As docs/checkout.md says: CSRFProtect answers before the view, so 400, not 401;
+    with the token, the anonymous caller gets the 401."""
+    host = with_csrf(shop())
+    client = host.client
+
+    without = client.post("/billing/checkout-session", json={"interval": "monthly"})
+    upgrade, _ = forms_of(client.get("/pricing").get_data(as_text=True))  # anonymous page
+    with_token = client.post(
+        "/billing/checkout-session",
+        json={"interval": "monthly"},
+        headers={"X-CSRFToken": upgrade["fields"]["csrf_token"]},
+    )
+
+    assert without.status_code == 400
+    assert b"The CSRF token is missing." in without.data
+    assert (with_token.status_code, with_token.json["error"]) == (401, "authentication_error")
+    assert len(stripe_api.calls) == 0

@@ -4,7 +4,9 @@ management routes on and off; replaceable by the host's own template."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,3 +113,29 @@ def test_the_host_may_replace_the_partial(hosts: Callable[..., Host]) -> None:
     )
 
     assert render(host, "1") == "ours: pro 2"
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_readme_settings_snippet_renders_the_partial_and_the_buttons(
+    hosts: Callable[..., Host],
+) -> None:
+    (snippet,) = re.findall(r"```html\+jinja\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    host = hosts({"STRIPE_BILLING_MANAGEMENT_ROUTES": "1"})
+
+    html = render(host, "1", snippet)
+
+    actions = [f["attributes"]["action"] for f in forms_of(html)]
+    assert actions[:4] == [  # the partial
+        "/billing/manage/cancel",
+        "/billing/manage/change-plan",
+        "/billing/manage/seats",
+        "/billing/portal/redirect",
+    ]
+    assert actions[4:] == [  # the buttons one by one
+        "/billing/manage/cancel",
+        "/billing/manage/resume",
+        "/billing/manage/change-plan",
+        "/billing/manage/seats",
+    ]

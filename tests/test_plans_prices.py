@@ -18,7 +18,7 @@ from responses import matchers
 from support import SECRET, load, post_event, subscription_event
 from test_checkout import API, CONFIG, SESSION, form
 
-from flask_stripe_billing import InMemoryUserStore, StripeBilling
+from flask_stripe_billing import ConflictError, InMemoryUserStore, StripeBilling
 
 PRICE = load("stripe-openapi/price.json")
 LOOKUP_CONFIG = {
@@ -307,3 +307,34 @@ def test_the_check_command_online_shows_the_resolved_ids(
         "ok price lookup keys pro_monthly → price_test_pro, team_monthly → price_test_team"
     ) in shown
     assert any(line.startswith("ok price price_test_team") for line in shown)
+
+
+def test_cli_commands_that_decide_resolve_the_lookup_keys_first(
+    shop: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = shop()
+    list_prices(stripe_api, {"pro_monthly": "price_test_pro"})  # team_monthly resolves to nothing
+    runner = host.app.test_cli_runner()
+
+    listed = runner.invoke(args=["billing", "events"])
+    assert listed.exit_code == 0, listed.output
+    assert price_lists(stripe_api) == []  # listing decides nothing: no call
+    refused = runner.invoke(args=["billing", "cancel", "1"])
+
+    assert refused.exit_code == 1
+    assert "Price lookup keys not resolved: Stripe billing is not configured" in refused.output
+    assert "'team_monthly'" in refused.output
+    assert len(price_lists(stripe_api)) == 1
+    assert not [c for c in stripe_api.calls if "/subscriptions" in c.request.url]
+
+
+def test_the_python_api_resolves_the_lookup_keys_before_a_change(
+    shop: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    host = shop()
+    list_prices(stripe_api, TEST_MODE_IDS)
+
+    with host.app.app_context(), pytest.raises(ConflictError, match="No subscription"):
+        host.billing.change_plan(1, "price_test_team")  # the resolved id is a configured price
+
+    assert len(price_lists(stripe_api)) == 1

@@ -175,15 +175,18 @@ class StripeBilling:
     # Managing the subscription (needs an app context and STRIPE_API_KEY). Each reads the
     # subscription from Stripe, raises ConflictError (409) when its state does not allow
     # the change and StripeServiceError (502) when Stripe fails, with nothing applied;
-    # else the change is applied to the account at once. See docs/managing.md.
+    # else the change is applied to the account at once. See docs/managing.md. Price
+    # lookup keys are resolved first (they decide the plan the answer is mapped to).
 
     def cancel(self, who: Who, *, at_period_end: bool = True) -> SubscriptionChange:
         """End the user's subscription at the period end (default), or now."""
-        return management.cancel(get_state(), app_object(), who, at_period_end=at_period_end)
+        return management.cancel(
+            prices.resolved(app_object()), app_object(), who, at_period_end=at_period_end
+        )
 
     def resume(self, who: Who) -> SubscriptionChange:
         """Undo a pending end of the user's subscription."""
-        return management.resume(get_state(), app_object(), who)
+        return management.resume(prices.resolved(app_object()), app_object(), who)
 
     def change_plan(
         self,
@@ -199,7 +202,7 @@ class StripeBilling:
         ``payment_behavior="pending_if_incomplete"`` holds a change made now until its
         payment goes through (default: STRIPE_BILLING_PAYMENT_BEHAVIOR)."""
         return management.change_plan(
-            get_state(),
+            prices.resolved(app_object()),
             app_object(),
             who,
             price_id,
@@ -212,7 +215,9 @@ class StripeBilling:
         self, who: Who, price_id: str, *, at_period_end: bool = False
     ) -> ChangePreview:
         """What :meth:`change_plan` would invoice, from Stripe's invoice preview."""
-        return preview_change(get_state(), who, price_id, at_period_end=at_period_end)
+        return preview_change(
+            prices.resolved(app_object()), who, price_id, at_period_end=at_period_end
+        )
 
     def change_quantity(
         self,
@@ -225,7 +230,7 @@ class StripeBilling:
         """Set the number of seats of the user's subscription, now (``payment_behavior`` as
         for :meth:`change_plan`)."""
         return management.change_quantity(
-            get_state(),
+            prices.resolved(app_object()),
             app_object(),
             who,
             quantity,

@@ -82,7 +82,9 @@ def alice_subscription(kind: str, status: str, minute: int, layout: str, **kw: A
 def steps() -> list[Step]:
     """The deliveries, in the order they are sent (not the order they were created)."""
     created = alice_subscription("created", "active", 0, "basil", event_id="evt_demo_created")
-    late = alice_subscription("updated", "canceled", 1, "dahlia", event_id="evt_demo_late")
+    # Older than the past_due event: stale. (A late *terminal* status, canceled, would
+    # apply: a subscription that has ended never comes back.)
+    late = alice_subscription("updated", "active", 1, "dahlia", event_id="evt_demo_late")
     past_due = alice_subscription("updated", "past_due", 2, "2020", event_id="evt_demo_past_due")
     checkout = checkout_event(
         customer="cus_demo_bob",
@@ -114,7 +116,7 @@ def steps() -> list[Step]:
              200, "duplicate", "pro/active", "free/-"),
         Step("a renewal fails: subscription.updated, past_due", past_due,
              200, "processed", "pro/past_due", "free/-"),
-        Step("an older event arrives late: updated, canceled", late,
+        Step("an older event arrives late: updated, active", late,
              200, "stale", "pro/past_due", "free/-"),
         Step("bob pays in Checkout: checkout.session.completed", checkout,
              200, "processed", "pro/past_due", "pro/active"),

@@ -61,6 +61,7 @@ def test_a_per_request_connection_is_committed_and_left_open_for_its_owner(
         return g.db  # type: ignore[no-any-return]
 
     StripeBilling(app, user_store=DBAPIUserStore(get_db, users_table="user"))
+    opened.clear()  # the start-up inspection's, in an app context of its own
 
     event = subscription_event(customer="cus_1", status="active", event_id="evt_flaskr")
     with app.app_context():

@@ -14,6 +14,9 @@ from ...stores.base import (
 from ...stores.tables import USERS, SchemaGap
 from .findings import Finding
 
+#: What each library table keeps, as the check names it.
+SUBJECTS = {SUBSCRIPTIONS_TABLE: "subscription records", ENTITLEMENTS_TABLE: "entitlements"}
+
 
 def check_library_tables(state: BillingState) -> list[Finding]:
     """A finding for each of the library's other tables, and each billing column, that is
@@ -38,11 +41,11 @@ def check_library_tables(state: BillingState) -> list[Finding]:
             return []
         return [_gap(gap, inspection.upgrade_command()) for gap in gaps if gap.kind != EVENTS_TABLE]
     kinds = (
-        (state.subscription_log, SUBSCRIPTIONS_TABLE, "subscription records", True),
-        (state.entitlement_log, ENTITLEMENTS_TABLE, "entitlements", False),
+        (state.subscription_log, SUBSCRIPTIONS_TABLE, True),
+        (state.entitlement_log, ENTITLEMENTS_TABLE, False),
     )
     found: list[Finding] = []
-    for log, kind, subject, required in kinds:
+    for log, kind, required in kinds:
         if not isinstance(log, TableInspection):
             continue
         name = log.library_tables()[kind]
@@ -56,16 +59,12 @@ def check_library_tables(state: BillingState) -> list[Finding]:
         found.append(
             Finding(
                 "missing" if required else "warning",
-                subject,
+                SUBJECTS[kind],
                 f"table {name} does not exist: {log.create_tables_hint()} ({fails} until then)",
                 problem=required,
             )
         )
     return found
-
-
-#: What each library table keeps, as the check names it.
-SUBJECTS = {SUBSCRIPTIONS_TABLE: "subscription records", ENTITLEMENTS_TABLE: "entitlements"}
 
 
 def _gap(gap: SchemaGap, command: str) -> Finding:

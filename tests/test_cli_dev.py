@@ -395,14 +395,16 @@ def test_check_names_the_library_tables_an_upgrade_has_not_created(
     assert result.exit_code == 1
     lines = [" ".join(line.split()) for line in result.output.splitlines()]
     assert (
-        "missing subscription records table stripe_billing_subscriptions does not exist: create "
-        "it with db.create_all() or your migrations (subscription events fail until then)"
+        "missing subscription records table stripe_billing_subscriptions does not exist (added "
+        'in Unreleased (after 0.1.0), "Each Stripe subscription is its own record"): run flask '
+        "db migrate, then flask db upgrade (the webhooks answer 503 until then)"
     ) in lines
     assert (
-        "warning entitlements table stripe_billing_entitlements does not exist: create it with "
-        "db.create_all() or your migrations (entitlement summaries fail until then)"
+        "missing entitlements table stripe_billing_entitlements does not exist (added in "
+        'Unreleased (after 0.1.0), "Stripe Entitlements"): run flask db migrate, then flask db '
+        "upgrade (the webhooks answer 503 until then)"
     ) in lines
-    assert lines[-1].startswith("1 problem to fix: subscription records")
+    assert lines[-1] == "2 problems to fix: subscription records, entitlements."
     with host.app.app_context():
         host.db.create_all()
     assert billing(host, "check").exit_code == 0

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from flask_stripe_billing import BillingAccount
-from flask_stripe_billing.stores.tables import event_table, subscription_table
+from flask_stripe_billing.stores.tables import entitlement_table, event_table, subscription_table
 from flask_stripe_billing.testing import StoreContract
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "custom-store.md"
@@ -74,3 +74,19 @@ def test_the_documented_tables_have_the_library_tables_columns(tmp_path: Path) -
         assert documented.name == real.name
         columns = {(column.name, column.nullable) for column in documented.c}
         assert columns == {(column.name, column.nullable) for column in real.c}
+
+
+def test_the_documented_entitlement_table_is_the_library_table() -> None:
+    """The page's entitlement table too: every column, ``updated_at NOT NULL`` as printed."""
+    text = PAGE.read_text()
+    block = re.search(r"\nentitlements = sa\.Table\(\n.*?\n\)\n", text, flags=re.DOTALL)
+    assert block is not None
+    scope: dict[str, Any] = {"sa": sa, "metadata": sa.MetaData()}
+    exec(block.group(0), scope)
+    documented = scope["entitlements"]
+    real = entitlement_table(sa.MetaData())
+
+    assert documented.name == real.name
+    columns = {(column.name, column.nullable) for column in documented.c}
+    assert columns == {(column.name, column.nullable) for column in real.c}
+    assert ("updated_at", False) in columns

@@ -85,6 +85,19 @@ class EventNotRecordedError(BillingError):
         )
 
 
+class SchemaOutdatedError(EventNotRecordedError):
+    """The database lacks a table or column this release needs (a migration has not run):
+    the webhook records nothing and answers 503, so Stripe delivers the event again."""
+
+    def __init__(self, missing: list[str], command: str) -> None:
+        BillingError.__init__(
+            self,
+            f"The database lacks {', '.join(missing)}, which flask-stripe-billing needs: "
+            f"run {command}; Stripe retries the webhook until then",
+            {"service": "database", "missing": missing, "command": command},
+        )
+
+
 class EventParseError(ValueError):
     """The body is JSON but not a Stripe event we can read."""
 

@@ -28,6 +28,7 @@ from .core.outcomes import Outcome
 from .pipeline import intake, references
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, SubscriptionLog, UserStore, check_store
+from .stores.upgrade import SchemaWatch
 from .stripe_api import StripeGateway
 from .web import gates
 from .web.admin import AdminCheck, SectionSource, create_admin_blueprint
@@ -308,7 +309,10 @@ class StripeBilling:
             stripe=(StripeGateway(settings.api_key, settings) if settings.api_key else None),
             dispatch=merged.get("dispatch"),
             entitlement_log=parts.entitlement_log,
+            schema=SchemaWatch(parts.user_store, parts.event_log),
         )
+        with app.app_context():  # the one start-up inspection of the tables and columns
+            app.extensions[EXTENSION_KEY].schema.start()
         # Cancels a duplicate subscription after the commit, when the app opts in.
         signals.duplicate_subscription.connect(on_duplicate, sender=app, weak=False)
         if settings.lookup_keys:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Flask, current_app
@@ -13,6 +13,7 @@ from .config import Settings
 from .core.account import BillingAccount
 from .errors import NotConfiguredError
 from .stores.base import EntitlementLog, EventLog, PipelineSteps, SubscriptionLog, UserStore
+from .stores.upgrade import SchemaWatch
 from .stripe_api import StripeGateway
 
 __all__ = ["EXTENSION_KEY", "BillingState", "CurrentUserId", "Dispatch", "app_object", "get_state"]
@@ -43,6 +44,8 @@ class BillingState:
     dispatch: Dispatch | None = None
     #: The customers' Stripe Entitlements, when a store keeps them (None: summaries ignored).
     entitlement_log: EntitlementLog | None = None
+    #: Whether the database has the tables and columns this release needs.
+    schema: SchemaWatch = field(default_factory=SchemaWatch)
 
     def account_of(self, account_or_user_id: BillingAccount | str | int) -> BillingAccount:
         """The account itself, or the one of this user id with its features; LookupError for

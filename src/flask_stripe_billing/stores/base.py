@@ -14,13 +14,16 @@ from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent
 from ..core.outcomes import RETRYABLE_STATUSES
 from ..errors import StoreContractError
+
+if TYPE_CHECKING:
+    from .tables import SchemaGap
 
 
 @runtime_checkable
@@ -282,6 +285,26 @@ class TableInspection(Protocol):
 
     def create_tables_hint(self) -> str:
         """How the host creates a missing table, in a few words for ``flask billing check``."""
+
+
+@runtime_checkable
+class SchemaInspection(TableInspection, Protocol):
+    """Optional, beyond :class:`TableInspection`: each table and column of this release the
+    database lacks (the library's tables and the host's billing columns), and the command
+    that adds them.
+
+    The extension asks it once at start-up and, while something is missing, logs it once
+    and answers the webhooks 503 (Stripe retries: nothing is lost); a store without it is
+    not inspected.
+    """
+
+    def schema_gaps(self) -> tuple[SchemaGap, ...]:
+        """What the database lacks, table by table; raises when the database cannot be
+        asked."""
+
+    def upgrade_command(self) -> str:
+        """The command that adds what is missing: ``flask db migrate`` or ``flask billing
+        schema --upgrade``."""
 
 
 # The contract, checked once per app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -13,7 +13,13 @@ from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from .columns import DEFAULT_COLUMNS, BillingMixin
 from .sqlalchemy.log import SQLBillingLog
-from .tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from .tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    USERS,
+    SchemaGap,
+)
 
 DIALECTS: dict[str, sa.Dialect] = {
     "sqlite": sqlite.dialect(),
@@ -42,6 +48,20 @@ def library_metadata(
         entitlement_table_name=entitlement_table_name,
     )
     return metadata
+
+
+def library_tables_by_kind(names: Mapping[str, str]) -> dict[str, sa.Table]:
+    """Each library table of ``names`` (kind → its name in the database, as
+    ``TableInspection.library_tables`` gives them), as this release defines it: every
+    table the SQLAlchemy store keeps, so a table the library gains is inspected too."""
+    metadata = sa.MetaData()
+    log = SQLBillingLog(cast(Any, SimpleNamespace(metadata=metadata)))
+    renamed = sa.MetaData()
+    return {
+        kind: metadata.tables[default].to_metadata(renamed, name=names[kind])
+        for kind, default in log.library_tables().items()
+        if kind in names
+    }
 
 
 def billing_columns(users_table: str, columns: Mapping[str, str] | None = None) -> sa.Table:
@@ -103,5 +123,43 @@ def schema_script(dialect_name: str, **options: Any) -> str:
         f"-- Flask-Stripe-Billing on {dialect_name}: the library's tables, then the billing\n"
         f"-- columns of the {users} table (printed by: flask billing schema).\n"
     )
+    lines = (header + "\n" + "\n".join(f"{s};\n" for s in statements)).splitlines()
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def upgrade_statements(dialect_name: str, gaps: Sequence[SchemaGap]) -> list[str]:
+    """The statements adding what ``gaps`` names: ``CREATE TABLE`` (and its indexes) for a
+    missing library table, ``ALTER TABLE … ADD COLUMN`` (and an index on it) for a missing
+    column. The host's own table, if it is missing, is not the library's to create."""
+    dialect = DIALECTS[dialect_name]
+    statements: list[str] = []
+    for gap in gaps:
+        if gap.column is None and gap.kind == USERS:
+            continue
+        if gap.column is None:
+            statements.append(str(CreateTable(gap.table).compile(dialect=dialect)).strip())
+            indexes = list(gap.table.indexes)
+        else:
+            table = dialect.identifier_preparer.format_table(gap.table)
+            column = CreateColumn(gap.column).compile(dialect=dialect)
+            statements.append(f"ALTER TABLE {table} ADD COLUMN {column}")
+            indexes = [i for i in gap.table.indexes if gap.column.name in i.columns]
+        for index in sorted(indexes, key=lambda index: index.name or ""):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)))
+    return statements
+
+
+def upgrade_script(dialect_name: str, gaps: Sequence[SchemaGap]) -> str:
+    """The upgrade statements as one script, or a comment saying there is nothing to do."""
+    statements = upgrade_statements(dialect_name, gaps)
+    header = (
+        f"-- Flask-Stripe-Billing on {dialect_name}: what this database lacks (printed by:\n"
+        "-- flask billing schema --upgrade).\n"
+    )
+    missing_users = [gap.name for gap in gaps if gap.kind == USERS and gap.column is None]
+    if missing_users:
+        header += f"-- Table {missing_users[0]} does not exist: create it first, then run again.\n"
+    if not statements:
+        return header + "-- Nothing to add: every table and column is there.\n"
     lines = (header + "\n" + "\n".join(f"{s};\n" for s in statements)).splitlines()
     return "\n".join(line.rstrip() for line in lines) + "\n"

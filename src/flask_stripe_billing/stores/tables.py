@@ -3,7 +3,21 @@ entitlements."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
 import sqlalchemy as sa
+
+from .base import (
+    ENTITLEMENT_LOG,
+    ENTITLEMENTS_TABLE,
+    EVENTS_TABLE,
+    FIRST_RELEASE,
+    SUBSCRIPTION_LOG,
+    SUBSCRIPTIONS_TABLE,
+    UNRELEASED,
+)
 
 DEFAULT_EVENT_TABLE = "stripe_billing_events"
 
@@ -93,3 +107,83 @@ def mark_event(events: sa.Table, prefix: str) -> sa.Update:
             processed_at=sa.bindparam(f"{prefix}processed_at"),
         )
     )
+
+
+#: The host's users table, as a :class:`SchemaGap` names its kind.
+USERS = "users"
+
+
+#: The release that added each library table (column None), and each column added to a
+#: table after it (for the host's table: by BillingAccount field). The one record of it:
+#: the start-up inspection, ``flask billing check`` and ``schema --upgrade`` read it.
+ADDED_IN: dict[tuple[str, str | None], str] = {
+    (EVENTS_TABLE, None): FIRST_RELEASE,
+    (SUBSCRIPTIONS_TABLE, None): SUBSCRIPTION_LOG.added,
+    (ENTITLEMENTS_TABLE, None): ENTITLEMENT_LOG.added,
+    (USERS, None): FIRST_RELEASE,
+    (USERS, "trial_end"): f'{UNRELEASED}, "Upgrading from 0.1"',
+    (USERS, "subscription_quantity"): f'{UNRELEASED}, "Upgrading from 0.1"',
+}
+
+
+def added_in(kind: str, column: str | None = None) -> str:
+    """The release that added the table ``kind`` (or its ``column``): as :data:`ADDED_IN`
+    says; a column not listed is as old as its table, a table not listed is unreleased."""
+    if (kind, column) in ADDED_IN:
+        return ADDED_IN[kind, column]
+    if column is not None:
+        return added_in(kind)
+    return UNRELEASED
+
+
+@dataclass(frozen=True)
+class SchemaGap:
+    """A table, or a column of one, that this release needs and the database lacks."""
+
+    #: The library table's kind (``"subscriptions"``) or :data:`USERS`.
+    kind: str
+    #: The table as this release defines it, under its name in the database.
+    table: sa.Table
+    #: The missing column; None: the whole table is missing.
+    column: sa.Column[Any] | None
+    #: The release that added it (:func:`added_in`).
+    added: str
+
+    @property
+    def name(self) -> str:
+        """``table`` or ``table.column``, as an error names it."""
+        if self.column is None:
+            return str(self.table.name)
+        return f"{self.table.name}.{self.column.name}"
+
+    def describe(self) -> str:
+        """``column users.trial_end (added in …)``."""
+        what = "table" if self.column is None else "column"
+        return f"{what} {self.name} (added in {self.added})"
+
+
+#: One table to inspect: its kind, the table as this release defines it, and the columns
+#: to look for (all of a library table's; the billing columns of the host's).
+Expected = tuple[str, sa.Table, Sequence[sa.Column[Any]]]
+
+
+def schema_gaps(
+    expected: Sequence[Expected],
+    columns_of: Callable[[sa.Table], Collection[str] | None],
+    *,
+    fields: Mapping[str, str] | None = None,
+) -> tuple[SchemaGap, ...]:
+    """What the database lacks of ``expected``: each table ``columns_of`` finds no columns
+    of (None: it does not exist), else each column it lacks. ``fields`` names a host
+    column's BillingAccount field, by which :data:`ADDED_IN` knows it."""
+    gaps: list[SchemaGap] = []
+    for kind, table, columns in expected:
+        present = columns_of(table)
+        if present is None:
+            gaps.append(SchemaGap(kind, table, None, added_in(kind)))
+            continue
+        for column in columns:
+            if column.name not in present:
+                key = (fields or {}).get(column.name, column.name)
+                gaps.append(SchemaGap(kind, table, column, added_in(kind, key)))
+    return tuple(gaps)

@@ -27,7 +27,13 @@ from werkzeug.wrappers import Response
 
 from ..config import Settings
 from ..core.account import BillingAccount
-from ..errors import AuthenticationError, BillingError, FeatureRequiredError, PlanRequiredError
+from ..errors import (
+    AuthenticationError,
+    BillingError,
+    FeatureRequiredError,
+    PlanRequiredError,
+    SchemaOutdatedError,
+)
 from ..state import BillingState, get_state
 from .http import error_response
 
@@ -120,6 +126,10 @@ def gate(check: Check) -> Response | None:
         return None
     state = get_state()
     settings = state.settings
+    try:
+        state.schema.require()  # a migration not yet run: no account can be read
+    except SchemaOutdatedError as outdated:
+        return refusal(outdated, None)
     account = current_account_or_none(state)
     if account is None:
         return refusal(AuthenticationError("Sign in to see this page"), login_target(settings))
@@ -212,8 +222,12 @@ def billing_template_context() -> dict[str, BillingAccount | None]:
     """``billing_account``: the signed-in user's account, None when anonymous.
 
     A context processor: Flask calls it when a template is rendered, never
-    on a request that renders none.
+    on a request that renders none. None too while the database lacks a billing table
+    or column, so the host's pages keep rendering.
     """
     if not has_request_context():
         return {"billing_account": None}
-    return {"billing_account": current_account_or_none(get_state())}
+    state = get_state()
+    if state.schema.gaps():  # a migration not yet run: the page renders without it
+        return {"billing_account": None}
+    return {"billing_account": current_account_or_none(state)}

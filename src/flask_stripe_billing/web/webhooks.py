@@ -22,6 +22,7 @@ def webhook() -> Response:
     settings = state.settings
     if not settings.webhook_secrets:
         raise NotConfiguredError(["STRIPE_WEBHOOK_SECRET"])
+    state.schema.require()
     body = read_body(settings.max_webhook_bytes)
     outcome = receive(state, app_object(), body, request.headers.get("Stripe-Signature"), SNAPSHOT)
     if logger.isEnabledFor(logging.INFO):  # the extra fields are not built for nothing
@@ -56,6 +57,7 @@ def thin_webhook() -> Response:
     ]
     if missing:
         raise NotConfiguredError(missing)
+    state.schema.require()
     body = read_body(settings.max_webhook_bytes)
     signature = request.headers.get("Stripe-Signature")
     outcome = receive(state, app_object(), body, signature, THIN)

@@ -7,7 +7,14 @@ from typing import Any
 
 from ...core.account import FREE_PLAN, AccountChanges, BillingAccount
 from ..columns import DEFAULT_COLUMNS, REMOVED_FIELDS, REQUIRED_FIELDS
-from ..tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from ..schema import billing_columns
+from ..tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    USERS,
+    SchemaGap,
+)
 from .log import DBAPIBillingLog
 from .session import Connect
 from .sql import from_db_time, quote, quoted_list
@@ -113,6 +120,22 @@ class DBAPIUserStore(DBAPIBillingLog):
         columns = self.columns
         customer, key = quote(columns["stripe_customer_id"]), quote(columns["user_id"])
         return self._select(f"{customer} IS NOT NULL ORDER BY {key}", [])
+
+    # SchemaInspection: the library's tables and the users table's billing columns
+
+    def schema_gaps(self) -> tuple[SchemaGap, ...]:
+        """As :class:`DBAPIBillingLog`, and each billing column of the users table that is
+        missing: the default names as ``columns`` maps them (one mapped to None is not
+        looked for)."""
+        names = {
+            field: name
+            for field, default in DEFAULT_COLUMNS.items()
+            if (name := self._overrides.get(field, default)) is not None
+        }
+        table = billing_columns(self.users_table, names)
+        fields = {name: field for field, name in names.items()}
+        wanted = [column for column in table.c if column.name in fields]
+        return self._gaps([(USERS, table, wanted)], fields)
 
     # helpers
 

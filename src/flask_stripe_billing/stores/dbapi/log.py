@@ -3,7 +3,7 @@ in plain SQL."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -28,12 +28,16 @@ from ..rows import (
     subscription_record,
     subscription_values,
 )
+from ..schema import library_tables_by_kind
 from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    Expected,
+    SchemaGap,
     entitlement_table,
     event_table,
+    schema_gaps,
     subscription_table,
 )
 from .session import Connect, Session
@@ -269,22 +273,48 @@ class DBAPIBillingLog:
         }
 
     def missing_tables(self) -> frozenset[str]:
+        with self.transaction():
+            return frozenset(
+                name for name in self.library_tables().values() if not self._table_exists(name)
+            )
+
+    def create_tables_hint(self) -> str:
+        return "run the SQL that flask billing schema prints"
+
+    # SchemaInspection
+
+    def schema_gaps(self) -> tuple[SchemaGap, ...]:
+        return self._gaps()
+
+    def upgrade_command(self) -> str:
+        return "flask billing schema --upgrade"
+
+    def _gaps(
+        self, host: Sequence[Expected] = (), fields: Mapping[str, str] | None = None
+    ) -> tuple[SchemaGap, ...]:
+        """What the database lacks of the library's tables and of ``host``'s columns, read
+        in one transaction: the catalog for each table, a row-less ``SELECT *`` for its
+        columns."""
+        tables = library_tables_by_kind(self.library_tables())
+        expected: list[Expected] = [(kind, t, list(t.c)) for kind, t in tables.items()]
+
+        def columns_of(table: sa.Table) -> list[str] | None:
+            if not self._table_exists(table.name):
+                return None
+            return self.session.execute(f"SELECT * FROM {quote(table.name)} WHERE 1 = 0").names
+
+        with self.transaction():
+            return schema_gaps([*expected, *host], columns_of, fields=fields)
+
+    def _table_exists(self, name: str) -> bool:
         """From the database's catalog: ``sqlite_master``, or ``to_regclass`` elsewhere."""
         p = self.session.dialect.placeholder
         if self.session.dialect.name == "sqlite":
             sql = f"SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = {p}"
         else:
             sql = f"SELECT count(*) FROM (SELECT to_regclass({p}) AS t) c WHERE t IS NOT NULL"
-        missing = set()
-        with self.transaction():
-            for name in self.library_tables().values():
-                (row,) = self.session.execute(sql, [name]).rows
-                if not row[0]:
-                    missing.add(name)
-        return frozenset(missing)
-
-    def create_tables_hint(self) -> str:
-        return "run the SQL that flask billing schema prints"
+        (row,) = self.session.execute(sql, [name]).rows
+        return bool(row[0])
 
     # helpers
 

@@ -17,7 +17,13 @@ from ...core.events import StripeEvent
 from ..base import EventRecord, SeparateSteps
 from ..columns import resolve_columns
 from ..rows import event_record, new_event_row, subscription_values
-from ..tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from ..tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    USERS,
+    SchemaGap,
+)
 from .log import SQLBillingLog
 from .postgres import PostgresSteps
 
@@ -192,6 +198,13 @@ class SQLAlchemyUserStore(SQLBillingLog):
             .order_by(self._field_columns["user_id"])
         )
         return [_account(row._mapping) for row in self.db.session.execute(statement)]
+
+    # SchemaInspection: the library's tables and the model's billing columns
+
+    def schema_gaps(self) -> tuple[SchemaGap, ...]:
+        billing = {f: c for f, c in self._field_columns.items() if f != "user_id"}
+        host = [(USERS, self._table, list(billing.values()))]
+        return self._gaps(host, fields={column.name: f for f, column in billing.items()})
 
     # helpers
 

@@ -3,7 +3,7 @@ session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -38,9 +38,12 @@ from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    Expected,
+    SchemaGap,
     entitlement_table,
     event_table,
     mark_event,
+    schema_gaps,
     subscription_table,
 )
 
@@ -305,6 +308,35 @@ class SQLBillingLog:
 
     def create_tables_hint(self) -> str:
         return "create it with db.create_all() or your migrations"
+
+    # SchemaInspection
+
+    def schema_gaps(self) -> tuple[SchemaGap, ...]:
+        return self._gaps()
+
+    def upgrade_command(self) -> str:
+        return "flask db migrate, then flask db upgrade"
+
+    def _gaps(
+        self, host: Sequence[Expected] = (), fields: Mapping[str, str] | None = None
+    ) -> tuple[SchemaGap, ...]:
+        """What the database lacks of the library's tables (every one on ``db.metadata``
+        that :meth:`library_tables` names) and of ``host``'s columns: one inspector."""
+        names = self.library_tables()
+        expected: list[Expected] = [
+            (kind, table, list(table.c))
+            for table in self.db.metadata.tables.values()
+            for kind, name in names.items()
+            if table.name == name
+        ]
+        inspector = sa.inspect(self.db.engine)
+
+        def columns_of(table: sa.Table) -> set[str] | None:
+            if not inspector.has_table(table.name, schema=table.schema):
+                return None
+            return {column["name"] for column in inspector.get_columns(table.name, table.schema)}
+
+        return schema_gaps([*expected, *host], columns_of, fields=fields)
 
     # helpers
 

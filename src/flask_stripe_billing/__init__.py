@@ -12,6 +12,7 @@ from . import signals
 from .actions.invoices import Invoice
 from .actions.management import ChangePreview, PreviewLine, SubscriptionChange
 from .actions.meters import UsageSummary
+from .actions.usage import UsageSendReport
 from .config import Settings
 from .core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from .core.entitlements import EntitlementRecord, SummaryFacts
@@ -26,6 +27,7 @@ from .core.events import (
 )
 from .core.outcomes import EventStatus, Outcome
 from .core.rules import HANDLED_EVENT_TYPES
+from .core.usage import UsageRecord, UsageStatus
 from .errors import (
     AuthenticationError,
     BillingError,
@@ -42,6 +44,7 @@ from .errors import (
     StoreContractError,
     StoreUnavailableError,
     StripeServiceError,
+    UsageNotKeptError,
     ValidationError,
 )
 from .extension import StripeBilling
@@ -54,6 +57,7 @@ from .stores.base import (
     EventRecord,
     SubscriptionLog,
     TableInspection,
+    UsageLog,
     UserStore,
 )
 from .stores.columns import BillingMixin
@@ -118,6 +122,11 @@ __all__ = [
     "SubscriptionRecord",
     "SummaryFacts",
     "TableInspection",
+    "UsageLog",
+    "UsageNotKeptError",
+    "UsageRecord",
+    "UsageSendReport",
+    "UsageStatus",
     "UsageSummary",
     "UserStore",
     "ValidationError",

@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - Flask-Login is not installed
     current_user = None
 from . import signals
 from .actions import management, meters, sync
+from .actions import usage as reported_usage
 from .actions.duplicates import on_duplicate
 from .actions.invoices import Invoice, list_invoices
 from .actions.management import ChangePreview, SubscriptionChange, Who, preview_change
@@ -23,16 +24,18 @@ from .cli import register_commands
 from .config import Settings
 from .core.account import BillingAccount
 from .core.outcomes import Outcome
+from .core.usage import UsageRecord
 from .pipeline import intake, references
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, SubscriptionLog, UserStore, check_store
-from .stripe_api import StripeGateway
+from .stripe_api import Pacer, StripeGateway
 from .web import gates
 from .web.admin import AdminCheck, SectionSource, create_admin_blueprint
 from .web.blueprint import create_blueprint, exempt_webhook_from_csrf
 from .web.buttons import TEMPLATE_GLOBALS
 from .web.gates import ViewDecorator, billing_template_context
 from .web.management import add_management_routes
+from .web.usage import add_usage_flush, mark_reported
 
 
 class Options(TypedDict, total=False):
@@ -67,6 +70,7 @@ class StripeBilling:
         self.options: Options = _given(options)
         self.blueprint: Blueprint = create_blueprint()
         add_management_routes(self.blueprint)
+        add_usage_flush(self.blueprint)
         self.blueprint.record_once(self._on_blueprint_registered)
         if app is not None:
             self.init_app(app)
@@ -209,6 +213,52 @@ class StripeBilling:
             payment_behavior=payment_behavior,
         )
 
+    # Usage-based billing (Stripe Billing Meters). See docs/usage.md.
+
+    def report_usage(
+        self,
+        user_or_account: BillingAccount | str | int,
+        meter_event_name: str,
+        value: int,
+        *,
+        identifier: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> UsageRecord:
+        """Record ``value`` of a meter for the user, in the transaction in progress.
+
+        The row commits or rolls back with the host's own work (SQLAlchemy: the host's
+        ``db.session``; DB-API: the store's transaction); a sender delivers it to Stripe.
+        ``identifier`` (default: a new unique one) is the meter event's: reporting the
+        same one again writes nothing. Raises :class:`~.errors.ValidationError` for usage
+        Stripe would refuse (older than 35 days, more than 5 minutes ahead, not a whole
+        number). Needs an app context.
+        """
+        record, _ = reported_usage.report_usage(
+            get_state(),
+            user_or_account,
+            meter_event_name,
+            value,
+            identifier=identifier,
+            timestamp=timestamp,
+        )
+        mark_reported()
+        return record
+
+    def send_usage(self, *, limit: int | None = None) -> reported_usage.UsageSendReport:
+        """Send pending usage to Stripe as meter events, in batches, until none is due.
+
+        What ``flask billing usage send``, an RQ job and the after-request flush run.
+        Needs an app context and ``STRIPE_API_KEY``.
+        """
+        return reported_usage.send_usage(get_state(), app_object(), limit=limit)
+
+    def usage_remaining(
+        self, user_or_account: BillingAccount | str | int, meter_event_name: str
+    ) -> int | None:
+        """What is left this period of the plan's quota of a meter
+        (``STRIPE_BILLING_USAGE_QUOTAS``), from the usage reported; None: no quota."""
+        return reported_usage.usage_remaining(get_state(), user_or_account, meter_event_name)
+
     def plan_required(self, *plans: str) -> ViewDecorator:
         """Decorate a view so that only users on one of ``plans`` see it.
 
@@ -279,6 +329,12 @@ class StripeBilling:
             stripe=(StripeGateway(settings.api_key, settings) if settings.api_key else None),
             dispatch=merged.get("dispatch"),
             entitlement_log=parts.entitlement_log,
+            usage_log=parts.usage_log,
+            usage_stripe=(
+                StripeGateway(settings.api_key, settings, pacer=Pacer(settings.usage_rate))
+                if settings.api_key
+                else None
+            ),
         )
         # Cancels a duplicate subscription after the commit, when the app opts in.
         signals.duplicate_subscription.connect(on_duplicate, sender=app, weak=False)

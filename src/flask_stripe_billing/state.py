@@ -11,7 +11,14 @@ from flask import Flask, current_app
 from .config import Settings
 from .core.account import BillingAccount
 from .errors import NotConfiguredError
-from .stores.base import EntitlementLog, EventLog, PipelineSteps, SubscriptionLog, UserStore
+from .stores.base import (
+    EntitlementLog,
+    EventLog,
+    PipelineSteps,
+    SubscriptionLog,
+    UsageLog,
+    UserStore,
+)
 from .stripe_api import StripeGateway
 
 EXTENSION_KEY = "stripe_billing"
@@ -42,6 +49,10 @@ class BillingState:
     dispatch: Dispatch | None = None
     #: The customers' Stripe Entitlements, when a store keeps them (None: summaries ignored).
     entitlement_log: EntitlementLog | None = None
+    #: The store's usage table (None: the store keeps none, so usage is refused).
+    usage_log: UsageLog | None = None
+    #: Stripe's API for meter events, paced at STRIPE_BILLING_USAGE_RATE (None: no key).
+    usage_stripe: StripeGateway | None = None
 
     def account_of(self, account_or_user_id: BillingAccount | str | int) -> BillingAccount:
         """The account itself, or the one of this user id with its features; LookupError for

@@ -10,6 +10,7 @@ from .events import events_command, link_command, prune_command, replay_command
 from .manage import cancel_command, change_plan_command, resume_command
 from .schema import schema_command
 from .sync import sync_command
+from .usage import usage_command
 
 GROUP_NAME = "billing"
 
@@ -17,7 +18,8 @@ GROUP_NAME = "billing"
 billing_group = AppGroup(
     GROUP_NAME,
     help="Stripe billing: the webhook event log, replays, sync from Stripe, "
-    "offline test events, a configuration check, subscription changes and the SQL schema.",
+    "offline test events, a configuration check, subscription changes, the SQL schema "
+    "and usage sent to Stripe's meters.",
 )
 
 
@@ -34,6 +36,7 @@ for command in (
     resume_command,
     change_plan_command,
     schema_command,
+    usage_command,
 ):
     billing_group.add_command(command)
 

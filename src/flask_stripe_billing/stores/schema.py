@@ -13,7 +13,12 @@ from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable
 
 from .columns import DEFAULT_COLUMNS, BillingMixin
 from .sqlalchemy.log import SQLBillingLog
-from .tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from .tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
+)
 
 DIALECTS: dict[str, sa.Dialect] = {
     "sqlite": sqlite.dialect(),
@@ -26,6 +31,7 @@ def library_metadata(
     event_table_name: str = DEFAULT_EVENT_TABLE,
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
     entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+    usage_table_name: str = DEFAULT_USAGE_TABLE,
 ) -> sa.MetaData:
     """Every table the library keeps, in a MetaData of their own.
 
@@ -40,6 +46,7 @@ def library_metadata(
         event_table_name=event_table_name,
         subscription_table_name=subscription_table_name,
         entitlement_table_name=entitlement_table_name,
+        usage_table_name=usage_table_name,
     )
     return metadata
 
@@ -71,6 +78,7 @@ def schema_statements(
     event_table_name: str = DEFAULT_EVENT_TABLE,
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
     entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+    usage_table_name: str = DEFAULT_USAGE_TABLE,
 ) -> list[str]:
     """``CREATE TABLE`` and ``CREATE INDEX`` for each library table, then ``ALTER TABLE
     … ADD COLUMN`` for each billing column of the host's users table (and its index)."""
@@ -79,6 +87,7 @@ def schema_statements(
         event_table_name=event_table_name,
         subscription_table_name=subscription_table_name,
         entitlement_table_name=entitlement_table_name,
+        usage_table_name=usage_table_name,
     )
     statements: list[str] = []
     for table in metadata.sorted_tables:

@@ -22,6 +22,7 @@ from ..errors import (
     PayloadTooLargeError,
     PlanRequiredError,
     StripeServiceError,
+    UsageNotKeptError,
     ValidationError,
 )
 
@@ -85,6 +86,7 @@ HTTP_ANSWERS: dict[type[BillingError], tuple[int, str]] = {
     StripeServiceError: (502, "external_service_error"),
     NotConfiguredError: (503, "external_service_error"),
     EventNotRecordedError: (503, "external_service_error"),
+    UsageNotKeptError: (503, "external_service_error"),
 }
 
 

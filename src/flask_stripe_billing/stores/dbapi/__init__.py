@@ -7,7 +7,12 @@ from typing import Any
 
 from ...core.account import FREE_PLAN, AccountChanges, BillingAccount
 from ..columns import DEFAULT_COLUMNS, REMOVED_FIELDS, REQUIRED_FIELDS
-from ..tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from ..tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
+)
 from .log import DBAPIBillingLog
 from .session import Connect
 from .sql import from_db_time, quote, quoted_list
@@ -44,6 +49,7 @@ class DBAPIUserStore(DBAPIBillingLog):
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+        usage_table_name: str = DEFAULT_USAGE_TABLE,
     ) -> None:
         super().__init__(
             connect,
@@ -52,6 +58,7 @@ class DBAPIUserStore(DBAPIBillingLog):
             event_table_name=event_table_name,
             subscription_table_name=subscription_table_name,
             entitlement_table_name=entitlement_table_name,
+            usage_table_name=usage_table_name,
         )
         self.users_table = users_table
         self._users = quote(users_table)

@@ -17,7 +17,12 @@ from ...core.events import StripeEvent
 from ..base import EventRecord, SeparateSteps
 from ..columns import resolve_columns
 from ..rows import event_record, new_event_row, subscription_values
-from ..tables import DEFAULT_ENTITLEMENT_TABLE, DEFAULT_EVENT_TABLE, DEFAULT_SUBSCRIPTION_TABLE
+from ..tables import (
+    DEFAULT_ENTITLEMENT_TABLE,
+    DEFAULT_EVENT_TABLE,
+    DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
+)
 from .log import SQLBillingLog
 from .postgres import PostgresSteps
 
@@ -40,12 +45,14 @@ class SQLAlchemyUserStore(SQLBillingLog):
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+        usage_table_name: str = DEFAULT_USAGE_TABLE,
     ) -> None:
         super().__init__(
             db,
             event_table_name=event_table_name,
             subscription_table_name=subscription_table_name,
             entitlement_table_name=entitlement_table_name,
+            usage_table_name=usage_table_name,
         )
         self.model = model
         resolved = resolve_columns(model, columns or {})

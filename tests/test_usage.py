@@ -156,27 +156,32 @@ def test_a_rolled_back_host_transaction_leaves_no_row_and_nothing_is_sent(
 
 
 @pytest.mark.parametrize(
-    ("value", "timestamp", "message"),
+    ("value", "offset", "message"),
     [
-        (1, NOW - timedelta(days=35, minutes=1), r"older than Stripe accepts \(35 days\)"),
-        (1, NOW + timedelta(minutes=6), "more than 5 minutes ahead"),
-        (1, datetime(2026, 1, 1), "timezone-aware"),
+        (1, -timedelta(days=35, minutes=1), r"older than Stripe accepts \(35 days\)"),
+        (1, timedelta(minutes=6), "more than 5 minutes ahead"),
         (1.5, None, "whole number"),
         (True, None, "whole number"),
         (-1, None, "must not be negative"),
     ],
 )
 def test_usage_stripe_would_refuse_is_refused_at_report_time(
-    metered: Host, value: Any, timestamp: datetime | None, message: str
+    metered: Host, value: Any, offset: timedelta | None, message: str
 ) -> None:
+    timestamp = None if offset is None else datetime.now(UTC) + offset
     with metered.app.app_context(), pytest.raises(ValidationError, match=message):
         metered.billing.report_usage(1, "api_calls", value, timestamp=timestamp)
     assert usage_rows(metered) == []
 
 
+def test_a_naive_timestamp_is_refused(metered: Host) -> None:
+    with metered.app.app_context(), pytest.raises(ValidationError, match="timezone-aware"):
+        metered.billing.report_usage(1, "api_calls", 1, timestamp=datetime(2026, 1, 1))
+
+
 def test_usage_within_stripes_window_is_accepted(metered: Host) -> None:
-    report(metered, 1, 1, timestamp=NOW - timedelta(days=34, hours=23))
-    report(metered, 1, 1, timestamp=NOW + timedelta(minutes=4))
+    report(metered, 1, 1, timestamp=datetime.now(UTC) - timedelta(days=34, hours=23))
+    report(metered, 1, 1, timestamp=datetime.now(UTC) + timedelta(minutes=4))
     assert len(usage_rows(metered)) == 2
 
 

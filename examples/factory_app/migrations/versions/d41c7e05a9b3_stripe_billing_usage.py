@@ -1,7 +1,7 @@
 """stripe_billing_usage: usage reported for Stripe's meters, one row per meter event
 
 Revision ID: d41c7e05a9b3
-Revises: 8c3f1a9e2b74
+Revises: 5e0c7d2a9f41
 Create Date: 2026-12-07 16:00:00.000000
 
 """
@@ -11,7 +11,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "d41c7e05a9b3"
-down_revision = "8c3f1a9e2b74"
+down_revision = "5e0c7d2a9f41"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """Benchmarks: our webhook pipeline against the guide's bare handler, in the same run.
 
-    python -m benchmarks.run [--quick] [--only inprocess,http,scale,memory]
+    python -m benchmarks.run [--quick] [--only inprocess,http,scale,memory,usage]
 
 Prints ratios (ours / baseline) measured in interleaved rounds (A B B A ...), so
 machine drift hits both alike, and writes the figures to
@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import http_load
+from . import http_load, usage
 from .apps import (
     SECRET,
     create_baseline,
@@ -45,6 +45,8 @@ GOALS = {
     "http": ("p99 latency ours/baseline", "<=", 1.3),
     "scale": ("throughput with a pre-filled event table / empty", ">=", 0.9),
     "memory": ("peak RSS after 100k / after 10k", "<=", 1.1),
+    "usage_report": ("request time with report_usage / without", "<=", 1.1),
+    "usage_sender": ("reported events sent per second, one process", ">=", 500),
 }
 START = 1_700_000_000
 STEP = 10_000_000  # each round's events are newer than the last round's
@@ -190,7 +192,8 @@ def verdict(kind: str, value: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small runs, for a first look")
-    parser.add_argument("--only", default="inprocess,http,scale,memory")
+    parser.add_argument("--only", default="inprocess,http,scale,memory,usage")
+    parser.add_argument("--usage-events", type=int, default=2000, help="per usage round")
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--events", type=int, default=2000, help="events per round")
     parser.add_argument("--users", type=int, default=500)
@@ -204,7 +207,7 @@ def main() -> None:
         return
     if args.quick:
         args.rounds, args.events, args.fill_rows = 4, 500, 100_000
-        args.memory_events, args.http_seconds = 20_000, 4.0
+        args.memory_events, args.http_seconds, args.usage_events = 20_000, 4.0, 500
     only = set(args.only.split(","))
     postgres = os.environ.get("DATABASE_URL", "")
     postgres = postgres if postgres.startswith("postgresql") else ""
@@ -229,6 +232,15 @@ def main() -> None:
                     else f"sqlite:///{folder}/bench_full.db"
                 )
                 results[f"scale_{name}"] = bench_scale(url, full, args)
+        if "usage" in only:
+            for name, url in databases.items():
+                print(f"usage: report_usage in a request, the sender, {name} ...", flush=True)
+                if name == "postgresql":  # a database of its own, as the scale benchmark
+                    url = second_postgres_database(url, "billing_bench_usage")
+                results[f"usage_{name}"] = {
+                    "report": usage.bench_report(url, args.rounds, args.usage_events),
+                    "sender": usage.bench_sender(url, args.rounds, args.usage_events),
+                }
         if "memory" in only:
             print(f"memory ({args.memory_events:,} events), sqlite ...", flush=True)
             results["memory"] = bench_memory(args)
@@ -274,6 +286,20 @@ def report(results: dict[str, Any]) -> None:
                 f"{label:40} {r['median']:6.2f}"
                 f"     ({r['min']:.2f}-{r['max']:.2f})    {verdict('scale', r['median'])}"
                 f"   [{value['full_eps']:.0f} vs {value['empty_eps']:.0f} events/s]"
+            )
+        elif key.startswith("usage_"):
+            r, sender = value["report"]["ratio"], value["sender"]
+            print(
+                f"{'report_usage in a request, ' + key[6:]:40} {r['median']:6.2f}"
+                f"     ({r['min']:.2f}-{r['max']:.2f})    {verdict('usage_report', r['median'])}"
+                f"   [{value['report']['reporting_rps']:.0f} vs"
+                f" {value['report']['plain_rps']:.0f} req/s]"
+            )
+            eps = sender["events_per_second"]
+            print(
+                f"{'usage sender events/s, ' + key[6:]:40} {eps:6.0f}"
+                f"     ({sender['min']:.0f}-{sender['max']:.0f})"
+                f"      {verdict('usage_sender', eps)}"
             )
         elif key == "memory":
             print(

@@ -31,11 +31,15 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "tests")]
 
-from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402
+from simple_app.app import DEMO_WEBHOOK_SECRET, billing, create_app, db  # noqa: E402
 from support import checkout_event, sign, subscription_event  # noqa: E402
 
 from flask_stripe_billing import signals  # noqa: E402
-from flask_stripe_billing.testing import build_event  # noqa: E402
+from flask_stripe_billing.testing import (  # noqa: E402
+    MeterEventStandIn,
+    build_event,
+    point_stripe_at,
+)
 
 #: Creation times of the events: an hour ago, then a minute apart.
 T0 = int(time.time()) - 3600
@@ -136,6 +140,7 @@ class DemoApp:
     """The example app served in a background thread, with what it reported."""
 
     base_url: str
+    app: Flask | None = None
     outcomes: list[str] = field(default_factory=list)
     log_lines: list[str] = field(default_factory=list)
 
@@ -143,6 +148,12 @@ class DemoApp:
         body = json.dumps(event).encode()
         headers = {"Content-Type": "application/json", "Stripe-Signature": sign(body, secret)}
         return self.request("POST", "/stripe/webhook", body, headers)
+
+    def usage_rows(self) -> int:
+        """How many usage rows the app's database holds."""
+        assert self.app is not None
+        with self.app.app_context():
+            return len(billing.user_store.list_usage())  # type: ignore[union-attr]
 
     def account(self, user_id: int) -> str:
         _, user = self.request("GET", f"/users/{user_id}")
@@ -190,7 +201,7 @@ def serve_example_app(folder: Path) -> Iterator[DemoApp]:
     )
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log
     server = make_server("127.0.0.1", 0, app)
-    demo = DemoApp(f"http://127.0.0.1:{server.server_port}")
+    demo = DemoApp(f"http://127.0.0.1:{server.server_port}", app=app)
     app.logger.removeHandler(default_handler)
     app.logger.addHandler(_Collect(demo.log_lines))
     # The extension's own warnings (a refused signature) go under their step, not to stderr
@@ -218,6 +229,45 @@ def serve_example_app(folder: Path) -> Iterator[DemoApp]:
         server.server_close()
         with app.app_context():
             db.engine.dispose()  # close the SQLite file before its folder is removed
+
+
+def run_usage(demo: DemoApp) -> bool:
+    """Usage: a request retried with its request id is one row; a send that Stripe answers
+    503 is retried; Stripe receives the identifier twice and bills it once."""
+    print("\nUsage-based billing (a stand-in for Stripe's meter events on 127.0.0.1):")
+    headers = {"X-Request-Id": "req_demo_1"}
+    first = demo.request("POST", "/api/convert?as=1", b"", headers)
+    retried = demo.request("POST", "/api/convert?as=1", b"", headers)
+    print(
+        f"    POST /api/convert as alice, then retried with the same X-Request-Id: "
+        f"{first[0]}, {retried[0]} -> {demo.usage_rows()} usage row"
+    )
+    app = demo.app
+    assert app is not None
+    with MeterEventStandIn() as stripe:
+        point_stripe_at(app, stripe.url)
+        with app.app_context():
+            stripe.answer = 503
+            one = billing.send_usage()
+            print(
+                f"    send: Stripe answers 503        -> {one.sent} sent, {one.retrying} to retry"
+            )
+            time.sleep(5.5)  # the first back-off
+            stripe.answer = 200
+            two = billing.send_usage()
+            print(f"    send again after the back-off  -> {two.sent} sent")
+        seen = dict(stripe.identifiers)
+    print(f"    Stripe received {seen}: the same identifier each time, billed once")
+    ok = (first[0], retried[0], demo.usage_rows(), one.retrying, two.sent, seen) == (
+        200,
+        200,
+        1,
+        1,
+        1,
+        {"req_demo_1": 2},
+    )
+    print("    ok" if ok else "    FAIL: expected one row, one retry, one send of req_demo_1")
+    return ok
 
 
 def run(demo: DemoApp) -> bool:
@@ -250,6 +300,7 @@ def main() -> int:
         print("alice (user 1) is Stripe customer cus_demo_alice; bob (user 2) has none yet.")
         print(LEGEND)
         ok = run(demo)
+        ok = run_usage(demo) and ok
     print("\nAll steps ended as expected." if ok else "\nSOME STEPS DID NOT END AS EXPECTED.")
     return 0 if ok else 1
 

@@ -22,6 +22,7 @@ LIBRARY_TABLES = (
     "stripe_billing_events",
     "stripe_billing_subscriptions",
     "stripe_billing_entitlements",
+    "stripe_billing_usage",
 )
 
 

@@ -13,3 +13,9 @@ def process_stripe_event(event_id: str) -> str:
     with HOST.app.app_context():
         outcome = HOST.billing.process_event(event_id)
     return str(outcome.status)
+
+
+def send_stripe_usage() -> int:
+    """Send pending usage to Stripe's meters, as ``billing.send_usage`` in an app context."""
+    with HOST.app.app_context():
+        return int(HOST.billing.send_usage().sent)

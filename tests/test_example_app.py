@@ -42,6 +42,7 @@ ENVIRONMENT = (
     "STRIPE_BILLING_PLANS",
     "STRIPE_BILLING_PRICING_URL",
     "STRIPE_BILLING_FEATURES",
+    "STRIPE_BILLING_USAGE_QUOTAS",
     "PRO_PLAN_NAME",
     "SECRET_KEY",
 )
@@ -315,3 +316,25 @@ def test_the_settings_page_sends_a_user_without_subscription_to_pricing(
     assert refused.status_code == 409  # the example turns the routes on
     assert refused.json["message"] == "No subscription to change; subscribe first"
     assert list(stripe_api.calls) == []
+
+
+def test_the_metered_route_reports_usage_once_per_request_id_within_the_quota(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+    assert client.post("/api/convert").status_code == 401  # nobody: nothing reported
+    headers = {"X-Request-Id": "req_a"}
+    assert client.post("/api/convert?as=2", headers=headers).json == {"converted": True, "left": 2}
+    assert client.post("/api/convert", headers=headers).json == {"converted": True, "left": 2}
+    assert client.post("/api/convert").json == {"converted": True, "left": 1}
+    assert client.post("/api/convert").json == {"converted": True, "left": 0}
+    refused = client.post("/api/convert")
+    assert refused.status_code == 429
+    assert refused.json["error"] == "quota_exceeded"
+
+    stripe_api.post(f"{API}/billing/meter_events", json={"object": "billing.meter_event"})
+    stripe_api.post(f"{API}/customers", json=CUSTOMER)
+    result = app.test_cli_runner().invoke(args=["billing", "usage", "send"])
+    assert result.output == "0 rows sent, 0 failed, 0 to retry, 3 waiting for a Stripe customer\n"
+    assert not [call for call in stripe_api.calls if "meter_events" in call.request.url]

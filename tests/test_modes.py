@@ -267,3 +267,25 @@ def test_a_queue_that_is_down_leaves_the_event_received_for_replay(
         outcome = host.billing.process_event("evt_stuck")
     assert outcome.status == "processed"
     assert host.user(1).plan == "pro"
+
+
+def test_an_rq_job_sends_pending_usage_with_the_same_sender(
+    make_host: Callable[..., Host], queue: Any, stripe_api: responses.RequestsMock
+) -> None:
+    host = make_host({"STRIPE_API_KEY": "sk_test_51UsageJobKey00000000000000"})
+    host.add_user(1, stripe_customer_id="cus_test")
+    stripe_api.post(
+        "https://api.stripe.com/v1/billing/meter_events", json={"object": "billing.meter_event"}
+    )
+    with host.app.app_context():
+        host.billing.report_usage(1, "api_calls", 2, identifier="req_job")
+        host.db.session.commit()
+    rq_jobs.HOST = host
+    try:
+        job = queue.enqueue(rq_jobs.send_stripe_usage)
+        work(queue)
+    finally:
+        rq_jobs.HOST = None
+    assert job.return_value() == 1
+    (call,) = stripe_api.calls
+    assert "identifier=req_job" in call.request.body

@@ -6,7 +6,8 @@ applies the session and redirects to ``/account`` with a flash message), two gat
 ``/pro`` for users on a paid plan (``billing.plan_required()``) and ``/export``
 for plans that include the ``export`` feature (``billing.feature_required``,
 ``STRIPE_BILLING_FEATURES``); others are sent to the pricing page, JSON
-callers get 402 / 403; and ``/settings`` (the app's own page that cancels,
+callers get 402 / 403; ``POST /api/convert``, a metered call reporting usage
+(``billing.report_usage``, a quota per plan); and ``/settings`` (the app's own page that cancels,
 resumes and switches the plan through the extension's JSON routes,
 ``templates/settings.html``), and ``/account``, the same without JavaScript: the
 extension's ``billing_settings()`` partial and its form buttons; and ``/billing/admin``,
@@ -72,6 +73,8 @@ DEFAULTS = {
     "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
     # Where the extension's /billing/success sends the user once the session is applied.
     "STRIPE_BILLING_AFTER_CHECKOUT_URL": "account",
+    # Conversions each plan includes per month, for POST /api/convert's quota.
+    "STRIPE_BILLING_USAGE_QUOTAS": '{"free": {"conversions": 3}, "pro": {"conversions": 1000}}',
 }
 #: Who may open the operations page (DEMO: alice; a real app asks its own login).
 ADMIN_USER_IDS = frozenset({"1"})
@@ -146,7 +149,26 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_url_rule("/settings", view_func=settings)
     app.add_url_rule("/account", view_func=account)
     app.add_url_rule("/export", view_func=export)
+    app.add_url_rule("/api/convert", view_func=convert, methods=["POST"])
     return app
+
+
+def convert() -> tuple[dict[str, Any], int]:
+    """A metered API call: the work and its usage report commit together.
+
+    ``X-Request-Id`` (a client's retry sends the same) is the meter event's identifier, so
+    a retried request is billed once. Pending usage goes to Stripe with ``flask billing
+    usage send`` (or ``STRIPE_BILLING_USAGE_FLUSH=1``).
+    """
+    user = current_user()
+    if user is None:
+        return {"error": "authentication_error", "message": "act as a user (?as=1)"}, 401
+    if billing.usage_remaining(user.id, "conversions") == 0:
+        return {"error": "quota_exceeded", "message": "no conversions left this month"}, 429
+    request_id = request.headers.get("X-Request-Id")
+    billing.report_usage(user.id, "conversions", 1, identifier=request_id)
+    db.session.commit()  # a real app commits its own rows here too
+    return {"converted": True, "left": billing.usage_remaining(user.id, "conversions")}, 200
 
 
 def seed_demo_users() -> None:

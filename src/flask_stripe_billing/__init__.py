@@ -12,6 +12,7 @@ from . import signals
 from .actions.invoices import Invoice
 from .actions.management import ChangePreview, PreviewLine, SubscriptionChange
 from .actions.meters import UsageSummary
+from .actions.usage import UsageSendReport
 from .config import Settings
 from .core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from .core.catalogue import Plan, Price, Prices
@@ -27,6 +28,7 @@ from .core.events import (
 )
 from .core.outcomes import EventStatus, Outcome
 from .core.rules import HANDLED_EVENT_TYPES
+from .core.usage import UsageRecord, UsageStatus
 from .errors import (
     AuthenticationError,
     BillingError,
@@ -44,6 +46,7 @@ from .errors import (
     StoreContractError,
     StoreUnavailableError,
     StripeServiceError,
+    UsageNotKeptError,
     ValidationError,
 )
 from .extension import StripeBilling
@@ -56,6 +59,7 @@ from .stores.base import (
     EventRecord,
     SubscriptionLog,
     TableInspection,
+    UsageLog,
     UserStore,
 )
 from .stores.columns import BillingMixin
@@ -132,6 +136,11 @@ __all__ = [
     "SubscriptionRecord",
     "SummaryFacts",
     "TableInspection",
+    "UsageLog",
+    "UsageNotKeptError",
+    "UsageRecord",
+    "UsageSendReport",
+    "UsageStatus",
     "UsageSummary",
     "UserStore",
     "ValidationError",

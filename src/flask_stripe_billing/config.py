@@ -97,6 +97,23 @@ DEFAULT_PRO_PLAN = "pro"
 #: A configured price given by its Stripe lookup key rather than its id:
 #: ``lookup_key:pro_monthly`` (the same configuration in test and live mode).
 LOOKUP_KEY_PREFIX = "lookup_key:"
+#: The usage sender's defaults: the payload key of Stripe's default meter, rows per claim,
+#: meter events posted at once (a cap keeps a pass within Stripe's rate limits).
+DEFAULT_USAGE_CUSTOMER_KEY = "stripe_customer_id"
+
+
+DEFAULT_USAGE_BATCH_SIZE = 100
+
+
+DEFAULT_USAGE_CONCURRENCY = 4
+
+
+#: The 1,000 meter events a second Stripe's live mode allows (per account: with several
+#: senders, give each its share).
+DEFAULT_USAGE_RATE = 1000.0
+
+
+MAX_USAGE_CONCURRENCY = 16
 
 
 #: What Checkout's ``billing_address_collection`` accepts.
@@ -258,6 +275,18 @@ class Settings:
     after_checkout_url: str | None = None
     #: Price id → the lookup key it was configured by, once :meth:`with_prices` resolved it.
     price_lookup_keys: Mapping[str, str] = field(default_factory=dict)
+    #: Plan → meter event name → how much of it a period includes (``usage_remaining``).
+    usage_quotas: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: The meter's ``customer_mapping`` payload key the account's customer id is sent as.
+    usage_customer_key: str = DEFAULT_USAGE_CUSTOMER_KEY
+    #: Rows the usage sender claims per transaction, and meter events it posts at once.
+    usage_batch_size: int = DEFAULT_USAGE_BATCH_SIZE
+    usage_concurrency: int = DEFAULT_USAGE_CONCURRENCY
+    #: Meter events a second the sender posts: a pace of its own (Stripe limits the
+    #: meter-event endpoint apart from the rest of its API).
+    usage_rate: float = DEFAULT_USAGE_RATE
+    #: Send pending usage after each request that reported some (small apps: no worker).
+    usage_flush_after_request: bool = False
 
     @classmethod
     def from_config(
@@ -337,6 +366,7 @@ class Settings:
             after_checkout_url=_text(get("STRIPE_BILLING_AFTER_CHECKOUT_URL")),
             **_offers(get),
             **_accounts(get, config),
+            **_usage(get),
         )
 
     def __repr__(self) -> str:
@@ -467,6 +497,49 @@ def connect_accounts(value: Any) -> frozenset[str]:
                 f"STRIPE_CONNECT_ACCOUNTS must list acct_... ids or be '*', not {account!r}"
             )
     return accounts
+
+
+def _usage(get: Any) -> dict[str, Any]:
+    """The usage-based billing settings."""
+    key = _text(get("STRIPE_BILLING_USAGE_CUSTOMER_KEY")) or DEFAULT_USAGE_CUSTOMER_KEY
+    concurrency = _positive_int(get("STRIPE_BILLING_USAGE_CONCURRENCY"), DEFAULT_USAGE_CONCURRENCY)
+    if concurrency > MAX_USAGE_CONCURRENCY:
+        raise ValueError(
+            f"STRIPE_BILLING_USAGE_CONCURRENCY must be at most {MAX_USAGE_CONCURRENCY}, "
+            f"not {concurrency}"
+        )
+    return {
+        "usage_quotas": _quotas(get("STRIPE_BILLING_USAGE_QUOTAS")),
+        "usage_customer_key": key,
+        "usage_batch_size": _positive_int(
+            get("STRIPE_BILLING_USAGE_BATCH_SIZE"), DEFAULT_USAGE_BATCH_SIZE
+        ),
+        "usage_concurrency": concurrency,
+        "usage_rate": _rate(get("STRIPE_BILLING_USAGE_RATE"), DEFAULT_USAGE_RATE),
+        "usage_flush_after_request": _flag(get("STRIPE_BILLING_USAGE_FLUSH"), default=False),
+    }
+
+
+def _quotas(value: Any) -> dict[str, dict[str, int]]:
+    """A mapping or a JSON object of plan → {meter event name: whole number}."""
+    if value is None:
+        return {}
+    loaded = json.loads(value) if isinstance(value, str) else value
+    if not isinstance(loaded, Mapping):
+        raise ValueError("STRIPE_BILLING_USAGE_QUOTAS must map plan names to {meter: quantity}")
+    quotas: dict[str, dict[str, int]] = {}
+    for plan, meters in loaded.items():
+        if not isinstance(meters, Mapping):
+            raise ValueError(f"STRIPE_BILLING_USAGE_QUOTAS[{plan!r}] must map meters to numbers")
+        quotas[str(plan)] = {}
+        for meter, quantity in meters.items():
+            if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+                raise ValueError(
+                    f"STRIPE_BILLING_USAGE_QUOTAS[{plan!r}][{meter!r}] must be a whole "
+                    f"number, not {quantity!r}"
+                )
+            quotas[str(plan)][str(meter)] = quantity
+    return quotas
 
 
 def _choice(value: Any, name: str, choices: tuple[str, ...]) -> str | None:

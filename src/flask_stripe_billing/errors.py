@@ -71,6 +71,19 @@ class NotConfiguredError(BillingError):
         super().__init__("Stripe billing is not configured", details)
 
 
+class UsageNotKeptError(NotConfiguredError):
+    """The store keeps no usage table (no ``UsageLog``), so usage cannot be reported or sent."""
+
+    def __init__(self, store: object) -> None:
+        super().__init__()
+        self.message = (
+            f"{type(store).__name__} keeps no usage: report_usage and the usage sender need "
+            "a store with the UsageLog methods (the shipped stores have them)"
+        )
+        self.args = (self.message,)
+        self.details = {"service": "database", "missing": ["UsageLog"]}
+
+
 class StripeServiceError(BillingError):
     """Stripe's API failed; the message never carries a key or raw exception text."""
 

@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - Flask-Login is not installed
     current_user = None
 from . import signals
 from .actions import management, meters, prices, sync
+from .actions import usage as reported_usage
 from .actions.duplicates import on_duplicate
 from .actions.invoices import Invoice, list_invoices
 from .actions.management import ChangePreview, SubscriptionChange, Who, preview_change
@@ -25,11 +26,12 @@ from .core import catalogue
 from .core.account import BillingAccount
 from .core.catalogue import Plan, Prices
 from .core.outcomes import Outcome
+from .core.usage import UsageRecord
 from .pipeline import intake, references
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
 from .stores.base import EventLog, SubscriptionLog, UserStore, check_store
 from .stores.upgrade import SchemaWatch
-from .stripe_api import StripeGateway
+from .stripe_api import Pacer, StripeGateway
 from .web import gates
 from .web.admin import AdminCheck, SectionSource, create_admin_blueprint
 from .web.blueprint import create_blueprint, exempt_webhook_from_csrf
@@ -38,6 +40,7 @@ from .web.gates import ViewDecorator, billing_template_context
 from .web.manage_forms import add_management_form_routes
 from .web.management import add_management_routes
 from .web.success import add_success_route
+from .web.usage import add_usage_flush, mark_reported
 
 
 class Options(TypedDict, total=False):
@@ -73,6 +76,7 @@ class StripeBilling:
         self.blueprint: Blueprint = create_blueprint()
         add_management_routes(self.blueprint)
         add_management_form_routes(self.blueprint)
+        add_usage_flush(self.blueprint)
         self.blueprint.record_once(self._on_blueprint_registered)
         add_success_route(self.blueprint)  # after the set-up above: it reads the settings
         if app is not None:
@@ -239,6 +243,52 @@ class StripeBilling:
             payment_behavior=payment_behavior,
         )
 
+    # Usage-based billing (Stripe Billing Meters). See docs/usage.md.
+
+    def report_usage(
+        self,
+        user_or_account: BillingAccount | str | int,
+        meter_event_name: str,
+        value: int,
+        *,
+        identifier: str | None = None,
+        timestamp: datetime | None = None,
+    ) -> UsageRecord:
+        """Record ``value`` of a meter for the user, in the transaction in progress.
+
+        The row commits or rolls back with the host's own work (SQLAlchemy: the host's
+        ``db.session``; DB-API: the store's transaction); a sender delivers it to Stripe.
+        ``identifier`` (default: a new unique one) is the meter event's: reporting the
+        same one again writes nothing. Raises :class:`~.errors.ValidationError` for usage
+        Stripe would refuse (older than 35 days, more than 5 minutes ahead, not a whole
+        number). Needs an app context.
+        """
+        record, _ = reported_usage.report_usage(
+            get_state(),
+            user_or_account,
+            meter_event_name,
+            value,
+            identifier=identifier,
+            timestamp=timestamp,
+        )
+        mark_reported()
+        return record
+
+    def send_usage(self, *, limit: int | None = None) -> reported_usage.UsageSendReport:
+        """Send pending usage to Stripe as meter events, in batches, until none is due.
+
+        What ``flask billing usage send``, an RQ job and the after-request flush run.
+        Needs an app context and ``STRIPE_API_KEY``.
+        """
+        return reported_usage.send_usage(get_state(), app_object(), limit=limit)
+
+    def usage_remaining(
+        self, user_or_account: BillingAccount | str | int, meter_event_name: str
+    ) -> int | None:
+        """What is left this period of the plan's quota of a meter
+        (``STRIPE_BILLING_USAGE_QUOTAS``), from the usage reported; None: no quota."""
+        return reported_usage.usage_remaining(get_state(), user_or_account, meter_event_name)
+
     def plan_required(self, *plans: str) -> ViewDecorator:
         """Decorate a view so that only users on one of ``plans`` see it.
 
@@ -310,6 +360,12 @@ class StripeBilling:
             dispatch=merged.get("dispatch"),
             entitlement_log=parts.entitlement_log,
             schema=SchemaWatch(parts.user_store, parts.event_log),
+            usage_log=parts.usage_log,
+            usage_stripe=(
+                StripeGateway(settings.api_key, settings, pacer=Pacer(settings.usage_rate))
+                if settings.api_key
+                else None
+            ),
         )
         with app.app_context():  # the one start-up inspection of the tables and columns
             app.extensions[EXTENSION_KEY].schema.start()

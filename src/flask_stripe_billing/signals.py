@@ -125,6 +125,14 @@ pending_update_applied = _signals.signal("pending-update-applied")
 pending_update_expired = _signals.signal("pending-update-expired")
 
 
+#: Stripe refused a usage row for good (unknown meter, no such customer, bad value), or it
+#: could not be sent within Stripe's duplicate window; the row is kept ``failed`` with the
+#: reason and is not billed. Sent once per row, after the sender's commit. Keyword
+#: arguments: ``user_id``, ``event_name``, ``value``, ``identifier``, ``reason`` (Stripe's
+#: words), ``usage`` (the UsageRecord as stored).
+usage_rejected = _signals.signal("usage-rejected")
+
+
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     """Send to each receiver in turn; one that raises is logged, the rest still run."""
     for receiver in signal.receivers_for(sender):

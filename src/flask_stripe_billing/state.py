@@ -12,7 +12,14 @@ from ._util import EXTENSION_KEY
 from .config import Settings
 from .core.account import BillingAccount
 from .errors import NotConfiguredError
-from .stores.base import EntitlementLog, EventLog, PipelineSteps, SubscriptionLog, UserStore
+from .stores.base import (
+    EntitlementLog,
+    EventLog,
+    PipelineSteps,
+    SubscriptionLog,
+    UsageLog,
+    UserStore,
+)
 from .stores.upgrade import SchemaWatch
 from .stripe_api import StripeGateway
 
@@ -46,6 +53,10 @@ class BillingState:
     entitlement_log: EntitlementLog | None = None
     #: Whether the database has the tables and columns this release needs.
     schema: SchemaWatch = field(default_factory=SchemaWatch)
+    #: The store's usage table (None: the store keeps none, so usage is refused).
+    usage_log: UsageLog | None = None
+    #: Stripe's API for meter events, paced at STRIPE_BILLING_USAGE_RATE (None: no key).
+    usage_stripe: StripeGateway | None = None
 
     def account_of(self, account_or_user_id: BillingAccount | str | int) -> BillingAccount:
         """The account itself, or the one of this user id with its features; LookupError for

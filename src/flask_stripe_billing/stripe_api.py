@@ -23,6 +23,7 @@ from stripe import RequestOptions
 
 from .config import DEFAULT_API_MAX_RETRIES, Settings
 from .errors import StripeServiceError
+from .redact import redact
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -238,6 +239,17 @@ class Answer:
 
     object: dict[str, Any]
     answered_at: int | None
+
+
+@dataclass(frozen=True)
+class MeterEventAnswer:
+    """How Stripe answered a meter event: the event (accepted), or the HTTP status (None:
+    no answer, e.g. a timeout) and Stripe's reason, safe to store and show."""
+
+    event: dict[str, Any] | None
+    status: int | None
+    reason: str | None
+    request_id: str | None
 
 
 @dataclass(frozen=True)
@@ -540,6 +552,23 @@ class StripeGateway:
                 {"lookup_keys": lookup_keys, "active": True, "limit": 100}
             )
         return [price.to_dict() for price in page.data]
+
+    def create_meter_event(self, params: dict[str, Any]) -> MeterEventAnswer:
+        """Post one meter event (``POST /v1/billing/meter_events``, one try: the usage
+        sender retries with its own back-off); how Stripe answered, never raising."""
+        try:
+            event = self.client.v1.billing.meter_events.create(
+                params,  # type: ignore[arg-type]
+                {"max_network_retries": 0},
+            )
+        except stripe.StripeError as error:
+            logger.warning(
+                "Stripe API request failed",
+                extra={"action": "report a meter event", "request_id": error.request_id},
+            )
+            reason = redact(error.user_message or type(error).__name__)
+            return MeterEventAnswer(None, error.http_status, reason, error.request_id)
+        return MeterEventAnswer(event.to_dict(), 200, None, None)
 
     def list_event_destinations(self) -> list[dict[str, Any]]:
         """The event destinations of the key's mode with their URLs, as plain data (one try:

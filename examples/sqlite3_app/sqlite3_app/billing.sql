@@ -55,6 +55,27 @@ CREATE INDEX ix_stripe_billing_subscriptions_customer_id ON stripe_billing_subsc
 
 CREATE INDEX ix_stripe_billing_subscriptions_user_id ON stripe_billing_subscriptions (user_id);
 
+CREATE TABLE stripe_billing_usage (
+	identifier VARCHAR(100) NOT NULL,
+	user_id VARCHAR(255) NOT NULL,
+	customer_id VARCHAR(255),
+	event_name VARCHAR(100) NOT NULL,
+	value BIGINT NOT NULL,
+	timestamp DATETIME NOT NULL,
+	status VARCHAR(20) NOT NULL,
+	attempts INTEGER NOT NULL,
+	next_attempt_at DATETIME,
+	first_attempt_at DATETIME,
+	sent_at DATETIME,
+	error TEXT,
+	reported_at DATETIME NOT NULL,
+	PRIMARY KEY (identifier)
+);
+
+CREATE INDEX ix_stripe_billing_usage_account ON stripe_billing_usage (user_id, event_name, timestamp);
+
+CREATE INDEX ix_stripe_billing_usage_due ON stripe_billing_usage (status, next_attempt_at);
+
 ALTER TABLE user ADD COLUMN "plan" VARCHAR(50) DEFAULT 'free' NOT NULL;
 
 ALTER TABLE user ADD COLUMN stripe_customer_id VARCHAR(255);

@@ -13,6 +13,7 @@ from .events import events_command, link_command, prune_command, replay_command
 from .manage import cancel_command, change_plan_command, resume_command
 from .schema import schema_command
 from .sync import sync_command
+from .usage import usage_command
 
 GROUP_NAME = "billing"
 
@@ -26,7 +27,8 @@ DECIDING_COMMANDS = frozenset({"replay", "link", "sync", "cancel", "resume", "ch
     GROUP_NAME,
     cls=AppGroup,
     help="Stripe billing: the webhook event log, replays, sync from Stripe, "
-    "offline test events, a configuration check, subscription changes and the SQL schema.",
+    "offline test events, a configuration check, subscription changes, the SQL schema "
+    "and usage sent to Stripe's meters.",
 )
 @with_appcontext
 def billing_group() -> None:
@@ -56,6 +58,7 @@ for command in (
     resume_command,
     change_plan_command,
     schema_command,
+    usage_command,
 ):
     billing_group.add_command(command)
 

@@ -20,6 +20,7 @@ from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent
 from ..core.outcomes import RETRYABLE_STATUSES
+from ..core.usage import UsageRecord
 from ..errors import StoreContractError
 
 if TYPE_CHECKING:
@@ -261,6 +262,40 @@ class EventPaging(Protocol):
         ``received_since`` inclusive, ``received_before`` exclusive."""
 
 
+@runtime_checkable
+class UsageLog(Protocol):
+    """Optional: the library's own table of reported usage, one row per meter event.
+
+    ``billing.report_usage`` and the usage sender need it; without it they say the store
+    keeps no usage. It shares the event log's transaction (and, for the SQLAlchemy store,
+    the host's ``db.session``), so a report commits or rolls back with the host's work.
+    """
+
+    def add_usage(self, record: UsageRecord) -> bool:
+        """Insert the row in the transaction in progress; False (and nothing written) when
+        a row with its identifier exists: never an error that would end the transaction."""
+
+    def claim_usage(self, *, limit: int, now: datetime) -> list[UsageRecord]:
+        """Up to ``limit`` pending rows due by ``now``, oldest due first, row-locked for the
+        transaction and skipping rows another transaction holds (``FOR UPDATE SKIP
+        LOCKED``; a database without it serialises the transactions instead)."""
+
+    def save_usage(self, records: Sequence[UsageRecord]) -> None:
+        """Write each row's progress (customer, status, attempts, times, error)."""
+
+    def list_usage(
+        self, *, statuses: Collection[str] | None = None, limit: int | None = None
+    ) -> list[UsageRecord]:
+        """Rows with one of ``statuses`` (None: any), newest reported first."""
+
+    def count_usage(self) -> dict[str, int]:
+        """How many rows each status has (statuses without rows left out)."""
+
+    def usage_total(self, user_id: str, event_name: str, *, since: datetime) -> int:
+        """The sum of the values of an account's rows of ``event_name`` that happened at or
+        after ``since``, failed rows left out (Stripe bills none of them)."""
+
+
 #: What each of the library's tables holds, as :meth:`TableInspection.library_tables` names it.
 EVENTS_TABLE = "events"
 SUBSCRIPTIONS_TABLE = "subscriptions"
@@ -388,6 +423,16 @@ ENTITLEMENT_LOG = ContractPart(
 )
 
 
+#: Optional: without it ``report_usage`` and the usage sender refuse, naming it.
+USAGE_LOG = ContractPart(
+    UsageLog,
+    "usage",
+    None,
+    f'{UNRELEASED}, "Usage-based billing"',
+    5,
+)
+
+
 @dataclass(frozen=True)
 class StoreParts:
     """The parts of the contract one app's extension uses, checked."""
@@ -399,6 +444,8 @@ class StoreParts:
     entitlement_log: EntitlementLog | None
     #: The pipeline's reads and writes of one event (the store's own when it keeps all).
     steps: PipelineSteps
+    #: None: the stores keep no usage, so reporting usage is refused.
+    usage_log: UsageLog | None = None
 
 
 def check_store(
@@ -411,8 +458,8 @@ def check_store(
 
     The event log is ``event_log`` or the account store itself; the subscription
     log ``subscription_log`` or the first of those two keeping subscription records;
-    entitlements the first of the three that keeps them (optional, but one kept in
-    part is an error: a method is missing).
+    entitlements and usage each the first of the three that keeps them (optional, but one
+    kept in part is an error: a method is missing).
     """
     if user_store is None:
         raise StoreContractError("StripeBilling needs a user_store", ("UserStore",))
@@ -429,6 +476,9 @@ def check_store(
     ]
     if ENTITLEMENT_LOG.lacking(entitlements) != ENTITLEMENT_LOG.methods:
         problems += _problems(ENTITLEMENT_LOG, entitlements, given=True)
+    usage = _best_candidate(USAGE_LOG, (user_store, log, subscriptions))
+    if USAGE_LOG.lacking(usage) != USAGE_LOG.methods:
+        problems += _problems(USAGE_LOG, usage, given=True)
     if problems:
         lines = "\n".join(f"- {line}" for _, line in problems)
         raise StoreContractError(
@@ -446,6 +496,7 @@ def check_store(
         subscription_log=records,
         entitlement_log=cast(EntitlementLog, entitlements) if kept else None,
         steps=_steps(users, events, records),
+        usage_log=None if USAGE_LOG.lacking(usage) else cast(UsageLog, usage),
     )
 
 

@@ -1,11 +1,11 @@
-"""An in-process store for tests and demos: accounts, event log, subscriptions and
-entitlements in dicts."""
+"""An in-process store for tests and demos: accounts, event log, subscriptions,
+entitlements and usage in dicts."""
 
 from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -16,18 +16,20 @@ from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent
 from ..core.outcomes import EventStatus
+from ..core.usage import UsageRecord, UsageStatus
 from .base import EventCursor, EventRecord
 
 
 class InMemoryUserStore:
-    """A ``UserStore``, ``EventLog``, ``SubscriptionLog`` and ``EntitlementLog`` in memory;
-    one lock serialises transactions."""
+    """A ``UserStore``, ``EventLog``, ``SubscriptionLog``, ``EntitlementLog`` and ``UsageLog``
+    in memory; one lock serialises transactions."""
 
     def __init__(self, accounts: Iterable[BillingAccount] = ()) -> None:
         self._accounts: dict[str, BillingAccount] = {}
         self._events: dict[str, EventRecord] = {}
         self._subscriptions: dict[str, SubscriptionRecord] = {}
         self._entitlements: dict[str, EntitlementRecord] = {}
+        self._usage: dict[str, UsageRecord] = {}
         self._lock = threading.RLock()
         for account in accounts:
             self.add(account)
@@ -102,6 +104,64 @@ class InMemoryUserStore:
         with self._lock:
             return self._entitlements.get(customer_id)
 
+    # UsageLog
+
+    @property
+    def usage(self) -> list[UsageRecord]:
+        """Every usage row, in the order reported."""
+        with self._lock:
+            return list(self._usage.values())
+
+    def add_usage(self, record: UsageRecord) -> bool:
+        with self._lock:
+            if record.identifier in self._usage:
+                return False
+            self._usage[record.identifier] = record.in_utc()
+            return True
+
+    def claim_usage(self, *, limit: int, now: datetime) -> list[UsageRecord]:
+        with self._lock:  # held by the transaction: one sender at a time
+            due = [
+                r
+                for r in self._usage.values()
+                if r.status == UsageStatus.PENDING
+                and r.next_attempt_at is not None
+                and r.next_attempt_at <= now
+            ]
+        due.sort(key=lambda r: (r.next_attempt_at, r.identifier))
+        return due[:limit]
+
+    def save_usage(self, records: Sequence[UsageRecord]) -> None:
+        with self._lock:
+            for record in records:
+                self._usage[record.identifier] = record.in_utc()
+
+    def list_usage(
+        self, *, statuses: Collection[str] | None = None, limit: int | None = None
+    ) -> list[UsageRecord]:
+        with self._lock:
+            rows = [r for r in self._usage.values() if statuses is None or r.status in statuses]
+        rows.sort(key=lambda r: (r.reported_at or r.timestamp, r.identifier), reverse=True)
+        return rows if limit is None else rows[:limit]
+
+    def count_usage(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for record in self._usage.values():
+                counts[record.status] = counts.get(record.status, 0) + 1
+        return counts
+
+    def usage_total(self, user_id: str, event_name: str, *, since: datetime) -> int:
+        with self._lock:
+            return sum(
+                r.value
+                for r in self._usage.values()
+                if r.user_id == str(user_id)
+                and r.event_name == event_name
+                and r.timestamp >= since
+                and r.status != UsageStatus.FAILED
+            )
+
     # EventLog
 
     @contextmanager
@@ -112,11 +172,18 @@ class InMemoryUserStore:
                 copy.copy(self._events),
                 copy.copy(self._subscriptions),
                 copy.copy(self._entitlements),
+                copy.copy(self._usage),
             )
             try:
                 yield
             except BaseException:
-                self._accounts, self._events, self._subscriptions, self._entitlements = saved
+                (
+                    self._accounts,
+                    self._events,
+                    self._subscriptions,
+                    self._entitlements,
+                    self._usage,
+                ) = saved
                 raise
 
     def record_event(self, event: StripeEvent, payload: str) -> EventRecord:

@@ -13,6 +13,7 @@ from ..core.account import SubscriptionRecord, decode_pending_update, encode_pen
 from ..core.entitlements import EntitlementRecord, decode_features, encode_features
 from ..core.events import StripeEvent
 from ..core.outcomes import EventStatus
+from ..core.usage import UsageRecord
 from .base import EventRecord
 
 
@@ -109,4 +110,54 @@ def event_record(row: Mapping[str, Any] | RowMapping) -> EventRecord:
         attempts=row["attempts"],
         received_at=as_utc(row["received_at"]),  # type: ignore[arg-type]
         processed_at=as_utc(row["processed_at"]),
+    )
+
+
+def usage_values(record: UsageRecord) -> dict[str, Any]:
+    """The usage table's row for a record (its times already in UTC)."""
+    return {
+        "identifier": record.identifier,
+        "user_id": str(record.user_id),
+        "customer_id": record.customer_id,
+        "event_name": record.event_name,
+        "value": record.value,
+        "timestamp": record.timestamp,
+        "status": record.status,
+        "attempts": record.attempts,
+        "next_attempt_at": record.next_attempt_at,
+        "first_attempt_at": record.first_attempt_at,
+        "sent_at": record.sent_at,
+        "error": record.error,
+        "reported_at": record.reported_at or utcnow(),
+    }
+
+
+#: The usage table's columns that change as a row is sent (the rest is the report).
+USAGE_PROGRESS = (
+    "customer_id",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "first_attempt_at",
+    "sent_at",
+    "error",
+)
+
+
+def usage_record(row: Mapping[str, Any] | RowMapping) -> UsageRecord:
+    """A :class:`UsageRecord` from a row of the usage table (times as datetimes)."""
+    return UsageRecord(
+        identifier=row["identifier"],
+        user_id=row["user_id"],
+        customer_id=row["customer_id"],
+        event_name=row["event_name"],
+        value=int(row["value"]),
+        timestamp=as_utc(row["timestamp"]),  # type: ignore[arg-type]
+        status=row["status"],
+        attempts=int(row["attempts"]),
+        next_attempt_at=as_utc(row["next_attempt_at"]),
+        first_attempt_at=as_utc(row["first_attempt_at"]),
+        sent_at=as_utc(row["sent_at"]),
+        error=row["error"],
+        reported_at=as_utc(row["reported_at"]),
     )

@@ -17,6 +17,7 @@ from .tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
     USERS,
     SchemaGap,
 )
@@ -32,6 +33,7 @@ def library_metadata(
     event_table_name: str = DEFAULT_EVENT_TABLE,
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
     entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+    usage_table_name: str = DEFAULT_USAGE_TABLE,
 ) -> sa.MetaData:
     """Every table the library keeps, in a MetaData of their own.
 
@@ -46,6 +48,7 @@ def library_metadata(
         event_table_name=event_table_name,
         subscription_table_name=subscription_table_name,
         entitlement_table_name=entitlement_table_name,
+        usage_table_name=usage_table_name,
     )
     return metadata
 
@@ -91,6 +94,7 @@ def schema_statements(
     event_table_name: str = DEFAULT_EVENT_TABLE,
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
     entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+    usage_table_name: str = DEFAULT_USAGE_TABLE,
 ) -> list[str]:
     """``CREATE TABLE`` and ``CREATE INDEX`` for each library table, then ``ALTER TABLE
     … ADD COLUMN`` for each billing column of the host's users table (and its index)."""
@@ -99,6 +103,7 @@ def schema_statements(
         event_table_name=event_table_name,
         subscription_table_name=subscription_table_name,
         entitlement_table_name=entitlement_table_name,
+        usage_table_name=usage_table_name,
     )
     statements: list[str] = []
     for table in metadata.sorted_tables:

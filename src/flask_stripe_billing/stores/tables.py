@@ -1,5 +1,5 @@
-"""The library's own tables, added to the host's metadata: the event log, subscriptions and
-entitlements."""
+"""The library's own tables, added to the host's metadata: the event log, subscriptions,
+entitlements and usage."""
 
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ DEFAULT_SUBSCRIPTION_TABLE = "stripe_billing_subscriptions"
 
 
 DEFAULT_ENTITLEMENT_TABLE = "stripe_billing_entitlements"
+
+
+DEFAULT_USAGE_TABLE = "stripe_billing_usage"
 
 
 def event_table(metadata: sa.MetaData, name: str = DEFAULT_EVENT_TABLE) -> sa.Table:
@@ -91,6 +94,33 @@ def entitlement_table(metadata: sa.MetaData, name: str = DEFAULT_ENTITLEMENT_TAB
         sa.Column("last_event_at", sa.DateTime(timezone=True)),
         sa.Column("last_event_id", sa.String(255)),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+
+
+def usage_table(metadata: sa.MetaData, name: str = DEFAULT_USAGE_TABLE) -> sa.Table:
+    """The usage table in ``metadata``: one row per reported meter event, keyed by its
+    Stripe ``identifier`` (a second report with the same one is a no-op)."""
+    if name in metadata.tables:
+        return metadata.tables[name]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("identifier", sa.String(100), primary_key=True),
+        sa.Column("user_id", sa.String(255), nullable=False),
+        sa.Column("customer_id", sa.String(255)),
+        sa.Column("event_name", sa.String(100), nullable=False),
+        sa.Column("value", sa.BigInteger, nullable=False),
+        sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False, default=0),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True)),
+        sa.Column("first_attempt_at", sa.DateTime(timezone=True)),
+        sa.Column("sent_at", sa.DateTime(timezone=True)),
+        sa.Column("error", sa.Text),
+        sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+        # The sender's claim: pending rows by when they are due; quotas: by account and meter.
+        sa.Index(f"ix_{name.rsplit('.', 1)[-1]}_due", "status", "next_attempt_at"),
+        sa.Index(f"ix_{name.rsplit('.', 1)[-1]}_account", "user_id", "event_name", "timestamp"),
     )
 
 

@@ -37,6 +37,7 @@ from ..core.templates import (
 from ..state import get_state
 from ..stores.base import UserStore
 from ..web.delivery import post_stripe_event, sign_payload, thin_webhook_path, webhook_path
+from .stripe_standin import MeterEventStandIn, point_stripe_at
 
 if TYPE_CHECKING:
     from .store_contract import StoreContract
@@ -53,6 +54,7 @@ __all__ = [
     "DEFAULT_SUBSCRIPTION",
     "HANDLED_EVENT_TYPES",
     "ApiLayout",
+    "MeterEventStandIn",
     "SignalRecorder",
     "StoreContract",
     "assert_plan",
@@ -61,6 +63,7 @@ __all__ = [
     "build_notification",
     "get_account",
     "get_subscriptions",
+    "point_stripe_at",
     "post_stripe_event",
     "record_signals",
     "sign_payload",

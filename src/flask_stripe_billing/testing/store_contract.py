@@ -31,14 +31,17 @@ from ..core.account import BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent, parse_event
 from ..core.templates import DEFAULT_CUSTOMER, build_event
+from ..core.usage import UsageRecord, UsageStatus
 from ..stores.base import (
     ENTITLEMENT_LOG,
+    USAGE_LOG,
     AccountListing,
     EntitlementLog,
     EventCursor,
     EventLog,
     EventPaging,
     SubscriptionLog,
+    UsageLog,
     UserStore,
     check_store,
 )
@@ -603,3 +606,82 @@ class StoreContract:
             entitlements.save_entitlements(EntitlementRecord("cus_new", frozenset(), None))
             raise RuntimeError("rolled back")
         assert entitlements.entitlements_of("cus_new") == stored
+
+    def test_stores_keep_usage_rows_claimed_once_and_summed(self, store: Any) -> None:
+        """UsageLog: a repeated identifier writes nothing, a rolled-back report leaves no
+        row, due rows are claimed oldest first, progress is saved, totals leave out failed
+        rows and rows before ``since``."""
+        if USAGE_LOG.lacking(store) == USAGE_LOG.methods:
+            pytest.skip("the store keeps no usage (optional: UsageLog)")
+        log: EventLog = store
+        usage: UsageLog = store
+        assert isinstance(store, UsageLog)
+
+        def row(key: str, minute: int, **fields: Any) -> UsageRecord:
+            at = datetime(2031, 5, 17, 10, minute, tzinfo=PLUS_TWO)
+            values: dict[str, Any] = {
+                "identifier": key,
+                "user_id": "1",
+                "customer_id": "cus_test",
+                "event_name": "api_calls",
+                "value": 2,
+                "timestamp": at,
+                "next_attempt_at": at,
+                "reported_at": at,
+            }
+            return UsageRecord(**(values | fields))
+
+        with log.transaction():
+            assert usage.add_usage(row("u_b", 2)) is True
+            assert usage.add_usage(row("u_a", 1)) is True
+            assert usage.add_usage(row("u_a", 1, value=99)) is False  # a repeat: no-op
+            assert usage.add_usage(row("u_late", 3, next_attempt_at=PERIOD_END)) is True
+        with pytest.raises(RuntimeError), log.transaction():
+            usage.add_usage(row("u_rolled_back", 1))
+            raise RuntimeError("the host's work failed")
+
+        now = datetime(2031, 5, 17, 8, 5, tzinfo=UTC)
+        with log.transaction():
+            claimed = usage.claim_usage(limit=10, now=now)
+            assert [r.identifier for r in claimed] == ["u_a", "u_b"]  # u_late not due yet
+            assert claimed[0] == row("u_a", 1).in_utc()
+            assert_utc(claimed[0].timestamp)
+            assert usage.claim_usage(limit=1, now=now)[0].identifier == "u_a"
+            sent_at = datetime(2031, 5, 17, 10, 6, tzinfo=PLUS_TWO)
+            usage.save_usage(
+                [
+                    replace(
+                        claimed[0],
+                        status=UsageStatus.SENT,
+                        attempts=1,
+                        sent_at=sent_at,
+                        first_attempt_at=sent_at,
+                        next_attempt_at=None,
+                    ),
+                    replace(
+                        claimed[1],
+                        status=UsageStatus.FAILED,
+                        attempts=1,
+                        error="HTTP 400: No such meter",
+                        next_attempt_at=None,
+                    ),
+                ]
+            )
+
+        with log.transaction():
+            assert usage.claim_usage(limit=10, now=now) == []
+        listed = {r.identifier: r for r in usage.list_usage()}
+        assert set(listed) == {"u_a", "u_b", "u_late"}
+        assert [r.identifier for r in usage.list_usage()] == ["u_late", "u_b", "u_a"]
+        assert listed["u_a"].sent_at == datetime(2031, 5, 17, 8, 6, tzinfo=UTC)
+        assert listed["u_b"].error == "HTTP 400: No such meter"
+        failed = usage.list_usage(statuses=[UsageStatus.FAILED])
+        assert [r.identifier for r in failed] == ["u_b"]
+        assert usage.list_usage(limit=1)[0].identifier == "u_late"
+        assert usage.count_usage() == {"sent": 1, "failed": 1, "pending": 1}
+        since = datetime(2031, 5, 17, 8, 1, tzinfo=UTC)
+        assert usage.usage_total("1", "api_calls", since=since) == 4  # u_a + u_late
+        later = datetime(2031, 5, 17, 8, 2, tzinfo=UTC)
+        assert usage.usage_total("1", "api_calls", since=later) == 2  # u_late only
+        assert usage.usage_total("2", "api_calls", since=since) == 0
+        assert usage.usage_total("1", "other", since=since) == 0

@@ -23,6 +23,7 @@ from ..errors import (
     PlanRequiredError,
     SchemaOutdatedError,
     StripeServiceError,
+    UsageNotKeptError,
     ValidationError,
 )
 
@@ -87,6 +88,7 @@ HTTP_ANSWERS: dict[type[BillingError], tuple[int, str]] = {
     NotConfiguredError: (503, "external_service_error"),
     EventNotRecordedError: (503, "external_service_error"),
     SchemaOutdatedError: (503, "external_service_error"),
+    UsageNotKeptError: (503, "external_service_error"),
 }
 
 

@@ -12,6 +12,7 @@ from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
     USERS,
     SchemaGap,
 )
@@ -51,6 +52,7 @@ class DBAPIUserStore(DBAPIBillingLog):
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+        usage_table_name: str = DEFAULT_USAGE_TABLE,
     ) -> None:
         super().__init__(
             connect,
@@ -59,6 +61,7 @@ class DBAPIUserStore(DBAPIBillingLog):
             event_table_name=event_table_name,
             subscription_table_name=subscription_table_name,
             entitlement_table_name=entitlement_table_name,
+            usage_table_name=usage_table_name,
         )
         self.users_table = users_table
         self._users = quote(users_table)

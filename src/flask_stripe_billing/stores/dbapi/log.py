@@ -33,6 +33,7 @@ from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
     Expected,
     SchemaGap,
     entitlement_table,
@@ -42,6 +43,7 @@ from ..tables import (
 )
 from .session import Connect, Session
 from .sql import from_db_time, quote, quoted_list
+from .usage import DBAPIUsageLog
 
 #: The event-log columns read back (all of them; the table definition is the SQLAlchemy store's).
 EVENT_COLUMNS = tuple(column.name for column in event_table(sa.MetaData()).c)
@@ -63,9 +65,9 @@ _SUBSCRIPTION_TIMES = frozenset(
 )
 
 
-class DBAPIBillingLog:
-    """``EventLog``, ``SubscriptionLog`` and ``EntitlementLog`` in the library's own tables,
-    over a PEP 249 connection (create them with ``flask billing schema``)."""
+class DBAPIBillingLog(DBAPIUsageLog):
+    """``EventLog``, ``SubscriptionLog``, ``EntitlementLog`` and ``UsageLog`` in the library's
+    own tables, over a PEP 249 connection (create them with ``flask billing schema``)."""
 
     def __init__(
         self,
@@ -76,8 +78,11 @@ class DBAPIBillingLog:
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+        usage_table_name: str = DEFAULT_USAGE_TABLE,
     ) -> None:
         self.session = Session(connect, dialect=dialect, close=close)
+        quote(usage_table_name)
+        self.usage_table_name = usage_table_name
         self.event_table_name = event_table_name
         self.subscription_table_name = subscription_table_name
         self._events = quote(event_table_name)

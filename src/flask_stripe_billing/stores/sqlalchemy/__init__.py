@@ -21,6 +21,7 @@ from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
     USERS,
     SchemaGap,
 )
@@ -46,12 +47,14 @@ class SQLAlchemyUserStore(SQLBillingLog):
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+        usage_table_name: str = DEFAULT_USAGE_TABLE,
     ) -> None:
         super().__init__(
             db,
             event_table_name=event_table_name,
             subscription_table_name=subscription_table_name,
             entitlement_table_name=entitlement_table_name,
+            usage_table_name=usage_table_name,
         )
         self.model = model
         resolved = resolve_columns(model, columns or {})

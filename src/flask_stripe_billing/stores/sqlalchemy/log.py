@@ -38,6 +38,7 @@ from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
+    DEFAULT_USAGE_TABLE,
     Expected,
     SchemaGap,
     entitlement_table,
@@ -45,12 +46,14 @@ from ..tables import (
     mark_event,
     schema_gaps,
     subscription_table,
+    usage_table,
 )
+from .usage import SQLUsageLog
 
 
-class SQLBillingLog:
-    """``EventLog``, ``SubscriptionLog`` and ``EntitlementLog`` in the library's own tables,
-    on ``db.metadata``.
+class SQLBillingLog(SQLUsageLog):
+    """``EventLog``, ``SubscriptionLog``, ``EntitlementLog`` and ``UsageLog`` in the library's
+    own tables, on ``db.metadata``.
 
     Adding the tables to the host's metadata lets ``db.create_all()`` and
     Flask-Migrate/Alembic pick them up like any other table.
@@ -63,11 +66,13 @@ class SQLBillingLog:
         event_table_name: str = DEFAULT_EVENT_TABLE,
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
+        usage_table_name: str = DEFAULT_USAGE_TABLE,
     ) -> None:
         self.db = db
         self.events_table = event_table(db.metadata, event_table_name)
         self.subscriptions_table = subscription_table(db.metadata, subscription_table_name)
         self.entitlements_table = entitlement_table(db.metadata, entitlement_table_name)
+        self.usage_table = usage_table(db.metadata, usage_table_name)
         events = self.events_table
         subscriptions = self.subscriptions_table
         # Statements built once, with bound parameters: one round trip each.

@@ -21,7 +21,9 @@ def test_the_demo_prints_every_log_line_under_its_step_and_a_clean_legend() -> N
     assert done.stderr == ""
     lines = done.stdout.splitlines()
     header = next(i for i, line in enumerate(lines) if "what is sent" in line)
-    table = lines[header + 1 : lines.index("All steps ended as expected.") - 1]
+    end = lines.index("", header)  # the table ends at the first blank line (sections follow)
+    table = lines[header + 1 : end]
+    assert "All steps ended as expected." in lines[end:]
     assert len([line for line in table if STEP.match(line)]) >= 9
     for line in table:
         assert STEP.match(line) or line.startswith(("        app log: ", "        answer: ")), line

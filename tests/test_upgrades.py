@@ -36,6 +36,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "factory_app"
 LAGGING = [
     "stripe_billing_subscriptions",
     "stripe_billing_entitlements",
+    "stripe_billing_usage",
     "users.trial_end",
     "users.subscription_quantity",
 ]
@@ -162,6 +163,11 @@ def test_schema_upgrade_prints_only_what_the_database_lacks_and_brings_it_to_cur
         "CREATE INDEX ix_stripe_billing_subscriptions_user_id ON "
         "stripe_billing_subscriptions (user_id);",
         "CREATE TABLE stripe_billing_entitlements (",
+        "CREATE TABLE stripe_billing_usage (",
+        "CREATE INDEX ix_stripe_billing_usage_account ON "
+        "stripe_billing_usage (user_id, event_name, timestamp);",
+        "CREATE INDEX ix_stripe_billing_usage_due ON "
+        "stripe_billing_usage (status, next_attempt_at);",
         f"ALTER TABLE users ADD COLUMN trial_end {TIME[database.dialect]};",
         "ALTER TABLE users ADD COLUMN subscription_quantity INTEGER;",
     ]
@@ -227,7 +233,7 @@ def test_check_names_the_missing_trial_end_and_subscription_quantity_columns(
 def test_a_column_mapped_to_none_is_not_looked_for(database: Database) -> None:
     _, store = dbapi_app(database, columns={"trial_end": None, "subscription_quantity": None})
 
-    assert [gap.name for gap in store.schema_gaps()] == LAGGING[:2]
+    assert [gap.name for gap in store.schema_gaps()] == LAGGING[:3]
 
 
 def test_schema_upgrade_refuses_a_store_that_cannot_tell() -> None:

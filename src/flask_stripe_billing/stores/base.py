@@ -300,6 +300,7 @@ class UsageLog(Protocol):
 EVENTS_TABLE = "events"
 SUBSCRIPTIONS_TABLE = "subscriptions"
 ENTITLEMENTS_TABLE = "entitlements"
+USAGE_TABLE = "usage"
 
 
 @runtime_checkable

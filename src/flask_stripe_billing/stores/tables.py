@@ -17,6 +17,8 @@ from .base import (
     SUBSCRIPTION_LOG,
     SUBSCRIPTIONS_TABLE,
     UNRELEASED,
+    USAGE_LOG,
+    USAGE_TABLE,
 )
 
 DEFAULT_EVENT_TABLE = "stripe_billing_events"
@@ -150,6 +152,7 @@ ADDED_IN: dict[tuple[str, str | None], str] = {
     (EVENTS_TABLE, None): FIRST_RELEASE,
     (SUBSCRIPTIONS_TABLE, None): SUBSCRIPTION_LOG.added,
     (ENTITLEMENTS_TABLE, None): ENTITLEMENT_LOG.added,
+    (USAGE_TABLE, None): USAGE_LOG.added,
     (USERS, None): FIRST_RELEASE,
     (USERS, "trial_end"): f'{UNRELEASED}, "Upgrading from 0.1"',
     (USERS, "subscription_quantity"): f'{UNRELEASED}, "Upgrading from 0.1"',

@@ -18,6 +18,7 @@ from ..base import (
     ENTITLEMENTS_TABLE,
     EVENTS_TABLE,
     SUBSCRIPTIONS_TABLE,
+    USAGE_TABLE,
     EventCursor,
     EventRecord,
 )
@@ -275,6 +276,7 @@ class DBAPIBillingLog(DBAPIUsageLog):
             EVENTS_TABLE: self.event_table_name,
             SUBSCRIPTIONS_TABLE: self.subscription_table_name,
             ENTITLEMENTS_TABLE: self.entitlement_table_name,
+            USAGE_TABLE: self.usage_table_name,
         }
 
     def missing_tables(self) -> frozenset[str]:

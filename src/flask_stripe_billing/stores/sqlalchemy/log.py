@@ -23,6 +23,7 @@ from ..base import (
     ENTITLEMENTS_TABLE,
     EVENTS_TABLE,
     SUBSCRIPTIONS_TABLE,
+    USAGE_TABLE,
     EventCursor,
     EventRecord,
 )
@@ -300,11 +301,17 @@ class SQLBillingLog(SQLUsageLog):
             EVENTS_TABLE: str(self.events_table.name),
             SUBSCRIPTIONS_TABLE: str(self.subscriptions_table.name),
             ENTITLEMENTS_TABLE: str(self.entitlements_table.name),
+            USAGE_TABLE: str(self.usage_table.name),
         }
 
     def missing_tables(self) -> frozenset[str]:
         inspector = sa.inspect(self.db.engine)
-        tables = (self.events_table, self.subscriptions_table, self.entitlements_table)
+        tables = (
+            self.events_table,
+            self.subscriptions_table,
+            self.entitlements_table,
+            self.usage_table,
+        )
         return frozenset(
             str(table.name)
             for table in tables

@@ -230,6 +230,12 @@ class Settings:
     #: Plan name (or licensed price id) → the metered prices that come with it: Checkout
     #: adds them, ``change_plan`` moves them (``STRIPE_BILLING_METERED_PRICES``).
     metered_prices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: One-time price id (or ``lookup_key:NAME``) → product key: what Checkout sells in
+    #: ``payment`` mode as ``{"product": key}`` (``STRIPE_BILLING_PRODUCTS``).
+    products: Mapping[str, str] = field(default_factory=dict)
+    #: Product key → the feature keys a purchase of it grants for life
+    #: (``STRIPE_BILLING_PRODUCT_FEATURES``).
+    product_features: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Where a gate sends a signed-in user without the plan: a URL or an endpoint name.
     pricing_url: str | None = None
     #: Where a gate sends an anonymous user (default: the pricing page).
@@ -335,6 +341,13 @@ class Settings:
             ),
             features=_features(get("STRIPE_BILLING_FEATURES")),
             metered_prices=_metered_prices(get("STRIPE_BILLING_METERED_PRICES")),
+            products=_products(get("STRIPE_BILLING_PRODUCTS")),
+            product_features=_plan_lists(
+                get("STRIPE_BILLING_PRODUCT_FEATURES"),
+                "STRIPE_BILLING_PRODUCT_FEATURES",
+                "features",
+                "feature keys",
+            ),
             pricing_url=_text(get("STRIPE_BILLING_PRICING_URL")),
             login_url=_text(get("STRIPE_BILLING_LOGIN_URL")),
             checkout_automatic_tax=_flag(get("STRIPE_CHECKOUT_AUTOMATIC_TAX"), default=False),
@@ -405,6 +418,7 @@ class Settings:
             self.price_pro_monthly,
             self.price_pro_yearly,
             *self.plans,
+            *self.products,
             *self.trial_days_by_price,
         )
         return frozenset(
@@ -427,6 +441,7 @@ class Settings:
             price_pro_monthly=self.price_pro_monthly and price(self.price_pro_monthly),
             price_pro_yearly=self.price_pro_yearly and price(self.price_pro_yearly),
             plans={price(key): plan for key, plan in self.plans.items()},
+            products={price(key): product for key, product in self.products.items()},
             trial_days_by_price={
                 price(key): days for key, days in self.trial_days_by_price.items()
             },
@@ -439,6 +454,20 @@ class Settings:
     def trial_days_for(self, price_id: str) -> int | None:
         """The trial days a Checkout of ``price_id`` gives (None: no trial)."""
         return self.trial_days_by_price.get(price_id, self.trial_days)
+
+    def price_for_product(self, product: str) -> str | None:
+        """The one-time price a Checkout of ``product`` sells (None: not configured)."""
+        for price_id, key in self.products.items():
+            if key == product:
+                return price_id
+        return None
+
+    def product_for_prices(self, price_ids: tuple[str, ...]) -> str | None:
+        """The product key of the first of these prices configured as a product."""
+        for price_id in price_ids:
+            if price_id in self.products:
+                return self.products[price_id]
+        return None
 
     def plan_rank(self, plan: str) -> int:
         """How high ``plan`` ranks: its place in STRIPE_BILLING_PLANS (later is higher).
@@ -562,8 +591,8 @@ def _secrets(value: Any) -> tuple[str, ...]:
     return tuple(s for s in (str(item).strip() for item in items) if s)
 
 
-def _plans(value: Any) -> dict[str, str]:
-    """A mapping, a JSON object, or ``price_a=plan,price_b=plan`` text."""
+def _plans(value: Any, name: str = "STRIPE_BILLING_PLANS") -> dict[str, str]:
+    """A mapping, a JSON object, or ``price_a=plan,price_b=plan`` text (``name``: the setting)."""
     if value is None:
         return {}
     if isinstance(value, Mapping):
@@ -572,15 +601,28 @@ def _plans(value: Any) -> dict[str, str]:
     if text.startswith("{"):
         loaded = json.loads(text)
         if not isinstance(loaded, dict):
-            raise ValueError("STRIPE_BILLING_PLANS must be a JSON object")
+            raise ValueError(f"{name} must be a JSON object")
         return {str(k): str(v) for k, v in loaded.items()}
     pairs = (item.split("=", 1) for item in text.split(",") if item.strip())
     plans = {}
     for pair in pairs:
         if len(pair) != 2:
-            raise ValueError("STRIPE_BILLING_PLANS must look like price_id=plan,...")
+            raise ValueError(f"{name} must look like price_id=name,...")
         plans[pair[0].strip()] = pair[1].strip()
     return plans
+
+
+def _products(value: Any) -> dict[str, str]:
+    """Like :func:`_plans` (price → product key), each product sold by one price."""
+    products = _plans(value, "STRIPE_BILLING_PRODUCTS")
+    keys = list(products.values())
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(
+            f"STRIPE_BILLING_PRODUCTS names each product once; {', '.join(repeated)} "
+            "has more than one price"
+        )
+    return products
 
 
 def _features(value: Any) -> dict[str, tuple[str, ...]]:

@@ -68,6 +68,8 @@ def _missing(settings: Settings, key: str) -> str:
         setting = "STRIPE_PRICE_PRO_YEARLY"
     elif value in settings.plans:
         setting = "STRIPE_BILLING_PLANS"
+    elif value in settings.products:
+        setting = "STRIPE_BILLING_PRODUCTS"
     else:
         setting = "STRIPE_TRIAL_DAYS"
     return (

@@ -295,6 +295,16 @@ def report(results: dict[str, Any]) -> None:
                 f"   [{value['report']['reporting_rps']:.0f} vs"
                 f" {value['report']['plain_rps']:.0f} req/s]"
             )
+            floor, over = value["report"]["floor_ratio"], value["report"]["over_floor"]
+            print(
+                f"{'  the same row written by hand, ' + key[6:]:40} {floor['median']:6.2f}"
+                f"     ({floor['min']:.2f}-{floor['max']:.2f})    the database's share"
+                f"   [{value['report']['floor_rps']:.0f} req/s]"
+            )
+            print(
+                f"{'  report_usage / that row, ' + key[6:]:40} {over['median']:6.2f}"
+                f"     ({over['min']:.2f}-{over['max']:.2f})    the library's share"
+            )
             eps = sender["events_per_second"]
             print(
                 f"{'usage sender events/s, ' + key[6:]:40} {eps:6.0f}"

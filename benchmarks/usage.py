@@ -7,6 +7,8 @@ from __future__ import annotations
 import multiprocessing
 import statistics
 import time
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,9 +22,15 @@ from flask_stripe_billing.testing import MeterEventStandIn, point_stripe_at
 USERS = 50
 
 
-def host_app(database_url: str, *, report: bool) -> tuple[Flask, SQLAlchemy, StripeBilling]:
-    """A host whose ``POST /work`` commits one row of its own, and with ``report`` a usage
-    report in the same transaction."""
+#: What each host's ``POST /work`` adds to its own row: nothing (the baseline), a
+#: ``report_usage`` call, or the same usage row written by the host with a plain insert
+#: (the floor: what the database charges for the row, with no library code).
+ARMS = ("plain", "reporting", "floor")
+
+
+def host_app(database_url: str, *, arm: str) -> tuple[Flask, SQLAlchemy, StripeBilling]:
+    """A host whose ``POST /work`` commits one row of its own, and in the same transaction
+    what ``arm`` names (see :data:`ARMS`)."""
     db = SQLAlchemy()
 
     class User(BillingMixin, db.Model):  # type: ignore[name-defined, misc]
@@ -44,16 +52,35 @@ def host_app(database_url: str, *, report: bool) -> tuple[Flask, SQLAlchemy, Str
     db.init_app(app)
     billing = StripeBilling(app, user_store=SQLAlchemyUserStore(db, User))
     counter = iter(range(10**9))
+    usage_rows = db.metadata.tables["stripe_billing_usage"]
 
     @app.post("/work/<int:user_id>")
     def work(user_id: int) -> str:
         db.session.add(Work(user_id=user_id, note=f"call {next(counter)}"))
-        if report:
+        if arm == "reporting":
             billing.report_usage(user_id, "api_calls", 1)
+        elif arm == "floor":
+            db.session.execute(usage_rows.insert(), [floor_row(user_id)])
         db.session.commit()
         return "ok"
 
     return app, db, billing
+
+
+def floor_row(user_id: int) -> dict[str, Any]:
+    """The row a report writes, as the host would write it by hand."""
+    now = datetime.now(UTC)
+    return {
+        "identifier": uuid.uuid4().hex,
+        "user_id": str(user_id),
+        "event_name": "api_calls",
+        "value": 1,
+        "timestamp": now,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "reported_at": now,
+    }
 
 
 def make_tables(app: Flask, db: SQLAlchemy) -> None:
@@ -80,26 +107,35 @@ def requests_per_second(app: Flask, count: int) -> float:
 
 
 def bench_report(database_url: str, rounds: int, count: int) -> dict[str, Any]:
-    """Requests/s of the host's request with and without ``report_usage``, interleaved."""
-    plain, _, _ = host_app(database_url, report=False)
-    reporting, db_reporting, _ = host_app(database_url, report=True)
-    make_tables(reporting, db_reporting)
-    for app in (plain, reporting):
+    """Requests/s of the host's request alone, with ``report_usage``, and with the same row
+    written by hand, interleaved (A B C C B A ...)."""
+    hosts = {arm: host_app(database_url, arm=arm) for arm in ARMS}
+    apps = {arm: host[0] for arm, host in hosts.items()}
+    db_reporting = hosts["reporting"][1]
+    make_tables(apps["reporting"], db_reporting)
+    for app in apps.values():
         requests_per_second(app, 100)  # warm up
-    rates: dict[str, list[float]] = {"plain": [], "reporting": []}
+    rates: dict[str, list[float]] = {arm: [] for arm in ARMS}
     for number in range(rounds):
-        order = ["plain", "reporting"] if number % 2 == 0 else ["reporting", "plain"]
-        for name in order:
-            rates[name].append(requests_per_second(plain if name == "plain" else reporting, count))
-    # Time per request, ours / baseline: 1.10 means report_usage adds 10 %.
-    ratios = [p / r for p, r in zip(rates["plain"], rates["reporting"], strict=True)]
-    with reporting.app_context():
+        for arm in ARMS if number % 2 == 0 else ARMS[::-1]:
+            rates[arm].append(requests_per_second(apps[arm], count))
+    with apps["reporting"].app_context():
         db_reporting.drop_all()
     return {
-        "plain_rps": statistics.median(rates["plain"]),
-        "reporting_rps": statistics.median(rates["reporting"]),
-        "ratio": {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)},
+        **{f"{arm}_rps": statistics.median(rates[arm]) for arm in ARMS},
+        # Time per request, ours / baseline: 1.10 means report_usage adds 10 %.
+        "ratio": spread(rates["plain"], rates["reporting"]),
+        # The database's own share: the hand-written row / baseline.
+        "floor_ratio": spread(rates["plain"], rates["floor"]),
+        # The library's share: report_usage / the hand-written row.
+        "over_floor": spread(rates["floor"], rates["reporting"]),
     }
+
+
+def spread(base: list[float], ours: list[float]) -> dict[str, float]:
+    """Round by round, time per request of ``ours`` / ``base`` (rates in, so base / ours)."""
+    ratios = [b / o for b, o in zip(base, ours, strict=True)]
+    return {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
 
 
 def serve_standin(ports: Any, stop: Any) -> None:
@@ -117,7 +153,7 @@ def bench_sender(database_url: str, rounds: int, count: int) -> dict[str, Any]:
     server.start()
     try:
         url = urls.get(timeout=60)
-        app, db, billing = host_app(database_url, report=True)
+        app, db, billing = host_app(database_url, arm="reporting")
         make_tables(app, db)
         point_stripe_at(app, url)
         rates = []

@@ -338,6 +338,7 @@ def test_the_readme_button_snippets_work_without_csrf_protect_and_under_a_prefix
     assert [f["attributes"]["action"] for f in forms_of(forms)] == [
         "/api/billing/checkout",
         "/api/billing/checkout",
+        "/api/billing/checkout",
         "/api/billing/portal/redirect",
     ]
     assert "'/api/billing/checkout-session'" in script

@@ -511,6 +511,78 @@ def test_check_online_names_a_one_time_price(
     assert lines[-1] == "1 problem to fix: price price_yearly."
 
 
+def test_check_online_wants_one_time_prices_for_products(
+    make_host: Callable[..., Host], stripe_mock: responses.RequestsMock
+) -> None:
+    host = make_host(
+        {
+            "STRIPE_API_KEY": API_KEY,
+            "STRIPE_PRICE_PRO_MONTHLY": "price_monthly",
+            "STRIPE_BILLING_PRODUCTS": "price_credits=credits_100,price_life=lifetime",
+        }
+    )
+    stripe_mock.get(BALANCE_URL, json=BALANCE)
+    stripe_mock.get(PRICE_URL + "price_monthly", json=price("price_monthly"))
+    one_time = price("price_credits", type="one_time", recurring=None, unit_amount=500)
+    stripe_mock.get(PRICE_URL + "price_credits", json=one_time)
+    stripe_mock.get(PRICE_URL + "price_life", json=price("price_life"))  # recurring
+
+    result = billing(host, "check", "--online")
+
+    assert result.exit_code == 1
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert "set STRIPE_BILLING_PRODUCTS price_credits → credits_100, price_life → lifetime" in (
+        lines
+    )
+    assert "ok price price_credits one-time, 5.00 USD (product credits_100)" in lines
+    assert (
+        "invalid price price_life a recurring price (product lifetime); a one-time purchase "
+        "needs a one-time price, and Checkout refuses this one"
+    ) in lines
+    assert lines[-1] == "1 problem to fix: price price_life."
+
+
+def test_check_online_names_an_archived_or_missing_product_price(
+    make_host: Callable[..., Host], stripe_mock: responses.RequestsMock
+) -> None:
+    host = make_host(
+        {
+            "STRIPE_API_KEY": API_KEY,
+            "STRIPE_PRICE_PRO_MONTHLY": "price_monthly",
+            "STRIPE_BILLING_PRODUCTS": "price_old=credits_10,price_gone=credits_50",
+        }
+    )
+    stripe_mock.get(BALANCE_URL, json=BALANCE)
+    stripe_mock.get(PRICE_URL + "price_monthly", json=price("price_monthly"))
+    archived = price("price_old", type="one_time", recurring=None, active=False)
+    stripe_mock.get(PRICE_URL + "price_old", json=archived)
+    stripe_mock.get(
+        PRICE_URL + "price_gone",
+        status=404,
+        headers={"Request-Id": "req_gone"},
+        json={"error": {"code": "resource_missing", "type": "invalid_request_error"}},
+    )
+
+    result = billing(host, "check", "--online")
+
+    assert result.exit_code == 1
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert "invalid price price_old archived (product credits_10); Checkout refuses it" in lines
+    assert (
+        "missing price price_gone no such price for this key (HTTP 404, request req_gone)" in lines
+    )
+
+
+def test_check_without_products_says_checkout_sells_none(
+    configured: Host, stripe_mock: responses.RequestsMock
+) -> None:
+    result = billing(configured, "check")
+
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert "default STRIPE_BILLING_PRODUCTS none: Checkout sells no one-time product" in lines
+    assert len(stripe_mock.calls) == 0
+
+
 def test_check_online_names_a_price_stripe_does_not_have(
     configured: Host, stripe_mock: responses.RequestsMock
 ) -> None:

@@ -31,6 +31,9 @@ SESSION = load(
     "api-objects/pay-rails-vcr__2026-03-25.dahlia__checkout.session.mode_subscription.open.json"
 )
 PORTAL = load("api-objects/pay-rails-vcr__2026-03-25.dahlia__billing_portal.session.json")
+PURCHASE = load(
+    "api-objects/pay-rails-vcr__2026-03-25.dahlia__checkout.session.mode_payment.open.json"
+)
 ENVIRONMENT = (
     "STRIPE_API_KEY",
     "STRIPE_WEBHOOK_SECRET",
@@ -40,6 +43,7 @@ ENVIRONMENT = (
     "STRIPE_CANCEL_URL",
     "STRIPE_PORTAL_RETURN_URL",
     "STRIPE_BILLING_PLANS",
+    "STRIPE_BILLING_PRODUCTS",
     "STRIPE_BILLING_PRICING_URL",
     "STRIPE_BILLING_FEATURES",
     "STRIPE_BILLING_USAGE_QUOTAS",
@@ -207,6 +211,37 @@ def test_upgrade_button_gets_a_checkout_url_that_returns_to_the_example(
         "http://127.0.0.1:5000/billing/success?session_id={CHECKOUT_SESSION_ID}"
     )
     assert form(session_call)["cancel_url"] == "http://127.0.0.1:5000/pricing"
+
+
+def test_the_pricing_page_sells_a_credit_pack_through_a_payment_checkout(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+    page = client.get("/pricing?as=2").get_data(as_text=True)
+    stripe_api.add(responses.POST, f"{API}/customers", json=CUSTOMER)
+    stripe_api.add(responses.POST, f"{API}/checkout/sessions", json=PURCHASE)
+
+    assert (
+        '<form method="post" action="/billing/checkout" class="stripe-billing-form">'
+        '<input type="hidden" name="product" value="credits_100">'
+        '<input type="hidden" name="quantity" value="5">'
+        '<button type="submit">Buy 500 credits</button></form>'
+    ) in page
+    answer = client.post(
+        "/billing/checkout",
+        data={"product": "credits_100", "quantity": "5"},
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+
+    assert (answer.status_code, answer.headers["Location"]) == (303, PURCHASE["url"])
+    sent = form(stripe_api.calls[-1])
+    assert sent["mode"] == "payment"
+    assert sent["line_items[0][price]"] == "price_demo_credits_100"
+    assert sent["line_items[0][quantity]"] == "5"
+    assert sent["metadata[stripe_billing_product]"] == "credits_100"
+    assert sent["payment_intent_data[metadata][stripe_billing_quantity]"] == "5"
+    assert user(app, BOB)["plan"] == "free"
 
 
 def test_configured_urls_win_over_the_examples_defaults(

@@ -1,6 +1,7 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
-Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons),
+Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons, and Buy
+credits: a one-time product, ``credits_100`` in ``STRIPE_BILLING_PRODUCTS``),
 ``/billing/success`` (the extension's own: where Checkout sends the user back; it
 applies the session and redirects to ``/account`` with a flash message), two gated pages:
 ``/pro`` for users on a paid plan (``billing.plan_required()``) and ``/export``
@@ -73,6 +74,10 @@ DEFAULTS = {
     "STRIPE_BILLING_FEATURES": '{"pro": ["export"]}',
     # Where the extension's /billing/success sends the user once the session is applied.
     "STRIPE_BILLING_AFTER_CHECKOUT_URL": "account",
+    # A one-time product, a pack of 100 credits, sold on the pricing page (mode payment).
+    # DEMO price id: with a real test-mode key, set STRIPE_BILLING_PRODUCTS to a one-time
+    # price of yours (``price_...=credits_100``, or ``lookup_key:credits_100=credits_100``).
+    "STRIPE_BILLING_PRODUCTS": "price_demo_credits_100=credits_100",
     # Conversions each plan includes per month, for POST /api/convert's quota.
     "STRIPE_BILLING_USAGE_QUOTAS": '{"free": {"conversions": 3}, "pro": {"conversions": 1000}}',
 }
@@ -271,6 +276,11 @@ PRICING_PAGE = """
   <button onclick="manageBilling()">Manage billing</button>
 </p>
 <p id="error" role="alert" style="color: #b00"></p>
+<h2>Credits</h2>
+<p>A one-time purchase, beside any plan: 100 credits a pack.</p>
+{# The extension's form buttons: a one-time Checkout (mode payment) of the product. #}
+{{ billing_checkout_button("Buy 100 credits", product="credits_100") }}
+{{ billing_checkout_button("Buy 500 credits", product="credits_100", quantity=5) }}
 <script>
   // The extension's routes answer {"url": ...} to go to, or an error with a message.
   async function goToStripe(method, url, body) {

@@ -307,7 +307,7 @@ class Settings:
                 value = env.get(name)
             return None if value == "" else value
 
-        return cls(
+        settings = cls(
             api_key=_text(get("STRIPE_API_KEY")),
             webhook_secrets=_secrets(get("STRIPE_WEBHOOK_SECRET")),
             thin_webhook_secrets=_secrets(get("STRIPE_THIN_WEBHOOK_SECRET")),
@@ -381,6 +381,8 @@ class Settings:
             **_accounts(get, config),
             **_usage(get),
         )
+        _check_products_apart(settings)
+        return settings
 
     def __repr__(self) -> str:
         """Every field, the API key as kind, mode and last four, signing secrets as a count."""
@@ -623,6 +625,17 @@ def _products(value: Any) -> dict[str, str]:
             "has more than one price"
         )
     return products
+
+
+def _check_products_apart(settings: Settings) -> None:
+    """Refuse a price configured both as a plan's and as a product's: a one-time price
+    cannot be subscribed to, nor a recurring one bought once (Stripe refuses either)."""
+    both = sorted(settings.configured_prices & set(settings.products))
+    if both:
+        raise ValueError(
+            f"STRIPE_BILLING_PRODUCTS names {', '.join(both)}, which is also a plan's price; "
+            "a product needs a one-time price of its own"
+        )
 
 
 def _features(value: Any) -> dict[str, tuple[str, ...]]:

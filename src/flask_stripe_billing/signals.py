@@ -60,7 +60,8 @@ webhook_failed = _signals.signal("webhook-failed")
 
 
 #: A Checkout session was created for a user. Keyword arguments: ``user_id``,
-#: ``session_id``, ``price_id``.
+#: ``session_id``, ``price_id``; for a one-time product (mode ``payment``) also
+#: ``product`` (its key) and ``quantity``.
 checkout_session_created = _signals.signal("checkout-session-created")
 
 

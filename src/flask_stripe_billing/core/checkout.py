@@ -22,6 +22,15 @@ INTERVAL_SETTINGS = {
 SESSION_DEDUP_SECONDS = 60
 
 
+#: The most of one product a single Checkout sells: a whole number from 1 to this.
+MAX_PRODUCT_QUANTITY = 100
+
+
+#: The metadata keys naming what a one-time purchase's session (and its payment) sells.
+PRODUCT_METADATA = "stripe_billing_product"
+QUANTITY_METADATA = "stripe_billing_quantity"
+
+
 def choose_price(body: Any, settings: Settings) -> str:
     """The configured price the request body asks for; never a price the client invents."""
     if body is None:
@@ -42,6 +51,36 @@ def choose_price(body: Any, settings: Settings) -> str:
     if price_id is None:
         raise NotConfiguredError([INTERVAL_SETTINGS[interval]])
     return price_id
+
+
+def choose_product(body: Any, settings: Settings) -> tuple[str, str] | None:
+    """The configured product the body asks for (``product``) and its one-time price;
+    None when it names no product (a subscription). A price never comes from the client."""
+    if not isinstance(body, dict) or body.get("product") is None:
+        return None
+    product = body["product"]
+    price_id = settings.price_for_product(product) if isinstance(product, str) else None
+    if price_id is None:
+        raise ValidationError("product is not one of the configured products", {"field": "product"})
+    if body.get("price_id") is not None or body.get("interval") is not None:
+        raise ValidationError(
+            "Send product alone, without price_id or interval", {"field": "product"}
+        )
+    return product, price_id
+
+
+def choose_product_quantity(body: Any) -> int:
+    """How many of the product the body asks for (``quantity``): 1 when not given, else a
+    whole number from 1 to :data:`MAX_PRODUCT_QUANTITY`; anything else is a 400."""
+    value = body.get("quantity") if isinstance(body, dict) else None
+    if value is None:
+        return 1
+    details = {"field": "quantity", "min": 1, "max": MAX_PRODUCT_QUANTITY}
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError("quantity must be a whole number", details)
+    if not 1 <= value <= MAX_PRODUCT_QUANTITY:
+        raise ValidationError(f"quantity must be from 1 to {MAX_PRODUCT_QUANTITY}", details)
+    return value
 
 
 def choose_quantity(body: Any, settings: Settings) -> int:
@@ -104,18 +143,37 @@ def ensure_can_subscribe(account: BillingAccount, portal_url: str) -> None:
         )
 
 
-def sessions_to_expire(sessions: Sequence[Mapping[str, Any]], new_session_id: str) -> list[str]:
-    """The customer's other open subscription Checkout sessions: each could still be paid
-    beside the new one (two tabs, an old link), so each is expired. A one-time purchase's
-    session is left alone; the new one (or the one a double click was given back) too."""
+def sessions_to_expire(
+    sessions: Sequence[Mapping[str, Any]], new_session_id: str, product: str | None = None
+) -> list[str]:
+    """The customer's other open Checkout sessions for the same thing as the new one: each
+    could still be paid beside it (two tabs, an old link), so each is expired.
+
+    For a subscription (``product`` None), the other subscription sessions; a one-time
+    purchase's session is left alone. For a ``product``, the other open purchases of that
+    product made by this library (its ``metadata.stripe_billing_product``); a subscription,
+    another product and a session of the app's own are left alone. The new session (or the
+    one a double click was given back) is never expired."""
     return [
         str(session["id"])
         for session in sessions
-        if session.get("mode") == "subscription"
+        if _same_purchase(session, product)
         and session.get("status") == "open"
         and isinstance(session.get("id"), str)
         and session["id"] != new_session_id
     ]
+
+
+def _same_purchase(session: Mapping[str, Any], product: str | None) -> bool:
+    """Whether ``session`` sells what the new session sells: a subscription, or ``product``."""
+    if product is None:
+        return session.get("mode") == "subscription"
+    metadata = session.get("metadata")
+    return (
+        session.get("mode") == "payment"
+        and isinstance(metadata, Mapping)
+        and metadata.get(PRODUCT_METADATA) == product
+    )
 
 
 def expire_key(session_id: str) -> str:
@@ -222,6 +280,37 @@ def session_params(
     }
 
 
+def purchase_params(
+    account: BillingAccount,
+    customer_id: str,
+    product: str,
+    price_id: str,
+    quantity: int,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The Checkout session of a one-time purchase (mode ``payment``): ``quantity`` of the
+    product's price, linked to the user as a subscription's is, the product and quantity
+    in the session's metadata and its payment's (so charges, refunds and disputes name
+    them too). The coupon is for plans: promotion codes are offered when allowed."""
+    success_url, cancel_url = redirect_urls(settings)
+    metadata = {
+        "user_id": account.user_id,
+        PRODUCT_METADATA: product,
+        QUANTITY_METADATA: str(quantity),
+    }
+    return {
+        "mode": "payment",
+        "customer": customer_id,
+        "line_items": [{"price": price_id, "quantity": quantity}],
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "client_reference_id": account.user_id,
+        "metadata": metadata,
+        "payment_intent_data": {"metadata": dict(metadata)},
+        **checkout_options(settings, coupon=False),
+    }
+
+
 def line_items(price_id: str, quantity: int, settings: Settings) -> list[dict[str, Any]]:
     """The licensed price for ``quantity`` seats, then each metered price of its plan
     (STRIPE_BILLING_METERED_PRICES) without a quantity: Stripe refuses one on a metered
@@ -230,15 +319,16 @@ def line_items(price_id: str, quantity: int, settings: Settings) -> list[dict[st
     return [{"price": price_id, "quantity": quantity}, *metered]
 
 
-def checkout_options(settings: Settings) -> dict[str, Any]:
+def checkout_options(settings: Settings, *, coupon: bool = True) -> dict[str, Any]:
     """The Checkout options the settings ask for, and only those.
 
-    A coupon replaces promotion codes (Stripe takes one or the other). With
+    A coupon replaces promotion codes (Stripe takes one or the other); ``coupon=False``
+    (a one-time purchase) leaves STRIPE_CHECKOUT_COUPON, a plan's offer, out. With
     Stripe Tax or tax ids, the customer we pass must take the address and name
     the buyer enters, so that tax is computed and invoiced on them.
     """
     options: dict[str, Any] = {}
-    if settings.checkout_coupon:
+    if coupon and settings.checkout_coupon:
         options["discounts"] = [{"coupon": settings.checkout_coupon}]
     else:
         options["allow_promotion_codes"] = settings.allow_promotion_codes

@@ -33,14 +33,21 @@ def billing_checkout_button(
     *,
     interval: str | None = None,
     price_id: str | None = None,
+    product: str | None = None,
     quantity: int | None = None,
     **attributes: Any,
 ) -> Markup:
-    """A form POSTing to Checkout for ``interval`` or ``price_id`` (and ``quantity`` seats).
+    """A form POSTing to Checkout for ``interval`` or ``price_id`` (and ``quantity`` seats),
+    or, with ``product``, a one-time purchase of ``quantity`` of that product.
 
     Extra keyword arguments become attributes of the ``<button>`` (``class="btn"``).
     """
-    fields = {"interval": interval, "price_id": price_id, "quantity": quantity}
+    fields = {
+        "interval": interval,
+        "price_id": price_id,
+        "product": product,
+        "quantity": quantity,
+    }
     return _form(context, url_for(f"{BLUEPRINT}.checkout_form"), label, fields, attributes)
 
 

@@ -72,12 +72,16 @@ def ensure_customer(state: BillingState, gateway: StripeGateway, account: Billin
 def start_checkout(state: BillingState, body: Any) -> tuple[str, str]:
     """A Checkout session for the current account and what ``body`` asks for: its id and URL.
 
-    ``body``: ``interval`` or ``price_id``, and ``quantity`` (seats). The trial
-    of the price is given only to an account that never had a subscription.
+    ``body``: ``interval`` or ``price_id``, and ``quantity`` (seats) for a subscription;
+    ``product`` and ``quantity`` for a one-time purchase (:func:`start_purchase`). The
+    trial of the price is given only to an account that never had a subscription.
     """
     settings = state.settings
     account = current_account(state)
     gateway = state.require_stripe()
+    product = checkout.choose_product(body, settings)
+    if product is not None:
+        return start_purchase(state, gateway, account, *product, body)
     price_id = checkout.choose_price(body, settings)
     quantity = checkout.choose_quantity(body, settings)
     checkout.redirect_urls(settings)
@@ -102,15 +106,54 @@ def start_checkout(state: BillingState, body: Any) -> tuple[str, str]:
     return session_id, url
 
 
-def expire_other_sessions(gateway: StripeGateway, customer_id: str, session_id: str) -> None:
-    """Expire the customer's other open subscription Checkout sessions, so that only the new
-    one can be paid. One paid meanwhile makes the new one expire instead: 409 ``conflict``.
+def start_purchase(
+    state: BillingState,
+    gateway: StripeGateway,
+    account: BillingAccount,
+    product: str,
+    price_id: str,
+    body: Any,
+) -> tuple[str, str]:
+    """A Checkout session (mode ``payment``) selling ``quantity`` of ``product``.
+
+    The same customer, redirect URLs and idempotency as a subscription's; no
+    one-subscription 409 (a subscriber may buy credits). An earlier open session of
+    the same product is expired once this one is made, so two tabs cannot pay twice.
+    """
+    settings = state.settings
+    quantity = checkout.choose_product_quantity(body)
+    checkout.redirect_urls(settings)
+    customer_id = ensure_customer(state, gateway, account)
+    session_id, url = gateway.create_checkout_session(
+        checkout.purchase_params(account, customer_id, product, price_id, quantity, settings),
+        checkout.session_idempotency_key(account, price_id, time.time(), quantity),
+    )
+    if account.stripe_customer_id:  # a customer made just now has no other session
+        expire_other_sessions(gateway, customer_id, session_id, product)
+    signals.send_safely(
+        signals.checkout_session_created,
+        app_object(),
+        user_id=account.user_id,
+        session_id=session_id,
+        price_id=price_id,
+        product=product,
+        quantity=quantity,
+    )
+    return session_id, url
+
+
+def expire_other_sessions(
+    gateway: StripeGateway, customer_id: str, session_id: str, product: str | None = None
+) -> None:
+    """Expire the customer's other open Checkout sessions for the same subscription or
+    ``product`` (:func:`~..core.checkout.sessions_to_expire`), so that only the new one can
+    be paid. One paid meanwhile makes the new one expire instead: 409 ``conflict``.
 
     Expired after the new session is made, not before: a double click is given the same
     session back by its idempotency key, and that one must stay payable.
     """
     for other in checkout.sessions_to_expire(
-        gateway.list_open_checkout_sessions(customer_id), session_id
+        gateway.list_open_checkout_sessions(customer_id), session_id, product
     ):
         try:
             gateway.expire_checkout_session(other, checkout.expire_key(other))
@@ -121,6 +164,12 @@ def expire_other_sessions(gateway: StripeGateway, customer_id: str, session_id: 
             gateway.expire_checkout_session(session_id, checkout.expire_key(session_id))
             if status != "complete":
                 raise
+            if product is not None:
+                raise ConflictError(
+                    "An earlier Checkout of yours for this was paid just now; check your "
+                    "purchases before buying again",
+                    {"session": other, "product": product},
+                ) from None
             raise ConflictError(
                 "An earlier Checkout of yours was paid just now; its subscription will "
                 "show shortly",
@@ -149,7 +198,7 @@ MAX_FORM_BYTES = 64 * 1024
 
 
 #: The fields of the JSON body the checkout form may carry.
-CHECKOUT_FIELDS = ("interval", "price_id", "quantity")
+CHECKOUT_FIELDS = ("interval", "price_id", "product", "quantity")
 
 
 def checkout_form() -> Response:

@@ -20,6 +20,8 @@ from werkzeug.wrappers import Response
 
 from ..actions import sync
 from ..core.account import FREE_PLAN
+from ..core.outcomes import Outcome
+from ..core.rules import SETTLED_PAYMENT_STATUSES
 from ..errors import BillingError
 from ..state import app_object, get_state
 from .gates import current_account_or_none, resolve_url
@@ -62,6 +64,8 @@ def checkout_success() -> Response:
             LATER,
         )
         return redirect(target, 303)
+    if purchase_flashed(outcome):
+        return redirect(target, 303)
     account = outcome.after or current_account_or_none(state)
     if account is not None and account.plan != FREE_PLAN:
         flash_message(f"Thank you! You are now on the {account.plan} plan.", DONE)
@@ -70,6 +74,23 @@ def checkout_success() -> Response:
             "Thank you! Your payment is being confirmed; your plan changes in a moment.", LATER
         )
     return redirect(target, 303)
+
+
+def purchase_flashed(outcome: Outcome) -> bool:
+    """For a one-time purchase's session (mode ``payment``), flash its message and say so:
+    thanks once paid, "being confirmed" while an asynchronous payment is pending. The plan
+    is not what such a session changes, so the plan's message would mislead."""
+    session = outcome.event.checkout_session
+    if session is None or session.mode != "payment":
+        return False
+    if session.payment_status in SETTLED_PAYMENT_STATUSES:
+        flash_message("Thank you for your purchase!", DONE)
+    else:
+        flash_message(
+            "Thank you! Your payment is being confirmed; your purchase follows in a moment.",
+            LATER,
+        )
+    return True
 
 
 def add_success_route(blueprint: Blueprint) -> None:

@@ -84,6 +84,14 @@ def check_settings(settings: Settings) -> list[Finding]:
             "default", "STRIPE_BILLING_PLANS", f"none: every price grants {settings.pro_plan_name}"
         )
     )
+    products = ", ".join(f"{price} → {key}" for price, key in settings.products.items())
+    found.append(
+        Finding("set", "STRIPE_BILLING_PRODUCTS", products)
+        if products
+        else Finding(
+            "default", "STRIPE_BILLING_PRODUCTS", "none: Checkout sells no one-time product"
+        )
+    )
     with_defaults: tuple[tuple[str, object, object], ...] = (
         ("PRO_PLAN_NAME", settings.pro_plan_name, DEFAULT_PRO_PLAN),
         ("STRIPE_PAST_DUE_KEEPS_PLAN", settings.past_due_keeps_plan, True),
@@ -135,9 +143,9 @@ def check_event_log(state: BillingState) -> Finding:
 
 
 def check_online(settings: Settings, gateway: StripeGateway | None) -> list[Finding]:
-    """Stripe's view: the API key is accepted, each configured price exists and is recurring,
-    the webhook endpoints (and, with thin events on, the event destinations) send what the
-    package handles."""
+    """Stripe's view: the API key is accepted, each configured price exists and is recurring
+    (a product's: one-time), the webhook endpoints (and, with thin events on, the event
+    destinations) send what the package handles."""
     if gateway is None:
         return [Finding("missing", "API key", "STRIPE_API_KEY is not set: nothing to check", True)]
     try:
@@ -153,6 +161,9 @@ def check_online(settings: Settings, gateway: StripeGateway | None) -> list[Find
     found.extend(lookup)
     for price_id, used_by in _prices(settings):
         found.append(_price(gateway, price_id, used_by))
+    for price_id, product in settings.products.items():
+        if not price_id.startswith(LOOKUP_KEY_PREFIX):  # resolved, or not checked
+            found.append(_product_price(gateway, price_id, product))
     found.extend(webhook_endpoints(gateway, key_mode(settings.api_key)))
     if settings.thin_webhook_secrets:
         found.extend(thin_destinations(gateway, key_mode(settings.api_key)))
@@ -234,14 +245,9 @@ def _prices(settings: Settings) -> list[tuple[str, str]]:
 
 def _price(gateway: StripeGateway, price_id: str, used_by: str) -> Finding:
     subject = f"price {price_id}"
-    try:
-        price = gateway.retrieve_price(price_id)
-    except StripeServiceError as error:
-        if error.details.get("status") == 404:
-            return Finding(
-                "missing", subject, f"no such price for this key ({_where(error)})", True
-            )
-        return Finding("failed", subject, error_text(error), True)
+    price = _retrieved_price(gateway, price_id)
+    if isinstance(price, Finding):
+        return price
     if price.get("type") != "recurring" or not price.get("recurring"):
         return Finding(
             "invalid",
@@ -254,18 +260,64 @@ def _price(gateway: StripeGateway, price_id: str, used_by: str) -> Finding:
     return Finding("ok", subject, f"{_amount(price)} ({used_by})")
 
 
+def _product_price(gateway: StripeGateway, price_id: str, product: str) -> Finding:
+    """A product's price: it must exist, be one-time (Checkout in ``payment`` mode refuses
+    a recurring one) and active."""
+    subject = f"price {price_id}"
+    price = _retrieved_price(gateway, price_id)
+    if isinstance(price, Finding):
+        return price
+    if price.get("type") != "one_time":
+        return Finding(
+            "invalid",
+            subject,
+            f"a recurring price (product {product}); a one-time purchase needs a one-time "
+            "price, and Checkout refuses this one",
+            True,
+        )
+    if not price.get("active", True):
+        return Finding(
+            "invalid", subject, f"archived (product {product}); Checkout refuses it", True
+        )
+    return Finding("ok", subject, f"{_one_time_amount(price)} (product {product})")
+
+
+def _retrieved_price(gateway: StripeGateway, price_id: str) -> dict[str, Any] | Finding:
+    """The price from Stripe, or the finding that says why it could not be read."""
+    subject = f"price {price_id}"
+    try:
+        return gateway.retrieve_price(price_id)
+    except StripeServiceError as error:
+        if error.details.get("status") == 404:
+            return Finding(
+                "missing", subject, f"no such price for this key ({_where(error)})", True
+            )
+        return Finding("failed", subject, error_text(error), True)
+
+
+def _one_time_amount(price: dict[str, Any]) -> str:
+    """``one-time, 5.00 USD`` from a price object."""
+    shown = _money(price)
+    return f"one-time, {shown}" if shown else "one-time"
+
+
+def _money(price: dict[str, Any]) -> str | None:
+    """``10.00 USD`` (``1000 JPY``) from a price's ``unit_amount``; None without one."""
+    amount = price.get("unit_amount")
+    currency = str(price.get("currency") or "").upper()
+    if not isinstance(amount, int):
+        return None
+    whole = currency.lower() in ZERO_DECIMAL_CURRENCIES
+    return f"{amount if whole else f'{amount / 100:.2f}'} {currency}"
+
+
 def _amount(price: dict[str, Any]) -> str:
     """``recurring, 10.00 USD every month`` from a price object."""
     recurring = price.get("recurring") or {}
     count, interval = recurring.get("interval_count") or 1, recurring.get("interval")
     every = f"every {interval}" if count == 1 else f"every {count} {interval}s"
-    amount = price.get("unit_amount")
-    currency = str(price.get("currency") or "").upper()
-    if isinstance(amount, int):
-        whole = currency.lower() in ZERO_DECIMAL_CURRENCIES
-        shown = str(amount) if whole else f"{amount / 100:.2f}"
-        return f"recurring, {shown} {currency} {every}"
-    return f"recurring, {every}"
+    shown = _money(price)
+    return f"recurring, {shown} {every}" if shown else f"recurring, {every}"
 
 
 def _where(error: BillingError) -> str:

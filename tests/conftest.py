@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import responses
 import sqlalchemy as sa
+import sqlalchemy.orm
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
@@ -78,9 +79,11 @@ class Host:
             self.db.session.commit()
 
     def user(self, user_id: int) -> Any:
-        """The user's row as stored now (detached, fresh from the database)."""
+        """The user's row as stored now (detached, fresh from the database), with
+        BillingMixin's deferred columns loaded (a detached row cannot load them later)."""
         with self.app.app_context():
-            row = self.db.session.get(self.User, user_id)
+            loaded = [sa.orm.undefer_group("stripe_billing")]
+            row = self.db.session.get(self.User, user_id, options=loaded)
             if row is not None:
                 self.db.session.expunge(row)
             return row

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import responses
 import sqlalchemy as sa
+import sqlalchemy.orm
 from conftest import DATABASE_URL
 from flask import Flask, render_template_string
 from flask_login import LoginManager, UserMixin, current_user, login_user
@@ -44,7 +45,8 @@ class TeamApp:
 
     def organisation(self, organisation_id: int) -> Any:
         with self.app.app_context():
-            row = self.db.session.get(self.Organisation, organisation_id)
+            loaded = [sa.orm.undefer_group("stripe_billing")]  # BillingMixin's deferred ones
+            row = self.db.session.get(self.Organisation, organisation_id, options=loaded)
             self.db.session.expunge(row)
             return row
 

@@ -9,22 +9,28 @@ from __future__ import annotations
 import logging
 import sqlite3
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import flask_migrate
 import pytest
+import responses
 import sqlalchemy as sa
-from dbapi_support import Database, dbapi_app, make_database
+from conftest import DATABASE_URL, ON_POSTGRES
+from dbapi_support import LIBRARY_TABLES, Database, dbapi_app, make_database
 from flask import Flask, render_template_string
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import Mapped, mapped_column
 from support import SECRET, post_event, subscription_event
+from test_checkout import CONFIG
+from test_success_route import COMPLETED, SESSION, SESSION_URL
 
 from flask_stripe_billing import (
     BillingMixin,
     InMemoryUserStore,
+    SchemaOutdatedError,
     SQLAlchemyUserStore,
     StripeBilling,
 )
@@ -263,7 +269,7 @@ def test_a_new_database_is_not_reported_at_start_up(
 
 
 class Host:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, **config: Any) -> None:
         self.db = SQLAlchemy()
         db = self.db
 
@@ -272,9 +278,14 @@ class Host:
             id: Mapped[int] = mapped_column(primary_key=True)
             email: Mapped[str | None] = mapped_column(sa.String(255))
 
+        self.User = User
         self.app = Flask(__name__)
         self.app.config.update(
-            TESTING=True, SQLALCHEMY_DATABASE_URI=url, STRIPE_WEBHOOK_SECRET=SECRET
+            TESTING=True,
+            SQLALCHEMY_DATABASE_URI=url,
+            STRIPE_WEBHOOK_SECRET=SECRET,
+            STRIPE_BILLING_FEATURES={"pro": ["export"]},
+            **config,
         )
         self.db.init_app(self.app)
         self.billing = StripeBilling(
@@ -291,24 +302,60 @@ class Host:
         def pro() -> str:
             return "pro page"
 
+        @self.app.get("/me/<int:user_id>")
+        def me(user_id: int) -> str:
+            """What a login view and a settings page do: load the user, ask the mixin."""
+            user = db.session.get(User, user_id)
+            assert user is not None
+            same = User.query.filter_by(email=user.email).one()
+            return (
+                f"{same.email} {user.plan} paying={user.is_paying()} trial={user.on_trial()} "
+                f"grace={user.on_grace_period()} export={user.has_feature('export')} "
+                f"seats={user.billing_account.subscription_quantity}"
+            )
+
+        @self.app.post("/signup")
+        def signup() -> str:
+            user = User(id=2, email="new@example.com")  # (user 1 was inserted with its id)
+            db.session.add(user)
+            db.session.commit()
+            return str(user.id)
+
+    def upgrade(self) -> None:
+        """What a migration adds: the statements ``schema --upgrade`` prints."""
+        runner = self.app.test_cli_runner()
+        script = runner.invoke(args=["billing", "schema", "--upgrade"]).output
+        with self.app.app_context(), self.db.engine.begin() as connection:
+            for statement in statements_of(script):
+                connection.exec_driver_sql(statement)
+
+    def close(self) -> None:
+        with self.app.app_context():
+            self.db.session.remove()
+            self.db.engine.dispose()
+
 
 @pytest.fixture
-def sqlite_file(tmp_path: Path) -> str:
-    """A SQLite file with 0.1.0's schema and user 1 linked to ``cus_test``."""
-    path = tmp_path / "old.db"
-    connection = sqlite3.connect(path)
-    for statement in previous_release_sql("sqlite"):
-        connection.execute(statement)
-    connection.execute("INSERT INTO users (id, stripe_customer_id) VALUES (1, 'cus_test')")
-    connection.commit()
-    connection.close()
-    return f"sqlite:///{path}"
+def old_host(database: Database, tmp_path: Path) -> Iterator[Callable[..., Host]]:
+    """Start a Flask-SQLAlchemy app on ``database`` (0.1.0's schema; PostgreSQL with
+    DATABASE_URL), user 1 on pro as 0.1 left it."""
+    database.run("UPDATE users SET plan = 'pro', stripe_subscription_status = 'active'")
+    url = DATABASE_URL if ON_POSTGRES else f"sqlite:///{tmp_path / 'billing.db'}"
+    made: list[Host] = []
+
+    def start(**config: Any) -> Host:
+        made.append(Host(url, **config))
+        return made[-1]
+
+    yield start
+    for host in made:
+        host.close()
 
 
 def test_an_sqlalchemy_app_lagging_behind_is_reported_once_and_its_pages_keep_rendering(
-    sqlite_file: str, caplog: pytest.LogCaptureFixture
+    old_host: Callable[..., Host], caplog: pytest.LogCaptureFixture
 ) -> None:
-    host = Host(sqlite_file)
+    host = old_host()
     client = host.app.test_client()
 
     (record,) = billing_errors(caplog)
@@ -325,10 +372,7 @@ def test_an_sqlalchemy_app_lagging_behind_is_reported_once_and_its_pages_keep_re
     assert MIGRATE in webhook.get_json()["message"]
     assert len(billing_errors(caplog)) == 1
 
-    script = host.app.test_cli_runner().invoke(args=["billing", "schema", "--upgrade"]).output
-    with host.app.app_context(), host.db.engine.begin() as connection:  # what a migration adds
-        for statement in statements_of(script):
-            connection.exec_driver_sql(statement)
+    host.upgrade()
 
     event = subscription_event(customer="cus_test", status="active")
     assert post_event(client, event).status_code == 200
@@ -336,11 +380,80 @@ def test_an_sqlalchemy_app_lagging_behind_is_reported_once_and_its_pages_keep_re
     assert client.get("/pro").get_data(as_text=True) == "pro page"
 
 
+def test_before_the_migration_the_hosts_own_queries_and_the_mixin_answer_from_0_1s_columns(
+    old_host: Callable[..., Host], caplog: pytest.LogCaptureFixture
+) -> None:
+    host = old_host()
+    client = host.app.test_client()
+    assert len(billing_errors(caplog)) == 1
+
+    me = client.get("/me/1")  # loading the user selects no column the table lacks
+    assert me.status_code == 200, me.get_data(as_text=True)
+    assert me.get_data(as_text=True) == (
+        "user1@example.com pro paying=True trial=False grace=False export=True seats=None"
+    )
+    signup = client.post("/signup")  # an INSERT names no missing column either
+    assert signup.status_code == 200
+    assert client.get(f"/me/{signup.get_data(as_text=True)}").get_data(as_text=True) == (
+        "new@example.com free paying=False trial=False grace=False export=False seats=None"
+    )
+    webhook = post_event(client, subscription_event(customer="cus_test", status="active"))
+    assert webhook.status_code == 503
+    assert webhook.get_json()["details"]["command"] == MIGRATE
+    assert len(billing_errors(caplog)) == 1
+
+    host.upgrade()
+
+    event = subscription_event(customer="cus_test", status="trialing")
+    trialing = event["data"]["object"]
+    trialing["trial_end"] = int(time.time()) + 7 * 86400
+    trialing.pop("quantity", None)
+    trialing["items"]["data"][0]["quantity"] = 3
+    assert post_event(client, event).status_code == 200
+    assert client.get("/me/1").get_data(as_text=True) == (
+        "user1@example.com pro paying=True trial=True grace=False export=True seats=3"
+    )
+    with host.app.app_context():
+        user = host.db.session.get(host.User, 1)
+        assert (user.trial_end is not None, user.subscription_quantity) == (True, 3)
+
+
+def test_before_the_migration_a_sync_from_stripe_is_refused_before_writing(
+    old_host: Callable[..., Host], stripe_api: responses.RequestsMock
+) -> None:
+    """``billing.sync_checkout_session`` (a success page) raises the webhook's 503 error,
+    a BillingError the page can show, rather than a database error mid-write."""
+    host = old_host(**CONFIG)
+    stripe_api.add(responses.GET, SESSION_URL, json=COMPLETED)
+
+    with host.app.app_context(), pytest.raises(SchemaOutdatedError) as refused:
+        host.billing.sync_checkout_session(SESSION["id"])
+
+    assert refused.value.details["command"] == MIGRATE
+    assert "users.trial_end" in refused.value.details["missing"]
+    with host.app.app_context():
+        row = host.db.session.execute(sa.text("SELECT stripe_subscription_id FROM users"))
+        assert row.scalar() is None
+
+
 # A Flask-Migrate app: examples/factory_app, from 0.1.0's revision to head
 
 
-@pytest.fixture
-def factory_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def drop_factory_tables(url: str) -> None:
+    """The factory example's tables, and Alembic's, gone from ``url``'s database."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for table in ("users", *LIBRARY_TABLES, "alembic_version"):
+            connection.exec_driver_sql(f'DROP TABLE IF EXISTS "{table}"')
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def factory_app(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Any]:
+    """Start the factory example on a database its 0.1.0 revision made (SQLite, or
+    DATABASE_URL's PostgreSQL), with a@b.c linked to ``cus_test``."""
     if str(EXAMPLE) not in sys.path:
         sys.path.insert(0, str(EXAMPLE))
     from factory_app import create_app
@@ -348,22 +461,34 @@ def factory_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
 
     for name in ("DATABASE_URL", "STRIPE_WEBHOOK_SECRET", "STRIPE_API_KEY"):
         monkeypatch.delenv(name, raising=False)
+    url = DATABASE_URL if request.param == "postgresql" else f"sqlite:///{tmp_path / 'factory.db'}"
     config = {
         "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'factory.db'}",
+        "SQLALCHEMY_DATABASE_URI": url,
         "STRIPE_WEBHOOK_SECRET": SECRET,
+        "WTF_CSRF_ENABLED": False,
     }
+    drop_factory_tables(url)
     first = create_app(config)
     with first.app_context():
         flask_migrate.upgrade(revision=OLD_REVISION)  # the app as 0.1.0 left it
         db.session.execute(
-            sa.text(
-                "INSERT INTO users (id, email, stripe_customer_id) VALUES (1, 'a@b.c', 'cus_test')"
-            )
+            sa.text("INSERT INTO users (email, stripe_customer_id) VALUES ('a@b.c', 'cus_test')")
         )
         db.session.commit()
         db.engine.dispose()
-    yield lambda: create_app(config), db
+    started: list[Flask] = []
+
+    def start() -> Flask:
+        started.append(create_app(config))
+        return started[-1]
+
+    yield start, db
+    for app in started:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+    drop_factory_tables(url)
 
 
 def test_a_flask_migrate_app_upgrades_by_flask_db_upgrade(
@@ -381,16 +506,28 @@ def test_a_flask_migrate_app_upgrades_by_flask_db_upgrade(
     answer = post_event(app.test_client(), event)
     assert answer.status_code == 503
     assert answer.get_json()["details"]["missing"] == LAGGING
+    assert MIGRATE in answer.get_json()["message"]
     for page in ("/", "/login", "/pricing"):  # the host's pages still render
         assert app.test_client().get(page).status_code == 200
+    # Signing in queries the users table; each page then loads the user (Flask-Login's
+    # user_loader): neither selects the columns the migration adds.
+    browser = app.test_client()
+    assert browser.post("/login", data={"email": "a@b.c"}).status_code == 302
+    home = browser.get("/")
+    assert home.status_code == 200
+    assert "Signed in as <b>a@b.c</b> (free)" in home.get_data(as_text=True)
+    newcomer = app.test_client()  # a new user: an INSERT without them
+    assert newcomer.post("/login", data={"email": "new@b.c"}).status_code == 302
+    assert newcomer.get("/pricing").status_code == 200
 
     with app.app_context():
         flask_migrate.upgrade()  # docs/migrating.md: flask db upgrade
 
     assert post_event(app.test_client(), event).status_code == 200
+    assert "Signed in as <b>a@b.c</b> (pro)" in browser.get("/").get_data(as_text=True)
+    assert browser.get("/pro").status_code == 200
     with app.app_context():
-        plan = db.session.execute(sa.text("SELECT plan FROM users WHERE id = 1")).scalar()
-        db.engine.dispose()
+        plan = db.session.execute(sa.text("SELECT plan FROM users WHERE email = 'a@b.c'")).scalar()
     assert plan == "pro"
 
 

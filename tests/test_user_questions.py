@@ -6,9 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.orm
 from conftest import Host
 from dbapi_support import make_database
 from flask import Flask, render_template_string
@@ -207,3 +209,55 @@ def test_a_template_asks_the_same_of_billing_account(make_host: Callable[..., Ho
         shown = render_template_string("{{ billing_account.on_trial() }}")
 
     assert shown == "True"
+
+
+def test_loading_users_leaves_the_newer_columns_out_and_the_mixin_adds_no_query_per_user(
+    make_host: Callable[..., Host],
+) -> None:
+    """BillingMixin defers trial_end and subscription_quantity (so loading a user works before
+    the migration adding them): the questions still cost what ``billing.account`` costs,
+    never a lazy load of the deferred columns per user."""
+    host = make_host(FEATURES)
+    for user_id in (1, 2, 3):
+        host.add_user(user_id, stripe_customer_id=f"cus_{user_id}")
+    trialing(host)
+    statements: list[str] = []
+
+    def seen(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    with host.app.app_context():
+        host.billing.account(1)  # (the first read finds the tables the host made since)
+        sa.event.listen(host.db.engine, "before_cursor_execute", seen)
+        try:
+            host.billing.account(1)
+            per_account = len(statements)
+            assert per_account == 2  # the user's row and its customer's entitlements
+            statements.clear()
+            users = host.db.session.scalars(sa.select(host.User).order_by(host.User.id)).all()
+            (listing,) = statements
+            assert "trial_end" not in listing
+            assert "subscription_quantity" not in listing
+            statements.clear()
+
+            answers = [(user.is_paying(), user.on_trial()) for user in users]
+
+            assert answers == [(True, True), (False, False), (False, False)]
+            assert len(statements) == 2 * len(users) * per_account
+            assert not [s for s in statements if "users_trial_end" in s]  # no ORM lazy load
+            statements.clear()
+            # The host reading them: one load for both (one deferred group) ...
+            assert (users[0].trial_end is not None, users[0].subscription_quantity) == (True, None)
+            assert len(statements) == 1
+            statements.clear()
+            # ... or none, with undefer_group in the listing.
+            host.db.session.expunge_all()
+            listed = host.db.session.scalars(
+                sa.select(host.User)
+                .options(sa.orm.undefer_group("stripe_billing"))
+                .order_by(host.User.id)
+            ).all()
+            assert [user.trial_end is not None for user in listed] == [True, False, False]
+            assert len(statements) == 1
+        finally:
+            sa.event.remove(host.db.engine, "before_cursor_execute", seen)

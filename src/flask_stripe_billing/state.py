@@ -13,6 +13,7 @@ from .config import Settings
 from .core.account import BillingAccount
 from .errors import NotConfiguredError
 from .stores.base import (
+    ENTITLEMENTS_TABLE,
     EntitlementLog,
     EventLog,
     PipelineSteps,
@@ -76,6 +77,8 @@ class BillingState:
             account = replace(account, past_due_keeps_plan=grace)
         if self.entitlement_log is None or account.stripe_customer_id is None:
             return account
+        if any(gap.kind == ENTITLEMENTS_TABLE for gap in self.schema.gaps()):
+            return account  # no table before the migration: the plan's features only
         record = self.entitlement_log.entitlements_of(account.stripe_customer_id)
         if record is None or record.features == account.features:
             return account

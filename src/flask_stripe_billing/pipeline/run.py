@@ -60,8 +60,10 @@ def run(
     and its snapshot twin is claimed in the same transaction.
 
     Raises :class:`EventNotRecordedError` only when a delivered event could not
-    be stored, so that Stripe delivers it again.
+    be stored, so that Stripe delivers it again; :class:`SchemaOutdatedError` (one of them) while
+    the database lacks a table or column of this release, before anything is written.
     """
+    state.schema.require()
     foreign = rules.foreign_account_reason(event.account, state.settings)
     if foreign is not None and payload is not None:
         return ignore(state, app, event, payload, foreign)

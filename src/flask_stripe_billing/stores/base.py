@@ -284,9 +284,15 @@ class UsageLog(Protocol):
         """Write each row's progress (customer, status, attempts, times, error)."""
 
     def list_usage(
-        self, *, statuses: Collection[str] | None = None, limit: int | None = None
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
     ) -> list[UsageRecord]:
-        """Rows with one of ``statuses`` (None: any), newest reported first."""
+        """Rows with one of ``statuses`` (None: any) and of the account ``user_id`` (None:
+        every account's), newest reported first, at most ``limit`` (None: all): the
+        operations page lists an account's newest rows this way."""
 
     def count_usage(self) -> dict[str, int]:
         """How many rows each status has (statuses without rows left out)."""

@@ -27,6 +27,12 @@ DEFAULT_COLUMNS: dict[str, str] = {
 }
 
 
+#: The deferred group of BillingMixin's columns added after 0.1.0 (``trial_end``,
+#: ``subscription_quantity``): ``sa.orm.undefer_group(DEFERRED_GROUP)`` loads them with the
+#: user.
+DEFERRED_GROUP = "stripe_billing"
+
+
 #: Fields the store cannot work without.
 REQUIRED_FIELDS = frozenset(
     {"stripe_customer_id", "stripe_subscription_id", "plan", "subscription_status"}
@@ -56,8 +62,18 @@ class BillingMixin:
         sa.Boolean, default=False, server_default=sa.text("false"), nullable=False
     )
     updated_at: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    trial_end: Mapped[datetime | None] = mapped_column(sa.DateTime(timezone=True))
-    subscription_quantity: Mapped[int | None] = mapped_column(sa.Integer)
+    # Added after 0.1.0, so deferred: loading a user (Flask-Login's user_loader, a sign-in
+    # query) does not select them, and works on a users table whose migration has not run
+    # yet. The library reads them with its own statements, never through the instance;
+    # reading ``user.trial_end`` loads both at once (``undefer_group`` in a listing).
+    # ``evaluates_none``: an INSERT of a new user leaves them out unless set (the ORM would
+    # name every column without a default, as NULL).
+    trial_end: Mapped[datetime | None] = mapped_column(
+        sa.DateTime(timezone=True).evaluates_none(), deferred=True, deferred_group=DEFERRED_GROUP
+    )
+    subscription_quantity: Mapped[int | None] = mapped_column(
+        sa.Integer().evaluates_none(), deferred=True, deferred_group=DEFERRED_GROUP
+    )
 
     # Questions: each reads the account from the app's store (one read, with its Stripe
     # Entitlements and the app's past_due grace), as ``billing.account(user_id)`` does.

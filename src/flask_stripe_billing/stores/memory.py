@@ -137,10 +137,19 @@ class InMemoryUserStore:
                 self._usage[record.identifier] = record.in_utc()
 
     def list_usage(
-        self, *, statuses: Collection[str] | None = None, limit: int | None = None
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
     ) -> list[UsageRecord]:
         with self._lock:
-            rows = [r for r in self._usage.values() if statuses is None or r.status in statuses]
+            rows = [
+                r
+                for r in self._usage.values()
+                if (statuses is None or r.status in statuses)
+                and (user_id is None or r.user_id == str(user_id))
+            ]
         rows.sort(key=lambda r: (r.reported_at or r.timestamp, r.identifier), reverse=True)
         return rows if limit is None else rows[:limit]
 

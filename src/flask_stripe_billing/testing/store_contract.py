@@ -685,3 +685,43 @@ class StoreContract:
         assert usage.usage_total("1", "api_calls", since=later) == 2  # u_late only
         assert usage.usage_total("2", "api_calls", since=since) == 0
         assert usage.usage_total("1", "other", since=since) == 0
+
+    def test_stores_list_an_accounts_usage_newest_first_and_bounded(self, store: Any) -> None:
+        """UsageLog.list_usage(user_id=..., limit=...): only that account's rows, newest
+        reported first, at most ``limit``, with ``statuses`` too (the operations page)."""
+        if USAGE_LOG.lacking(store) == USAGE_LOG.methods:
+            pytest.skip("the store keeps no usage (optional: UsageLog)")
+        log: EventLog = store
+        usage: UsageLog = store
+
+        def row(key: str, user_id: str, minute: int, **fields: Any) -> UsageRecord:
+            at = datetime(2031, 5, 17, 10, minute, tzinfo=PLUS_TWO)
+            values: dict[str, Any] = {
+                "identifier": key,
+                "user_id": user_id,
+                "customer_id": None,
+                "event_name": "api_calls",
+                "value": minute,
+                "timestamp": at,
+                "next_attempt_at": at,
+                "reported_at": at,
+            }
+            return UsageRecord(**(values | fields))
+
+        with log.transaction():
+            usage.add_usage(row("one_a", "1", 1))
+            usage.add_usage(row("two_a", "2", 2))
+            usage.add_usage(row("one_b", "1", 3, status=UsageStatus.FAILED, error="No meter"))
+            usage.add_usage(row("one_c", "1", 4))
+            usage.add_usage(row("two_b", "2", 5))
+
+        mine = usage.list_usage(user_id="1")
+        assert [r.identifier for r in mine] == ["one_c", "one_b", "one_a"]
+        assert mine[1] == row("one_b", "1", 3, status=UsageStatus.FAILED, error="No meter").in_utc()
+        assert_utc(mine[0].reported_at)
+        assert [r.identifier for r in usage.list_usage(user_id="1", limit=2)] == ["one_c", "one_b"]
+        failed = usage.list_usage(user_id="1", statuses=[UsageStatus.FAILED])
+        assert [r.identifier for r in failed] == ["one_b"]
+        assert usage.list_usage(user_id="2", statuses=[UsageStatus.FAILED]) == []
+        assert [r.identifier for r in usage.list_usage(user_id="2")] == ["two_b", "two_a"]
+        assert usage.list_usage(user_id="3") == []

@@ -2,7 +2,7 @@
 
 The event log (filtered, paged by keyset), an event's detail (its payload with
 secrets and card numbers masked), an account's subscription records,
-entitlements and timeline, and four actions: replay an event, replay all that
+entitlements, usage and timeline, and four actions: replay an event, replay all that
 wait, link a customer to an account, sync an account from Stripe. Each action
 calls the function the CLI calls (the pipeline's replay, the link action, the
 sync action); none does the work itself.
@@ -32,6 +32,7 @@ from ..actions.link import link_customer
 from ..actions.sync import sync_customer, sync_features
 from ..core.account import BillingAccount
 from ..core.outcomes import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus, Outcome
+from ..core.usage import UsageStatus
 from ..errors import BillingError, NotFoundError, ValidationError
 from ..pipeline import intake
 from ..redact import mask, redact_json
@@ -91,9 +92,60 @@ class AccountSection:
 SectionSource = Callable[[BillingState, BillingAccount], "AccountSection | None"]
 
 
-#: The account page's sections beyond subscriptions and entitlements: the hook where
-#: purchases and usage show once their logs are part of the store contract.
-ACCOUNT_SECTIONS: tuple[SectionSource, ...] = ()
+#: An account's usage rows shown on its page, newest first (all: ``flask billing usage``).
+USAGE_ROWS = 50
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One reported meter event, as the account page's Usage table shows it."""
+
+    event_name: str
+    value: int
+    identifier: str
+    #: :class:`UsageStatus`: pending, sent or failed.
+    status: str
+    #: Why the last send failed (Stripe's words), or why the row waits.
+    reason: str | None
+    happened: datetime
+    reported: datetime | None
+    sent: datetime | None
+    attempts: int
+
+
+def usage_section(state: BillingState, account: BillingAccount) -> AccountSection | None:
+    """The account's newest usage rows, its title counting the pending and failed among
+    them (None: the account has none, or the store keeps no usage)."""
+    if state.usage_log is None:
+        return None
+    listed = state.usage_log.list_usage(user_id=account.user_id, limit=USAGE_ROWS + 1)
+    if not listed:
+        return None
+    shown = listed[:USAGE_ROWS]
+    counts = Counter(record.status for record in shown)
+    among = f" among the newest {USAGE_ROWS}" if len(listed) > USAGE_ROWS else ""
+    pending, failed = counts[UsageStatus.PENDING], counts[UsageStatus.FAILED]
+    title = f"Usage ({pending} pending, {failed} failed{among})"
+    rows = [
+        UsageRow(
+            event_name=record.event_name,
+            value=record.value,
+            identifier=record.identifier,
+            status=record.status,
+            reason=record.error,
+            happened=record.timestamp,
+            reported=record.reported_at,
+            sent=record.sent_at,
+            attempts=record.attempts,
+        )
+        for record in shown
+    ]
+    return AccountSection(title, rows)
+
+
+#: The account page's sections beyond subscriptions and entitlements, from the store's
+#: optional logs.
+ACCOUNT_SECTIONS: tuple[SectionSource, ...] = (usage_section,)
 
 
 def create_admin_blueprint(

@@ -64,16 +64,24 @@ class DBAPIUsageLog:
                 self.session.execute(sql, [*(values[n] for n in USAGE_PROGRESS), record.identifier])
 
     def list_usage(
-        self, *, statuses: Collection[str] | None = None, limit: int | None = None
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
     ) -> list[UsageRecord]:
         if statuses is not None and not statuses:
             return []
         p = self.session.dialect.placeholder
         params: list[Any] = []
-        where = ""
+        conditions = []
         if statuses is not None:
-            where = f' WHERE "status" IN ({self.session.dialect.placeholders(len(statuses))})'
+            conditions.append(f'"status" IN ({self.session.dialect.placeholders(len(statuses))})')
             params.extend(statuses)
+        if user_id is not None:
+            conditions.append(f'"user_id" = {p}')
+            params.append(str(user_id))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
         order = ' ORDER BY "reported_at" DESC, "identifier" DESC'
         if limit is not None:
             order += f" LIMIT {p}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -66,27 +67,23 @@ class SQLAlchemyUserStore(SQLBillingLog):
         # The hot path runs Core statements built here once, with bound parameters:
         # one round trip each, and no statement to build or cache-key per request.
         self._table: sa.Table = key_column.table
-        #: BillingAccount field → the table column holding it.
+        #: BillingAccount field → the table column holding it (every mapped one; the
+        #: statements in ``_reads`` use those the database has).
         self._field_columns: dict[str, sa.Column[Any]] = {"user_id": key_column} | {
             field: mapper.get_property(attribute).columns[0]
             for field, attribute in self.columns.items()
             if attribute is not None
         }
-        self._labelled = [column.label(field) for field, column in self._field_columns.items()]
         # Integer ids compare as 64-bit (an int4 column would overflow otherwise).
         key_type = sa.BigInteger() if issubclass(self._key_type, int) else key_column.type
         self._by_user = key_column == sa.bindparam("user_key", type_=key_type)
-        by_customer = self._field_columns["stripe_customer_id"] == sa.bindparam("customer_id")
-        select = sa.select(*self._labelled)
-        self._select_user = _with_lock_variants(select.where(self._by_user))
-        self._select_customer = _with_lock_variants(select.where(by_customer))
-        self._updates: dict[tuple[frozenset[str], bool], sa.Update] = {}
+        self._reads = self._account_reads(self._field_columns)
         self._separate_steps = SeparateSteps(self, self, self)
         self._postgres_steps = PostgresSteps(
             events=self.events_table,
             subscriptions=self.subscriptions_table,
             users=self._table,
-            account_columns=self._labelled,
+            account_columns=self._reads.labelled,
             by_user=self._by_user,
             customer_column=self._field_columns["stripe_customer_id"],
             field_columns=self._field_columns,
@@ -160,10 +157,10 @@ class SQLAlchemyUserStore(SQLBillingLog):
         key = self._user_key(user_id)
         if key is None:
             return None
-        return self._fetch(self._select_user[lock], {"user_key": key})
+        return self._fetch(self._reads.select_user[lock], {"user_key": key})
 
     def get_by_customer_id(self, customer_id: str, *, lock: bool = False) -> BillingAccount | None:
-        return self._fetch(self._select_customer[lock], {"customer_id": customer_id})
+        return self._fetch(self._reads.select_customer[lock], {"customer_id": customer_id})
 
     def set_customer_id(self, user_id: str, customer_id: str) -> BillingAccount:
         account = self.apply(user_id, {"stripe_customer_id": customer_id})
@@ -172,22 +169,23 @@ class SQLAlchemyUserStore(SQLBillingLog):
 
     def apply(self, user_id: str, changes: AccountChanges) -> BillingAccount:
         key = self._user_key(user_id)
+        reads = self._reads
         values = {
             field: self._storable(field, value)
             for field, value in changes.items()
-            if field in self._field_columns
+            if field in reads.columns
         }
         account = None
         if key is not None and values:
             connection = self.db.session.connection()
             returning = connection.dialect.update_returning
-            statement = self._update_statement(frozenset(values), returning)
+            statement = reads.update(frozenset(values), returning)
             params = {"user_key": key} | {f"new_{field}": value for field, value in values.items()}
             result = connection.execute(statement, params)
             row = result.first() if returning else None
             account = None if row is None else _account(row._mapping)
         if account is None and key is not None:
-            account = self._fetch(self._select_user[False], {"user_key": key})
+            account = self._fetch(reads.select_user[False], {"user_key": key})
         if account is None:
             raise LookupError(f"no user {user_id!r}")
         return account
@@ -196,7 +194,7 @@ class SQLAlchemyUserStore(SQLBillingLog):
         """Every account linked to a Stripe customer, by user id (for ``flask billing sync``)."""
         customer = self._field_columns["stripe_customer_id"]
         statement = (
-            sa.select(*self._labelled)
+            sa.select(*self._reads.labelled)
             .where(customer.is_not(None))
             .order_by(self._field_columns["user_id"])
         )
@@ -205,9 +203,21 @@ class SQLAlchemyUserStore(SQLBillingLog):
     # SchemaInspection: the library's tables and the model's billing columns
 
     def schema_gaps(self) -> tuple[SchemaGap, ...]:
+        """The gaps, as :class:`SchemaInspection` says; the account is read and written
+        without the host's missing columns from now on (None, the fields' defaults), until
+        an inspection finds them: the host's pages keep working before its migration."""
         billing = {f: c for f, c in self._field_columns.items() if f != "user_id"}
         host = [(USERS, self._table, list(billing.values()))]
-        return self._gaps(host, fields={column.name: f for f, column in billing.items()})
+        gaps = self._gaps(host, fields={column.name: f for f, column in billing.items()})
+        missing = {gap.column.name for gap in gaps if gap.kind == USERS and gap.column is not None}
+        present = {
+            field: column
+            for field, column in self._field_columns.items()
+            if column.name not in missing
+        }
+        if present.keys() != self._reads.columns.keys():
+            self._reads = self._account_reads(present)
+        return gaps
 
     # helpers
 
@@ -243,19 +253,48 @@ class SQLAlchemyUserStore(SQLBillingLog):
         row = self.db.session.connection().execute(statement, params).first()
         return None if row is None else _account(row._mapping)
 
-    def _update_statement(self, fields: frozenset[str], returning: bool) -> sa.Update:
+    def _account_reads(self, columns: Mapping[str, sa.Column[Any]]) -> _AccountReads:
+        """The statements that read and write the account over ``columns``."""
+        labelled = [column.label(field) for field, column in columns.items()]
+        select = sa.select(*labelled)
+        by_customer = columns["stripe_customer_id"] == sa.bindparam("customer_id")
+        return _AccountReads(
+            table=self._table,
+            by_user=self._by_user,
+            columns=dict(columns),
+            labelled=labelled,
+            select_user=_with_lock_variants(select.where(self._by_user)),
+            select_customer=_with_lock_variants(select.where(by_customer)),
+        )
+
+
+@dataclasses.dataclass
+class _AccountReads:
+    """The account's statements over the users table's columns (all the mapped ones, or
+    those a lagging database has): swapped whole, so a request never mixes two sets."""
+
+    table: sa.Table
+    by_user: sa.ColumnElement[bool]
+    #: BillingAccount field → the table column holding it.
+    columns: dict[str, sa.Column[Any]]
+    labelled: list[sa.Label[Any]]
+    select_user: dict[bool, sa.Select[Any]]
+    select_customer: dict[bool, sa.Select[Any]]
+    updates: dict[tuple[frozenset[str], bool], sa.Update] = dataclasses.field(default_factory=dict)
+
+    def update(self, fields: frozenset[str], returning: bool) -> sa.Update:
         """``UPDATE users SET <fields> WHERE key = :user_key`` (built once per field set)."""
         cache_key = (fields, returning)
-        if cache_key not in self._updates:
+        if cache_key not in self.updates:
             statement = (
-                sa.update(self._table)
-                .where(self._by_user)
-                .values({self._field_columns[f]: sa.bindparam(f"new_{f}") for f in fields})
+                sa.update(self.table)
+                .where(self.by_user)
+                .values({self.columns[f]: sa.bindparam(f"new_{f}") for f in fields})
             )
             if returning:
-                statement = statement.returning(*self._labelled)
-            self._updates[cache_key] = statement
-        return self._updates[cache_key]
+                statement = statement.returning(*self.labelled)
+            self.updates[cache_key] = statement
+        return self.updates[cache_key]
 
 
 def _with_lock_variants(statement: sa.Select[Any]) -> dict[bool, sa.Select[Any]]:

@@ -88,12 +88,18 @@ class SQLUsageLog:
         self.db.session.connection().execute(statement, params)
 
     def list_usage(
-        self, *, statuses: Collection[str] | None = None, limit: int | None = None
+        self,
+        *,
+        statuses: Collection[str] | None = None,
+        user_id: str | None = None,
+        limit: int | None = None,
     ) -> list[UsageRecord]:
         table = self.usage_table
         statement = sa.select(table).order_by(table.c.reported_at.desc(), table.c.identifier.desc())
         if statuses is not None:
             statement = statement.where(table.c.status.in_(list(statuses)))
+        if user_id is not None:
+            statement = statement.where(table.c.user_id == str(user_id))
         if limit is not None:
             statement = statement.limit(limit)
         return [usage_record(row._mapping) for row in self.db.session.execute(statement)]

@@ -361,6 +361,7 @@ class StripeBilling:
             entitlement_log=parts.entitlement_log,
             schema=SchemaWatch(parts.user_store, parts.event_log),
             usage_log=parts.usage_log,
+            purchase_log=parts.purchase_log,
             usage_stripe=(
                 StripeGateway(settings.api_key, settings, pacer=Pacer(settings.usage_rate))
                 if settings.api_key

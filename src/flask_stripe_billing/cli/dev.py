@@ -12,8 +12,13 @@ from ..config import Settings
 from ..core.account import BillingAccount
 from ..core.entitlements import SUMMARY_EVENT, read_summary
 from ..core.rules import HANDLED_EVENT_TYPES
-from ..core.templates import TEMPLATE_EVENT_TYPES
-from ..core.templates import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
+from ..core.templates import (
+    DEFAULT_CUSTOMER,
+    DEFAULT_PRICE,
+    DEFAULT_SUBSCRIPTION,
+    TEMPLATE_EVENT_TYPES,
+    build_event,
+)
 from ..state import BillingState, get_state
 from ..stripe_api import API_VERSION
 from ..web.blueprint import WEBHOOK_PATH

@@ -127,13 +127,20 @@ def refund_event(
     amount: int = 1000,
     status: str = "succeeded",
     payment_intent: str | None = PI,
+    refund_created: int | None = None,
     event_id: str | None = None,
     created: int | None = None,
 ) -> dict[str, Any]:
-    """A refund event: Stripe's refund object with the payment and status given."""
+    """A refund event: Stripe's refund object with the payment and status given, made at
+    ``refund_created`` (default: the event's time)."""
     obj = load("stripe-openapi/refund.json")
     obj.update(
-        id=refund_id, amount=amount, status=status, payment_intent=payment_intent, charge=CHARGE
+        id=refund_id,
+        amount=amount,
+        status=status,
+        payment_intent=payment_intent,
+        charge=CHARGE,
+        created=refund_created if refund_created is not None else (created or NOW),
     )
     return envelope(
         event_type, obj, event_id=event_id, created=created, api_version="2026-03-25.dahlia"

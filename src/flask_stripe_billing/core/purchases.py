@@ -97,6 +97,8 @@ class RefundPart:
     amount: int
     status: str
     last_event_at: datetime
+    #: When Stripe made the refund (None: not known).
+    created: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,11 @@ class PurchaseRecord:
             created=as_utc(self.created),
             last_event_at=as_utc(self.last_event_at),
             refunds=tuple(
-                replace(r, last_event_at=as_utc(r.last_event_at) or r.last_event_at)
+                replace(
+                    r,
+                    last_event_at=as_utc(r.last_event_at) or r.last_event_at,
+                    created=as_utc(r.created),
+                )
                 for r in self.refunds
             ),
         )
@@ -282,7 +288,7 @@ def with_refund(record: PurchaseRecord, refund: RefundFacts, at: datetime) -> Pu
     same-second, later-in-life) word on that refund was applied, or it has ended."""
     parts = {part.id: part for part in record.refunds}
     kept = parts.get(refund.id)
-    new = RefundPart(refund.id, refund.amount, refund.status, at)
+    new = RefundPart(refund.id, refund.amount, refund.status, at, refund.created)
     if kept is not None and not _refund_supersedes(new, kept):
         return record
     parts[refund.id] = new
@@ -341,18 +347,23 @@ def settled(record: PurchaseRecord, event_at: datetime) -> PurchaseRecord:
     """The record with ``status``, ``amount_refunded`` and ``last_event_at`` computed from
     its parts: the same parts give the same answer, whatever order they came in.
 
-    Refunded: the larger of the charge's total and the refunds that give money back;
-    a refund that failed after the charge counted it is taken off the charge's total.
+    Refunded: the larger of the refunds that give money back, and the charge's total
+    plus those refunds made after it (which it cannot count); a refund that failed after
+    the charge counted it is taken off the charge's total.
     """
-    live = sum(p.amount for p in record.refunds if p.status not in UNDONE_REFUND_STATUSES)
+    live = [p for p in record.refunds if p.status not in UNDONE_REFUND_STATUSES]
     charge_total = record.charge_amount_refunded or 0
-    if record.charge_event_at is not None:
+    charge_at = record.charge_event_at
+    if charge_at is not None:
         charge_total -= sum(
             p.amount
             for p in record.refunds
-            if p.status in UNDONE_REFUND_STATUSES and p.last_event_at > record.charge_event_at
+            if p.status in UNDONE_REFUND_STATUSES and p.last_event_at > charge_at
         )
-    refunded = max(live, charge_total, 0)
+        charge_total += sum(
+            p.amount for p in live if p.created is not None and p.created > charge_at
+        )
+    refunded = max(sum(p.amount for p in live), charge_total, 0)
     payment = record.payment_status
     if payment == PurchaseStatus.FAILED:
         status = PurchaseStatus.FAILED
@@ -459,6 +470,7 @@ def encode_refunds(refunds: tuple[RefundPart, ...]) -> str:
                 "amount": r.amount,
                 "status": r.status,
                 "at": int(r.last_event_at.timestamp()),
+                "created": None if r.created is None else int(r.created.timestamp()),
             }
             for r in refunds
         ],
@@ -471,7 +483,13 @@ def decode_refunds(text: str | None) -> tuple[RefundPart, ...]:
     if not text:
         return ()
     return tuple(
-        RefundPart(str(r["id"]), int(r["amount"]), str(r["status"]), timestamp(int(r["at"])))
+        RefundPart(
+            str(r["id"]),
+            int(r["amount"]),
+            str(r["status"]),
+            timestamp(int(r["at"])),
+            None if r.get("created") is None else timestamp(int(r["created"])),
+        )
         for r in json.loads(text)
     )
 

@@ -425,6 +425,7 @@ def test_printed_postgresql_schema_runs_on_a_fresh_schema_and_the_store_works_on
         assert [name for (name,) in tables] == [
             "stripe_billing_entitlements",
             "stripe_billing_events",
+            "stripe_billing_purchases",
             "stripe_billing_subscriptions",
             "stripe_billing_usage",
             "user",

@@ -59,8 +59,9 @@ def histories(draw: Any) -> list[dict[str, Any]]:
         end = first
         if first == "pending":
             end = draw(st.sampled_from(["succeeded", "failed"]))
-            facts.append({"kind": "refund", "type": "refund.updated" if end == "succeeded"
-                          else "refund.failed", "id": refund, "amount": amount, "status": end})  # fmt: skip
+            settled = "refund.updated" if end == "succeeded" else "refund.failed"
+            facts.append({"kind": "refund", "type": settled, "id": refund,
+                          "amount": amount, "status": end})  # fmt: skip
         if end != "failed":
             refunded += amount
             if draw(st.booleans(), label="charge.refunded"):
@@ -191,33 +192,17 @@ def test_any_order_with_duplicates_ends_like_in_order_delivery(order_host: Host,
 
 def test_a_refund_and_a_dispute_before_the_session_end_as_in_order(order_host: Host) -> None:
     """The regression the design names: a refund or dispute before the session is kept."""
+    session = {"kind": "session", "type": "checkout.session.completed", "paid": True}
+    refund = {"kind": "refund", "type": "refund.created", "id": "re_1", "amount": 500}
+    refund["status"] = "succeeded"
+    charge = {"kind": "charge", "amount_refunded": 500}
+    dispute = {"kind": "dispute", "type": "charge.dispute.closed", "status": "lost"}
     events = with_refund_times(
         [
-            build(
-                {"kind": "session", "type": "checkout.session.completed", "paid": True},
-                "evt_s",
-                T0,
-                "dahlia",
-            ),  # fmt: skip
-            build(
-                {
-                    "kind": "refund",
-                    "type": "refund.created",
-                    "id": "re_1",
-                    "amount": 500,
-                    "status": "succeeded",
-                },
-                "evt_r",
-                T0 + 10,
-                "dahlia",
-            ),  # fmt: skip
-            build({"kind": "charge", "amount_refunded": 500}, "evt_c", T0 + 11, "dahlia"),
-            build(
-                {"kind": "dispute", "type": "charge.dispute.closed", "status": "lost"},
-                "evt_d",
-                T0 + 20,
-                "dahlia",
-            ),  # fmt: skip
+            build(session, "evt_s", T0, "dahlia"),
+            build(refund, "evt_r", T0 + 10, "dahlia"),
+            build(charge, "evt_c", T0 + 11, "dahlia"),
+            build(dispute, "evt_d", T0 + 20, "dahlia"),
         ]
     )
     bodies = [json.dumps(event).encode() for event in events]

@@ -567,3 +567,24 @@ class AccountsAndLogs(InMemoryUserStore):
         if name in ("lock_purchase", "save_purchase", "get_purchase", "purchases_of"):
             raise AttributeError(name)
         return super().__getattribute__(name)
+
+
+# the operations page
+
+
+def test_the_ops_account_page_lists_the_purchases(host: Host) -> None:
+    host.app.config["SECRET_KEY"] = "ops"
+    host.app.register_blueprint(host.billing.admin_blueprint(lambda: True))
+    deliver(
+        host,
+        session_event(created=NOW - 100),
+        charge_refunded_event(amount_refunded=1000, created=NOW - 50),
+        dispute_event(status="needs_response", created=NOW),
+    )
+
+    html = host.client.get("/billing/admin/accounts/1").get_data(as_text=True)
+
+    section = html.split("<h2>Purchases</h2>")[1].split("</table>")[0]
+    for cell in (PI, "credits_100", "3000", "usd", "partially_refunded", "1000", "needs_response"):
+        assert f"<td>{cell}</td>" in section
+    assert "<th>dispute_status</th>" in section

@@ -30,8 +30,8 @@ import pytest
 from ..core.account import BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent, parse_event
-from ..core.templates import DEFAULT_CUSTOMER, build_event
 from ..core.purchases import PurchaseRecord, RefundPart
+from ..core.templates import DEFAULT_CUSTOMER, build_event
 from ..core.usage import UsageRecord, UsageStatus
 from ..stores.base import (
     ENTITLEMENT_LOG,

@@ -23,6 +23,7 @@ LIBRARY_TABLES = (
     "stripe_billing_subscriptions",
     "stripe_billing_entitlements",
     "stripe_billing_usage",
+    "stripe_billing_purchases",
 )
 
 

@@ -193,7 +193,7 @@ def test_online_a_disabled_endpoint_or_missing_events_are_warned_about(
     endpoints(
         stripe_api,
         endpoint("https://a.example.com/stripe/webhook", status="disabled"),
-        endpoint("https://b.example.com/api/stripe/webhook", events=["charge.refunded"]),
+        endpoint("https://b.example.com/api/stripe/webhook", events=["charge.captured"]),
     )
 
     result = check(keyed, "--online")

@@ -19,6 +19,7 @@ from werkzeug.serving import make_server
 from flask_stripe_billing import stripe_api
 from flask_stripe_billing.cli.check import describe_key
 from flask_stripe_billing.core.rules import HANDLED_EVENT_TYPES
+from flask_stripe_billing.core.templates import TEMPLATE_EVENT_TYPES
 from flask_stripe_billing.testing import get_account, record_signals
 
 API_KEY = "sk_test_51DevCheckKey000000000000Zq9X"
@@ -295,7 +296,7 @@ def test_trigger_of_an_unhandled_type_lists_the_handled_ones(host: Host) -> None
 
     assert result.exit_code == 2
     assert "'invoice.finalized' is not a type this package handles" in result.output
-    for event_type in HANDLED_EVENT_TYPES:
+    for event_type in TEMPLATE_EVENT_TYPES:
         assert event_type in result.output
     assert host.events() == []
 
@@ -696,6 +697,14 @@ def test_create_webhook_endpoint_sends_the_handled_types_and_prints_the_secret_o
         ("enabled_events[9]", "invoice.payment_action_required"),
         ("enabled_events[10]", "customer.subscription.trial_will_end"),
         ("enabled_events[11]", "entitlements.active_entitlement_summary.updated"),
+        ("enabled_events[12]", "checkout.session.async_payment_failed"),
+        ("enabled_events[13]", "charge.refunded"),
+        ("enabled_events[14]", "refund.created"),
+        ("enabled_events[15]", "refund.updated"),
+        ("enabled_events[16]", "refund.failed"),
+        ("enabled_events[17]", "charge.dispute.created"),
+        ("enabled_events[18]", "charge.dispute.updated"),
+        ("enabled_events[19]", "charge.dispute.closed"),
         ("api_version", stripe_api.API_VERSION),
     ]
     assert result.output.count(signing_secret) == 1

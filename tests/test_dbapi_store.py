@@ -313,6 +313,7 @@ def test_schema_for_a_dbapi_store_uses_its_table_column_names_and_dialect(tmp_pa
         "stripe_billing_subscriptions",
         "stripe_billing_entitlements",
         "stripe_billing_usage",
+        "stripe_billing_purchases",
     }
     assert """ALTER TABLE "user" ADD COLUMN tier VARCHAR(50) DEFAULT 'free' NOT NULL;""" in output
     assert "DATETIME" in schema(app, "--dialect", "sqlite").output
@@ -424,6 +425,7 @@ def test_printed_postgresql_schema_runs_on_a_fresh_schema_and_the_store_works_on
         assert [name for (name,) in tables] == [
             "stripe_billing_entitlements",
             "stripe_billing_events",
+            "stripe_billing_purchases",
             "stripe_billing_subscriptions",
             "stripe_billing_usage",
             "user",

@@ -422,12 +422,20 @@ def test_handled_event_types_are_those_of_the_design() -> None:
         "customer.subscription.trial_will_end",
         # Stripe Entitlements: the customer's active features
         "entitlements.active_entitlement_summary.updated",
+        # One-time purchases: a delayed payment's failure, refunds and disputes
+        "checkout.session.async_payment_failed",
+        "charge.refunded",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
     }
     for event_type in (
         "invoice.finalized",
         "invoice.upcoming",
         "customer.created",
         "checkout.session.expired",
-        "checkout.session.async_payment_failed",
     ):
         assert not is_handled(event_type)

@@ -263,11 +263,12 @@ def test_the_upgrade_steps_the_errors_name_are_in_the_changelog() -> None:
     section = changelog_section(anchors.pop())
 
     steps = dict(re.findall(r"^(\d)\. \*\*(.+?)\*\*", section, flags=re.MULTILINE))
-    assert list(steps) == ["1", "2", "3", "4", "5"]
+    assert list(steps) == ["1", "2", "3", "4", "5", "6"]
     assert "SubscriptionLog" in steps["2"]
     assert "count_events" in steps["3"]
     assert "EntitlementLog" in steps["4"]
     assert "UsageLog" in steps["5"]
+    assert "PurchaseLog" in steps["6"]
 
 
 # The options, handled once

@@ -100,7 +100,7 @@ def test_the_kit_fails_exactly_the_broken_method(pytester: pytest.Pytester) -> N
 
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-q")
 
-    result.assert_outcomes(passed=32, failed=1)  # the three paging tests and both usage run too
+    result.assert_outcomes(passed=33, failed=1)  # paging, usage and purchases run too
     result.stdout.fnmatch_lines(
         [
             "*assert 2 == 1*",  # pytest shows the values: the kit's asserts are rewritten

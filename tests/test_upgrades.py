@@ -43,6 +43,7 @@ LAGGING = [
     "stripe_billing_subscriptions",
     "stripe_billing_entitlements",
     "stripe_billing_usage",
+    "stripe_billing_purchases",
     "users.trial_end",
     "users.subscription_quantity",
 ]
@@ -174,6 +175,9 @@ def test_schema_upgrade_prints_only_what_the_database_lacks_and_brings_it_to_cur
         "stripe_billing_usage (user_id, event_name, timestamp);",
         "CREATE INDEX ix_stripe_billing_usage_due ON "
         "stripe_billing_usage (status, next_attempt_at);",
+        "CREATE TABLE stripe_billing_purchases (",
+        "CREATE INDEX ix_stripe_billing_purchases_account ON "
+        "stripe_billing_purchases (user_id, created);",
         f"ALTER TABLE users ADD COLUMN trial_end {TIME[database.dialect]};",
         "ALTER TABLE users ADD COLUMN subscription_quantity INTEGER;",
     ]
@@ -239,7 +243,7 @@ def test_check_names_the_missing_trial_end_and_subscription_quantity_columns(
 def test_a_column_mapped_to_none_is_not_looked_for(database: Database) -> None:
     _, store = dbapi_app(database, columns={"trial_end": None, "subscription_quantity": None})
 
-    assert [gap.name for gap in store.schema_gaps()] == LAGGING[:3]
+    assert [gap.name for gap in store.schema_gaps()] == LAGGING[:4]
 
 
 def test_schema_upgrade_refuses_a_store_that_cannot_tell() -> None:

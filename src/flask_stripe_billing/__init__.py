@@ -27,6 +27,8 @@ from .core.events import (
     SubscriptionFacts,
 )
 from .core.outcomes import EventStatus, Outcome
+from .core.payments import ChargeFacts, DisputeFacts, RefundFacts
+from .core.purchases import PurchaseRecord, PurchaseStatus, RefundPart
 from .core.rules import HANDLED_EVENT_TYPES
 from .core.usage import UsageRecord, UsageStatus
 from .errors import (
@@ -42,6 +44,7 @@ from .errors import (
     NotFoundError,
     PayloadTooLargeError,
     PlanRequiredError,
+    PurchasesNotKeptError,
     SchemaOutdatedError,
     StoreContractError,
     StoreUnavailableError,
@@ -57,6 +60,7 @@ from .stores.base import (
     EventLog,
     EventPaging,
     EventRecord,
+    PurchaseLog,
     SubscriptionLog,
     TableInspection,
     UsageLog,
@@ -92,10 +96,12 @@ __all__ = [
     "BillingError",
     "BillingMixin",
     "ChangePreview",
+    "ChargeFacts",
     "CheckoutSessionFacts",
     "ConflictError",
     "CrossSiteRequestError",
     "DBAPIUserStore",
+    "DisputeFacts",
     "EntitlementLog",
     "EntitlementRecord",
     "EventCursor",
@@ -122,6 +128,12 @@ __all__ = [
     "PreviewLine",
     "Price",
     "Prices",
+    "PurchaseLog",
+    "PurchaseRecord",
+    "PurchaseStatus",
+    "PurchasesNotKeptError",
+    "RefundFacts",
+    "RefundPart",
     "SQLAlchemyUserStore",
     "SchemaOutdatedError",
     "Settings",

@@ -84,6 +84,19 @@ class UsageNotKeptError(NotConfiguredError):
         self.details = {"service": "database", "missing": ["UsageLog"]}
 
 
+class PurchasesNotKeptError(NotConfiguredError):
+    """The store keeps no purchase table (no ``PurchaseLog``), so no purchase can be refunded."""
+
+    def __init__(self, store: object) -> None:
+        super().__init__()
+        self.message = (
+            f"{type(store).__name__} keeps no purchases: refund needs a store with the "
+            "PurchaseLog methods (the shipped stores have them)"
+        )
+        self.args = (self.message,)
+        self.details = {"service": "database", "missing": ["PurchaseLog"]}
+
+
 class StripeServiceError(BillingError):
     """Stripe's API failed; the message never carries a key or raw exception text."""
 

@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - Flask-Login is not installed
     current_user = None
 from . import signals
 from .actions import management, meters, prices, sync
+from .actions import purchases as bought
 from .actions import usage as reported_usage
 from .actions.duplicates import on_duplicate
 from .actions.invoices import Invoice, list_invoices
@@ -26,6 +27,7 @@ from .core import catalogue
 from .core.account import BillingAccount
 from .core.catalogue import Plan, Prices
 from .core.outcomes import Outcome
+from .core.purchases import PurchaseRecord
 from .core.usage import UsageRecord
 from .pipeline import intake, references
 from .state import EXTENSION_KEY, BillingState, CurrentUserId, Dispatch, app_object, get_state
@@ -289,6 +291,34 @@ class StripeBilling:
         (``STRIPE_BILLING_USAGE_QUOTAS``), from the usage reported; None: no quota."""
         return reported_usage.usage_remaining(get_state(), user_or_account, meter_event_name)
 
+    # One-time purchases (docs/purchases.md)
+
+    def purchases(self, user_or_account: BillingAccount | str | int) -> list[PurchaseRecord]:
+        """The user's one-time purchases, newest first, whatever their status (none when
+        the store keeps no purchases). Needs an app context."""
+        return bought.purchases_of(get_state(), user_or_account)
+
+    def has_purchased(self, user_or_account: BillingAccount | str | int, product: str) -> bool:
+        """Whether the user has a purchase of ``product`` (a key of ``STRIPE_BILLING_PRODUCTS``)
+        that grants it: paid, not fully refunded, and no dispute of it lost."""
+        return bought.has_purchased(get_state(), user_or_account, product)
+
+    def refund(
+        self,
+        purchase: PurchaseRecord | str,
+        amount: int | None = None,
+        reason: str | None = None,
+    ) -> PurchaseRecord:
+        """Refund ``amount`` (the currency's smallest unit; default: all that is left) of a
+        purchase (or its id) at Stripe and apply the refund at once; the purchase as it
+        is now. ``reason``: ``duplicate``, ``fraudulent`` or ``requested_by_customer``.
+
+        Raises ValidationError (400) for a bad amount or reason, ConflictError (409) when
+        nothing is left to refund, StripeServiceError (502) when Stripe fails (nothing
+        applied), LookupError for an unknown purchase. Needs ``STRIPE_API_KEY``.
+        """
+        return bought.refund(get_state(), app_object(), purchase, amount, reason)
+
     def plan_required(self, *plans: str) -> ViewDecorator:
         """Decorate a view so that only users on one of ``plans`` see it.
 
@@ -361,6 +391,7 @@ class StripeBilling:
             entitlement_log=parts.entitlement_log,
             schema=SchemaWatch(parts.user_store, parts.event_log),
             usage_log=parts.usage_log,
+            purchase_log=parts.purchase_log,
             usage_stripe=(
                 StripeGateway(settings.api_key, settings, pacer=Pacer(settings.usage_rate))
                 if settings.api_key

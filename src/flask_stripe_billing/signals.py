@@ -134,6 +134,30 @@ pending_update_expired = _signals.signal("pending-update-expired")
 usage_rejected = _signals.signal("usage-rejected")
 
 
+#: A one-time purchase was paid (a payment-mode Checkout session, at once or when its
+#: delayed payment succeeded). Sent once per purchase (the success-page sync and the
+#: webhook that follows send it once between them). Keyword arguments: ``user_id``,
+#: ``account``, ``purchase`` (PurchaseRecord: ``product``, ``quantity``, ``amount``,
+#: ``currency``, ``status``, ...), ``event``. A host grants credits here.
+purchase_completed = _signals.signal("purchase-completed")
+
+
+#: More of a purchase was refunded (``charge.refunded``, ``refund.*``). Sent once per event
+#: id that refunds more. Keyword arguments: ``user_id``, ``account``, ``purchase``,
+#: ``amount_refunded`` (in total), ``refunded_now`` (by this event), ``fully_refunded``,
+#: ``event``. A refund that came before its Checkout session is sent with the session's
+#: event, once the account is known.
+purchase_refunded = _signals.signal("purchase-refunded")
+
+
+#: A purchase's dispute (chargeback or inquiry) opened or moved (``charge.dispute.*``).
+#: Sent once per event id that changes its status. Keyword arguments: ``user_id``,
+#: ``account``, ``purchase``, ``old_dispute_status``, ``dispute_status``
+#: (``needs_response``, ``under_review``, ``won``, ``lost``, ...), ``event``. A lost dispute
+#: ends what the purchase grants.
+purchase_disputed = _signals.signal("purchase-disputed")
+
+
 def send_safely(signal: NamedSignal, sender: Any, **kwargs: Any) -> None:
     """Send to each receiver in turn; one that raises is logged, the rest still run."""
     for receiver in signal.receivers_for(sender):

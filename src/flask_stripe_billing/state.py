@@ -11,12 +11,14 @@ from flask import Flask, current_app
 from ._util import EXTENSION_KEY
 from .config import Settings
 from .core.account import BillingAccount
+from .core.purchases import purchased_features
 from .errors import NotConfiguredError
 from .stores.base import (
     ENTITLEMENTS_TABLE,
     EntitlementLog,
     EventLog,
     PipelineSteps,
+    PurchaseLog,
     SubscriptionLog,
     UsageLog,
     UserStore,
@@ -58,6 +60,9 @@ class BillingState:
     usage_log: UsageLog | None = None
     #: Stripe's API for meter events, paced at STRIPE_BILLING_USAGE_RATE (None: no key).
     usage_stripe: StripeGateway | None = None
+    #: The store's purchase table (None: the store keeps none, so refunds and disputes
+    #: are recorded ``ignored`` and payment-mode sessions make no purchase).
+    purchase_log: PurchaseLog | None = None
 
     def account_of(self, account_or_user_id: BillingAccount | str | int) -> BillingAccount:
         """The account itself, or the one of this user id with its features; LookupError for
@@ -75,6 +80,11 @@ class BillingState:
         grace = self.settings.past_due_keeps_plan
         if account.past_due_keeps_plan != grace:
             account = replace(account, past_due_keeps_plan=grace)
+        if self.purchase_log is not None and self.settings.product_features:
+            mine = self.purchase_log.purchases_of(account.user_id)
+            bought = purchased_features(mine, self.settings)
+            if bought != account.purchased_features:
+                account = replace(account, purchased_features=bought)
         if self.entitlement_log is None or account.stripe_customer_id is None:
             return account
         if any(gap.kind == ENTITLEMENTS_TABLE for gap in self.schema.gaps()):

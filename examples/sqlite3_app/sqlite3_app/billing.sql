@@ -31,6 +31,34 @@ CREATE INDEX ix_stripe_billing_events_status ON stripe_billing_events (status);
 
 CREATE INDEX ix_stripe_billing_events_type ON stripe_billing_events (type);
 
+CREATE TABLE stripe_billing_purchases (
+	id VARCHAR(255) NOT NULL,
+	user_id VARCHAR(255),
+	customer_id VARCHAR(255),
+	product VARCHAR(100),
+	quantity INTEGER,
+	amount BIGINT,
+	currency VARCHAR(10),
+	payment_intent_id VARCHAR(255),
+	checkout_session_id VARCHAR(255),
+	charge_id VARCHAR(255),
+	status VARCHAR(30) NOT NULL,
+	payment_status VARCHAR(20),
+	amount_refunded BIGINT NOT NULL,
+	refunds TEXT NOT NULL,
+	charge_amount_refunded BIGINT,
+	charge_event_at DATETIME,
+	dispute_id VARCHAR(255),
+	dispute_status VARCHAR(30),
+	dispute_event_at DATETIME,
+	created DATETIME,
+	last_event_at DATETIME,
+	updated_at DATETIME NOT NULL,
+	PRIMARY KEY (id)
+);
+
+CREATE INDEX ix_stripe_billing_purchases_account ON stripe_billing_purchases (user_id, created);
+
 CREATE TABLE stripe_billing_subscriptions (
 	id VARCHAR(255) NOT NULL,
 	user_id VARCHAR(255) NOT NULL,

@@ -12,7 +12,13 @@ from ..config import Settings
 from ..core.account import BillingAccount
 from ..core.entitlements import SUMMARY_EVENT, read_summary
 from ..core.rules import HANDLED_EVENT_TYPES
-from ..core.templates import DEFAULT_CUSTOMER, DEFAULT_PRICE, DEFAULT_SUBSCRIPTION, build_event
+from ..core.templates import (
+    DEFAULT_CUSTOMER,
+    DEFAULT_PRICE,
+    DEFAULT_SUBSCRIPTION,
+    TEMPLATE_EVENT_TYPES,
+    build_event,
+)
 from ..state import BillingState, get_state
 from ..stripe_api import API_VERSION
 from ..web.blueprint import WEBHOOK_PATH
@@ -120,10 +126,10 @@ def trigger_command(
     """
     if thin:
         return trigger_thin(event_type, object_id or subscription, user_id, url)
-    if event_type not in HANDLED_EVENT_TYPES:
+    if event_type not in TEMPLATE_EVENT_TYPES:
         raise click.BadParameter(
             f"{event_type!r} is not a type this package handles; trigger one of: "
-            + ", ".join(HANDLED_EVENT_TYPES),
+            + ", ".join(TEMPLATE_EVENT_TYPES),
             param_hint="EVENT_TYPE",
         )
     state = get_state()

@@ -57,6 +57,7 @@ def schema_command(dialect: str | None, users_table: str | None, upgrade: bool) 
         options["subscription_table_name"] = store.subscription_table_name
         options["entitlement_table_name"] = store.entitlement_table_name
         options["usage_table_name"] = store.usage_table_name
+        options["purchase_table_name"] = store.purchase_table_name
         if dialect is None:
             with reported_errors():  # as given, else asks the driver of a connection
                 dialect = store.session.dialect.name

@@ -133,6 +133,10 @@ class BillingAccount:
     #: The app's ``STRIPE_PAST_DUE_KEEPS_PLAN``, which :meth:`is_paying` follows: filled in
     #: where the extension hands an account out, as ``features`` is (True elsewhere).
     past_due_keeps_plan: bool = True
+    #: The features the account's purchases give for life (``STRIPE_BILLING_PRODUCT_FEATURES``
+    #: of each paid purchase not fully refunded nor lost in a dispute): filled in where the
+    #: extension hands an account out, as ``features`` is (empty elsewhere).
+    purchased_features: frozenset[str] = frozenset()
 
     @property
     def seats(self) -> int | None:
@@ -202,8 +206,13 @@ class BillingAccount:
 
     def has_feature(self, feature: str, settings: Settings) -> bool:
         """Whether the account has ``feature``: an active Stripe entitlement with that lookup
-        key, or its plan's features in ``STRIPE_BILLING_FEATURES``."""
-        return feature in self.features or feature in settings.features.get(self.plan, ())
+        key, its plan's features in ``STRIPE_BILLING_FEATURES``, or a purchase's in
+        ``STRIPE_BILLING_PRODUCT_FEATURES``."""
+        return (
+            feature in self.features
+            or feature in self.purchased_features
+            or feature in settings.features.get(self.plan, ())
+        )
 
 
 def _utc_now_or(now: datetime | None) -> datetime:

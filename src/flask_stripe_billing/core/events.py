@@ -16,6 +16,14 @@ from typing import Any
 
 from ..errors import EventParseError
 from .entitlements import SUMMARY_EVENT, SUMMARY_OBJECT, SummaryFacts, read_summary
+from .payments import (
+    ChargeFacts,
+    DisputeFacts,
+    RefundFacts,
+    read_charge,
+    read_dispute,
+    read_refund,
+)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,18 @@ class CheckoutSessionFacts:
     client_reference_id: str | None = None
     #: ``metadata.user_id``: only an API call with the secret key sets it.
     metadata_user_id: str | None = None
+    #: Payment mode: the payment it made (None: nothing to pay, or not confirmed yet).
+    payment_intent_id: str | None = None
+    amount_total: int | None = None
+    currency: str | None = None
+    created: datetime | None = None
+    #: ``metadata.stripe_billing_product`` / ``_quantity``, set by our own Checkout.
+    product: str | None = None
+    quantity: int | None = None
+    #: The prices of the ``line_items`` when Stripe sent them (expanded), and their
+    #: quantity summed (sessions made elsewhere: Payment Links, the Dashboard).
+    line_item_price_ids: tuple[str, ...] = ()
+    line_item_quantity: int | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,10 @@ class StripeEvent:
     customer_account: str | None = None
     #: A meter error report's facts (Stripe Billing Meters).
     meter_errors: MeterErrorFacts | None = None
+    #: A charge's, refund's or dispute's facts (purchases' refunds and disputes).
+    charge: ChargeFacts | None = None
+    refund: RefundFacts | None = None
+    dispute: DisputeFacts | None = None
 
 
 def parse_event(payload: Any) -> StripeEvent:
@@ -197,6 +221,9 @@ def parse_event(payload: Any) -> StripeEvent:
         account=_id(payload.get("account")),
         customer_account=_id(obj.get("customer_account")),
         meter_errors=read_meter_errors(obj) if kind == METER_ERROR_OBJECT else None,
+        charge=read_charge(obj) if kind == "charge" else None,
+        refund=read_refund(obj) if kind == "refund" else None,
+        dispute=read_dispute(obj) if kind == "dispute" else None,
     )
 
 
@@ -444,8 +471,11 @@ def _period_start(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> dat
 
 def _checkout_session(obj: Mapping[str, Any]) -> CheckoutSessionFacts:
     metadata = obj.get("metadata")
-    price_id = metadata.get("price_id") if isinstance(metadata, Mapping) else None
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    price_id = metadata.get("price_id")
     reference = obj.get("client_reference_id")
+    items = _list_data(obj.get("line_items"))
+    quantities = [q for q in (_int_or_none(item.get("quantity")) for item in items) if q]
     return CheckoutSessionFacts(
         id=_required_id(obj),
         customer_id=_id(obj.get("customer")),
@@ -456,7 +486,22 @@ def _checkout_session(obj: Mapping[str, Any]) -> CheckoutSessionFacts:
         price_id=str(price_id) if price_id else None,
         client_reference_id=str(reference) if reference else None,
         metadata_user_id=_metadata_user_id(obj),
+        payment_intent_id=_id(obj.get("payment_intent")),
+        amount_total=_int_or_none(obj.get("amount_total")),
+        currency=_str_or_none(obj.get("currency")),
+        created=_time_or_none(obj.get("created")),
+        product=_str_or_none(metadata.get("stripe_billing_product")) or None,
+        quantity=_positive(metadata.get("stripe_billing_quantity")),
+        line_item_price_ids=tuple(p for p in (_item_price_id(item) for item in items) if p),
+        line_item_quantity=sum(quantities) if quantities else None,
     )
+
+
+def _positive(value: Any) -> int | None:
+    """A positive whole number, from metadata's text (``"3"``) or a number."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _period_end(obj: Mapping[str, Any], items: list[Mapping[str, Any]]) -> datetime | None:

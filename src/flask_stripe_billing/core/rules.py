@@ -26,6 +26,15 @@ from .account import (
 from .entitlements import SUMMARY_EVENT, EntitlementRecord, supersedes
 from .events import METER_ERROR_EVENT, StripeEvent, SubscriptionFacts
 from .outcomes import EventStatus, Notice
+from .purchases import (
+    ASYNC_FAILED,
+    PURCHASE_EVENT_TYPES,
+    PurchaseRecord,
+    apply_event,
+    is_purchase_event,
+    not_a_purchase_reason,
+    purchase_notices,
+)
 
 PROCESSED = EventStatus.PROCESSED
 
@@ -66,6 +75,8 @@ class Decision:
     reason: str | None = None
     #: The customer's entitlement record to write (new or changed).
     entitlements: EntitlementRecord | None = None
+    #: The purchase record to write (new or changed).
+    purchase: PurchaseRecord | None = None
 
     @property
     def after(self) -> BillingAccount | None:
@@ -293,8 +304,14 @@ RULES: dict[str, Handler] = {
 
 
 #: The event types to enable on the Stripe webhook endpoint: those that change
-#: records, the lifecycle events that only become signals, then entitlement summaries.
-HANDLED_EVENT_TYPES = (*RULES, *LIFECYCLE_SIGNALS, SUMMARY_EVENT)
+#: records, the lifecycle events that only become signals, entitlement summaries, then
+#: the purchases' own (a payment's failure, refunds, disputes).
+HANDLED_EVENT_TYPES = (
+    *RULES,
+    *LIFECYCLE_SIGNALS,
+    SUMMARY_EVENT,
+    *(t for t in PURCHASE_EVENT_TYPES if t not in RULES),
+)
 
 
 #: Event types about a meter, not an account: each becomes a signal, recorded
@@ -319,6 +336,63 @@ def decide_meter_errors(event: StripeEvent) -> Decision:
         "validation_end": report.validation_end,
     }
     return Decision(PROCESSED, notices=(Notice("meter_errors", kwargs),))
+
+
+def decide_purchase(
+    event: StripeEvent,
+    match: AccountMatch,
+    record: PurchaseRecord | None,
+    settings: Settings,
+    now: datetime,
+) -> Decision:
+    """A payment-mode session, refund or dispute event applied to its purchase record.
+
+    A session names the account (and may link its customer, as a subscription's does);
+    a refund or dispute is about the account of the purchase, if its session came
+    already, else it is kept on the record, which the session joins when it arrives.
+    An event that changes no part of the record is ``stale`` when a newer event of the
+    purchase was applied.
+    """
+    ignored = not_a_purchase_reason(event)
+    if ignored is not None:
+        return Decision(IGNORED, reason=ignored)
+    session = event.checkout_session
+    account = match.account
+    changes: AccountChanges = {}
+    if session is not None:
+        unmatched = unmatched_reason(event, match)
+        if account is None or unmatched is not None or record is None:
+            return _unmatched(event, unmatched or "no account")
+        if not match.by_customer and event.customer_id:
+            changes["stripe_customer_id"] = event.customer_id
+        changes = _differences(changes, account)
+        if changes:
+            changes["updated_at"] = now
+    assert record is not None
+    owner = account.user_id if session is not None and account is not None else None
+    after = apply_event(record, event, owner, settings)
+    if replace(after, last_event_at=record.last_event_at) == record and not changes:
+        older = record.last_event_at is not None and event.created < record.last_event_at
+        if older:
+            return Decision(STALE, account, reason="a newer event of this purchase was applied")
+        return Decision(PROCESSED, account)
+    reason: str | None = None
+    if after.user_id is None:
+        reason = (
+            f"no Checkout session of payment {after.id} has arrived yet; "
+            "the purchase joins it when it does"
+        )
+    notices: tuple[Notice, ...] = ()
+    if account is not None and after.user_id is not None:
+        shown = account.with_changes(changes)
+        notices = tuple(
+            Notice(
+                notice.signal,
+                {"user_id": shown.user_id, "account": shown, "purchase": after, **notice.kwargs},
+            )
+            for notice in purchase_notices(record, after)
+        )
+    return Decision(PROCESSED, account, changes, notices=notices, reason=reason, purchase=after)
 
 
 def decide_entitlements(
@@ -384,8 +458,12 @@ def decide(
     settings: Settings,
     now: datetime,
     entitlements: EntitlementRecord | None = None,
+    purchase: PurchaseRecord | None = None,
 ) -> Decision:
     """What ``event`` changes, given the account it names and that account's records.
+
+    ``purchase``: for a payment-mode session, refund or dispute event, its purchase
+    record (blank when new), row-locked.
 
     ``entitlements``: for an entitlement summary, its customer's record; for an
     event that links a customer, the features kept for that customer (a summary
@@ -397,6 +475,10 @@ def decide(
         return decide_meter_errors(event)
     if event.type in LIFECYCLE_SIGNALS:
         return decide_lifecycle(event, match)
+    if is_purchase_event(event) and (event.checkout_session is None or purchase is not None):
+        return decide_purchase(event, match, purchase, settings, now)
+    if event.type == ASYNC_FAILED:
+        return Decision(IGNORED)  # a subscription's failed payment: its own events say it
     rule = RULES.get(event.type)
     if rule is None:
         return Decision(IGNORED)

@@ -18,7 +18,14 @@ from typing import Any, Literal
 
 from .account import TERMINAL_STATUSES
 from .entitlements import SUMMARY_EVENT, SUMMARY_PAGE_SIZE
+from .payments import CHARGE_REFUNDED, DISPUTE_EVENTS, REFUND_EVENTS
 from .rules import HANDLED_EVENT_TYPES
+
+#: The handled types :func:`build_event` has a template of (not yet: a charge's refunds and
+#: disputes; build those from Stripe's objects).
+TEMPLATE_EVENT_TYPES = tuple(
+    t for t in HANDLED_EVENT_TYPES if t not in (CHARGE_REFUNDED, *REFUND_EVENTS, *DISPUTE_EVENTS)
+)
 
 #: ``current``: API versions since 2025-03-31 (periods on the subscription items);
 #: ``legacy``: older ones (``current_period_*`` on the subscription).
@@ -63,6 +70,9 @@ _TIMESTAMP_KEYS = frozenset(
         "webhooks_delivered_at",
     }
 )
+
+
+_DEFAULT_PAYMENT = {"checkout.session.async_payment_failed": "unpaid"}
 
 
 _DEFAULT_STATUSES = {
@@ -110,10 +120,10 @@ def build_event(
     on the subscription instead of its items). Change anything else in the
     returned dict before posting it.
     """
-    if event_type not in HANDLED_EVENT_TYPES:
+    if event_type not in TEMPLATE_EVENT_TYPES:
         raise ValueError(
-            f"no template for {event_type!r}; the handled types are "
-            + ", ".join(HANDLED_EVENT_TYPES)
+            f"no template for {event_type!r}; the types with one are "
+            + ", ".join(TEMPLATE_EVENT_TYPES)
         )
     if api_layout not in API_LAYOUTS:
         raise ValueError(f"api_layout must be one of {', '.join(API_LAYOUTS)}")
@@ -172,7 +182,7 @@ def build_event(
         obj.update(
             customer=customer,
             subscription=subscription,
-            payment_status=payment_status or "paid",
+            payment_status=payment_status or _DEFAULT_PAYMENT.get(event_type, "paid"),
             client_reference_id=None if reference is None else str(reference),
             metadata=metadata | {"price_id": price},
         )

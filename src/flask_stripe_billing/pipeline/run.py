@@ -21,6 +21,7 @@ from ..core.account import BillingAccount, SubscriptionRecord
 from ..core.entitlements import SUMMARY_EVENT, EntitlementRecord
 from ..core.events import StripeEvent, keyed_by_customer_account
 from ..core.outcomes import DUPLICATE, RETRYABLE_STATUSES, EventStatus, Outcome, ThinOrigin
+from ..core.purchases import PurchaseRecord, is_purchase_event, not_a_purchase_reason, purchase_key
 from ..core.rules import AccountMatch, Decision
 from ..errors import BillingError, EventNotRecordedError, StoreUnavailableError, StripeServiceError
 from ..redact import describe_error, describe_traceback
@@ -201,17 +202,29 @@ def _process(
         if account is not None and event.type in rules.RULES:  # lifecycle events change none
             records = state.subscription_log.subscriptions_of(account.user_id)
         entitlements = lock_entitlements(state, event) or waiting_entitlements(state, event, match)
+        purchase, match = lock_purchase(state, event, match)
         if event.type == SUMMARY_EVENT and state.entitlement_log is None:
             decision = Decision(EventStatus.IGNORED, reason="the store keeps no entitlements")
+        elif state.purchase_log is None and is_purchase_event(event) and not event.checkout_session:
+            decision = Decision(EventStatus.IGNORED, reason="the store keeps no purchases")
         else:
             decision = rules.decide(
-                event, match, records, state.settings, utcnow(), entitlements=entitlements
+                event,
+                match,
+                records,
+                state.settings,
+                utcnow(),
+                entitlements=entitlements,
+                purchase=purchase,
             )
     else:
         decision = Decision(EventStatus.IGNORED)
     if decision.entitlements is not None:
         assert state.entitlement_log is not None
         state.entitlement_log.save_entitlements(decision.entitlements)
+    if decision.purchase is not None:
+        assert state.purchase_log is not None
+        state.purchase_log.save_purchase(decision.purchase)
     after = steps.write_outcome(
         event_id=event.id if payload is not None else None,
         status=decision.status,
@@ -287,6 +300,32 @@ def record_unapplied(
     except Exception as failure:
         raise not_recorded(event, describe_traceback(failure)) from None
     return Outcome(event, status, error=error, reason=reason)
+
+
+def lock_purchase(
+    state: BillingState, event: StripeEvent, match: AccountMatch
+) -> tuple[PurchaseRecord | None, AccountMatch]:
+    """The purchase a payment-mode session, refund or dispute event is about, row-locked
+    after the account (a blank one is made first when new, so two first events of one
+    payment serialise), and the account the event is decided for.
+
+    A session's account is the one it names; it is locked only when that account can
+    take it (else an unstored blank record goes to the rules, which keep the event
+    ``unmatched``). A refund's or dispute's account is the purchase's own, read once the
+    purchase is locked. None: not a purchase's event, or the store keeps no purchases.
+    """
+    log = state.purchase_log
+    if log is None or not is_purchase_event(event) or not_a_purchase_reason(event):
+        return None, match
+    key = purchase_key(event)
+    assert key is not None
+    if event.checkout_session is not None:
+        if match.account is None or rules.unmatched_reason(event, match) is not None:
+            return PurchaseRecord(key), match
+        return log.lock_purchase(key), match
+    record = log.lock_purchase(key)
+    owner = state.user_store.get(record.user_id) if record.user_id is not None else None
+    return record, AccountMatch(owner, by_customer=True)
 
 
 def lock_entitlements(state: BillingState, event: StripeEvent) -> EntitlementRecord | None:

@@ -20,6 +20,7 @@ from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent
 from ..core.outcomes import RETRYABLE_STATUSES
+from ..core.purchases import PurchaseRecord
 from ..core.usage import UsageRecord
 from ..errors import StoreContractError
 
@@ -302,11 +303,36 @@ class UsageLog(Protocol):
         after ``since``, failed rows left out (Stripe bills none of them)."""
 
 
+@runtime_checkable
+class PurchaseLog(Protocol):
+    """Optional: the library's own table of one-time purchases, one row per payment.
+
+    Without it refunds and disputes are recorded ``ignored`` and payment-mode Checkout
+    sessions make no purchase (``has_purchased`` is False). It shares the event log's
+    transaction; the pipeline locks a purchase after the account, as every writer does.
+    """
+
+    def lock_purchase(self, purchase_id: str) -> PurchaseRecord:
+        """The purchase, row-locked for the transaction; a blank one (no account, no
+        parts) is created first when there is none, so that two first events of one
+        payment serialise."""
+
+    def save_purchase(self, record: PurchaseRecord) -> None:
+        """Write the record over its row (locked by :meth:`lock_purchase`)."""
+
+    def get_purchase(self, purchase_id: str) -> PurchaseRecord | None:
+        """The purchase, or None (no lock)."""
+
+    def purchases_of(self, user_id: str) -> list[PurchaseRecord]:
+        """Every purchase of this account, newest first (by ``created``, then id)."""
+
+
 #: What each of the library's tables holds, as :meth:`TableInspection.library_tables` names it.
 EVENTS_TABLE = "events"
 SUBSCRIPTIONS_TABLE = "subscriptions"
 ENTITLEMENTS_TABLE = "entitlements"
 USAGE_TABLE = "usage"
+PURCHASES_TABLE = "purchases"
 
 
 @runtime_checkable
@@ -319,7 +345,7 @@ class TableInspection(Protocol):
 
     def library_tables(self) -> dict[str, str]:
         """Each library table the log keeps: ``"events"``, ``"subscriptions"``,
-        ``"entitlements"`` → its name in the database."""
+        ``"entitlements"``, ``"usage"``, ``"purchases"`` → its name in the database."""
 
     def missing_tables(self) -> frozenset[str]:
         """The names, among :meth:`library_tables`, that the database lacks; raises when
@@ -440,6 +466,16 @@ USAGE_LOG = ContractPart(
 )
 
 
+#: Optional: without it refunds and disputes are ignored and no purchase is recorded.
+PURCHASE_LOG = ContractPart(
+    PurchaseLog,
+    "purchases",
+    None,
+    f'{UNRELEASED}, "One-time purchases"',
+    6,
+)
+
+
 @dataclass(frozen=True)
 class StoreParts:
     """The parts of the contract one app's extension uses, checked."""
@@ -453,6 +489,8 @@ class StoreParts:
     steps: PipelineSteps
     #: None: the stores keep no usage, so reporting usage is refused.
     usage_log: UsageLog | None = None
+    #: None: the stores keep no purchases.
+    purchase_log: PurchaseLog | None = None
 
 
 def check_store(
@@ -486,6 +524,9 @@ def check_store(
     usage = _best_candidate(USAGE_LOG, (user_store, log, subscriptions))
     if USAGE_LOG.lacking(usage) != USAGE_LOG.methods:
         problems += _problems(USAGE_LOG, usage, given=True)
+    purchases = _best_candidate(PURCHASE_LOG, (user_store, log, subscriptions))
+    if PURCHASE_LOG.lacking(purchases) != PURCHASE_LOG.methods:
+        problems += _problems(PURCHASE_LOG, purchases, given=True)
     if problems:
         lines = "\n".join(f"- {line}" for _, line in problems)
         raise StoreContractError(
@@ -504,6 +545,7 @@ def check_store(
         entitlement_log=cast(EntitlementLog, entitlements) if kept else None,
         steps=_steps(users, events, records),
         usage_log=None if USAGE_LOG.lacking(usage) else cast(UsageLog, usage),
+        purchase_log=None if PURCHASE_LOG.lacking(purchases) else cast(PurchaseLog, purchases),
     )
 
 

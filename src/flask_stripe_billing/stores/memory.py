@@ -1,5 +1,5 @@
 """An in-process store for tests and demos: accounts, event log, subscriptions,
-entitlements and usage in dicts."""
+entitlements, usage and purchases in dicts."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import cast
 
 from .._util import as_utc, utcnow
@@ -16,13 +16,14 @@ from ..core.account import AccountChanges, BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent
 from ..core.outcomes import EventStatus
+from ..core.purchases import PurchaseRecord
 from ..core.usage import UsageRecord, UsageStatus
 from .base import EventCursor, EventRecord
 
 
 class InMemoryUserStore:
-    """A ``UserStore``, ``EventLog``, ``SubscriptionLog``, ``EntitlementLog`` and ``UsageLog``
-    in memory; one lock serialises transactions."""
+    """A ``UserStore``, ``EventLog``, ``SubscriptionLog``, ``EntitlementLog``, ``UsageLog``
+    and ``PurchaseLog`` in memory; one lock serialises transactions."""
 
     def __init__(self, accounts: Iterable[BillingAccount] = ()) -> None:
         self._accounts: dict[str, BillingAccount] = {}
@@ -30,6 +31,7 @@ class InMemoryUserStore:
         self._subscriptions: dict[str, SubscriptionRecord] = {}
         self._entitlements: dict[str, EntitlementRecord] = {}
         self._usage: dict[str, UsageRecord] = {}
+        self._purchases: dict[str, PurchaseRecord] = {}
         self._lock = threading.RLock()
         for account in accounts:
             self.add(account)
@@ -171,6 +173,31 @@ class InMemoryUserStore:
                 and r.status != UsageStatus.FAILED
             )
 
+    # PurchaseLog
+
+    @property
+    def purchases(self) -> list[PurchaseRecord]:
+        """Every purchase record, in the order first recorded."""
+        with self._lock:
+            return list(self._purchases.values())
+
+    def lock_purchase(self, purchase_id: str) -> PurchaseRecord:
+        with self._lock:
+            return self._purchases.setdefault(purchase_id, PurchaseRecord(purchase_id))
+
+    def save_purchase(self, record: PurchaseRecord) -> None:
+        with self._lock:
+            self._purchases[record.id] = record.in_utc()
+
+    def get_purchase(self, purchase_id: str) -> PurchaseRecord | None:
+        with self._lock:
+            return self._purchases.get(purchase_id)
+
+    def purchases_of(self, user_id: str) -> list[PurchaseRecord]:
+        with self._lock:
+            mine = [r for r in self._purchases.values() if r.user_id == str(user_id)]
+        return sorted(mine, key=lambda r: (r.created or _EPOCH, r.id), reverse=True)
+
     # EventLog
 
     @contextmanager
@@ -182,6 +209,7 @@ class InMemoryUserStore:
                 copy.copy(self._subscriptions),
                 copy.copy(self._entitlements),
                 copy.copy(self._usage),
+                copy.copy(self._purchases),
             )
             try:
                 yield
@@ -192,6 +220,7 @@ class InMemoryUserStore:
                     self._subscriptions,
                     self._entitlements,
                     self._usage,
+                    self._purchases,
                 ) = saved
                 raise
 
@@ -299,3 +328,7 @@ class InMemoryUserStore:
             for event_id in doomed:
                 del self._events[event_id]
         return len(doomed)
+
+
+#: Where a purchase without a known creation time sorts (last).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -13,6 +13,7 @@ from ..core.account import SubscriptionRecord, decode_pending_update, encode_pen
 from ..core.entitlements import EntitlementRecord, decode_features, encode_features
 from ..core.events import StripeEvent
 from ..core.outcomes import EventStatus
+from ..core.purchases import PurchaseRecord, decode_refunds, encode_refunds
 from ..core.usage import UsageRecord
 from .base import EventRecord
 
@@ -160,4 +161,65 @@ def usage_record(row: Mapping[str, Any] | RowMapping) -> UsageRecord:
         sent_at=as_utc(row["sent_at"]),
         error=row["error"],
         reported_at=as_utc(row["reported_at"]),
+    )
+
+
+def purchase_values(record: PurchaseRecord) -> dict[str, Any]:
+    """The purchase table's row for a record (its times already in UTC)."""
+    return {
+        "id": record.id,
+        "user_id": None if record.user_id is None else str(record.user_id),
+        "customer_id": record.customer_id,
+        "product": record.product,
+        "quantity": record.quantity,
+        "amount": record.amount,
+        "currency": record.currency,
+        "payment_intent_id": record.payment_intent_id,
+        "checkout_session_id": record.checkout_session_id,
+        "charge_id": record.charge_id,
+        "status": record.status,
+        "payment_status": record.payment_status,
+        "amount_refunded": record.amount_refunded,
+        "refunds": encode_refunds(record.refunds),
+        "charge_amount_refunded": record.charge_amount_refunded,
+        "charge_event_at": record.charge_event_at,
+        "dispute_id": record.dispute_id,
+        "dispute_status": record.dispute_status,
+        "dispute_event_at": record.dispute_event_at,
+        "created": record.created,
+        "last_event_at": record.last_event_at,
+        "updated_at": utcnow(),
+    }
+
+
+#: The purchase table's columns holding times.
+PURCHASE_TIMES = ("charge_event_at", "dispute_event_at", "created", "last_event_at", "updated_at")
+
+
+def purchase_record(row: Mapping[str, Any] | RowMapping) -> PurchaseRecord:
+    """A :class:`PurchaseRecord` from a row of the purchase table (times as datetimes)."""
+    return PurchaseRecord(
+        id=row["id"],
+        user_id=row["user_id"],
+        customer_id=row["customer_id"],
+        product=row["product"],
+        quantity=row["quantity"],
+        amount=None if row["amount"] is None else int(row["amount"]),
+        currency=row["currency"],
+        payment_intent_id=row["payment_intent_id"],
+        checkout_session_id=row["checkout_session_id"],
+        charge_id=row["charge_id"],
+        status=row["status"],
+        payment_status=row["payment_status"],
+        amount_refunded=int(row["amount_refunded"] or 0),
+        refunds=decode_refunds(row["refunds"]),
+        charge_amount_refunded=(
+            None if row["charge_amount_refunded"] is None else int(row["charge_amount_refunded"])
+        ),
+        charge_event_at=as_utc(row["charge_event_at"]),
+        dispute_id=row["dispute_id"],
+        dispute_status=row["dispute_status"],
+        dispute_event_at=as_utc(row["dispute_event_at"]),
+        created=as_utc(row["created"]),
+        last_event_at=as_utc(row["last_event_at"]),
     )

@@ -16,6 +16,7 @@ from .sqlalchemy.log import SQLBillingLog
 from .tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
+    DEFAULT_PURCHASE_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
     DEFAULT_USAGE_TABLE,
     USERS,
@@ -34,6 +35,7 @@ def library_metadata(
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
     entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
     usage_table_name: str = DEFAULT_USAGE_TABLE,
+    purchase_table_name: str = DEFAULT_PURCHASE_TABLE,
 ) -> sa.MetaData:
     """Every table the library keeps, in a MetaData of their own.
 
@@ -49,6 +51,7 @@ def library_metadata(
         subscription_table_name=subscription_table_name,
         entitlement_table_name=entitlement_table_name,
         usage_table_name=usage_table_name,
+        purchase_table_name=purchase_table_name,
     )
     return metadata
 
@@ -95,6 +98,7 @@ def schema_statements(
     subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
     entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
     usage_table_name: str = DEFAULT_USAGE_TABLE,
+    purchase_table_name: str = DEFAULT_PURCHASE_TABLE,
 ) -> list[str]:
     """``CREATE TABLE`` and ``CREATE INDEX`` for each library table, then ``ALTER TABLE
     … ADD COLUMN`` for each billing column of the host's users table (and its index)."""
@@ -104,6 +108,7 @@ def schema_statements(
         subscription_table_name=subscription_table_name,
         entitlement_table_name=entitlement_table_name,
         usage_table_name=usage_table_name,
+        purchase_table_name=purchase_table_name,
     )
     statements: list[str] = []
     for table in metadata.sorted_tables:

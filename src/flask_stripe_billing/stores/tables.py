@@ -1,5 +1,5 @@
 """The library's own tables, added to the host's metadata: the event log, subscriptions,
-entitlements and usage."""
+entitlements, usage and purchases."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from .base import (
     ENTITLEMENTS_TABLE,
     EVENTS_TABLE,
     FIRST_RELEASE,
+    PURCHASE_LOG,
+    PURCHASES_TABLE,
     SUBSCRIPTION_LOG,
     SUBSCRIPTIONS_TABLE,
     UNRELEASED,
@@ -31,6 +33,9 @@ DEFAULT_ENTITLEMENT_TABLE = "stripe_billing_entitlements"
 
 
 DEFAULT_USAGE_TABLE = "stripe_billing_usage"
+
+
+DEFAULT_PURCHASE_TABLE = "stripe_billing_purchases"
 
 
 def event_table(metadata: sa.MetaData, name: str = DEFAULT_EVENT_TABLE) -> sa.Table:
@@ -126,6 +131,43 @@ def usage_table(metadata: sa.MetaData, name: str = DEFAULT_USAGE_TABLE) -> sa.Ta
     )
 
 
+def purchase_table(metadata: sa.MetaData, name: str = DEFAULT_PURCHASE_TABLE) -> sa.Table:
+    """The purchase table in ``metadata``: one row per one-time payment, keyed by its
+    payment intent (a session that charged nothing: the session)."""
+    if name in metadata.tables:
+        return metadata.tables[name]
+    short = name.rsplit(".", 1)[-1]
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.String(255), primary_key=True),
+        sa.Column("user_id", sa.String(255)),
+        sa.Column("customer_id", sa.String(255)),
+        sa.Column("product", sa.String(100)),
+        sa.Column("quantity", sa.Integer),
+        sa.Column("amount", sa.BigInteger),
+        sa.Column("currency", sa.String(10)),
+        sa.Column("payment_intent_id", sa.String(255)),
+        sa.Column("checkout_session_id", sa.String(255)),
+        sa.Column("charge_id", sa.String(255)),
+        sa.Column("status", sa.String(30), nullable=False),
+        sa.Column("payment_status", sa.String(20)),
+        sa.Column("amount_refunded", sa.BigInteger, nullable=False, default=0),
+        # Each refund heard of: a JSON list of {id, amount, status, at (Unix time)}.
+        sa.Column("refunds", sa.Text, nullable=False, default="[]"),
+        sa.Column("charge_amount_refunded", sa.BigInteger),
+        sa.Column("charge_event_at", sa.DateTime(timezone=True)),
+        sa.Column("dispute_id", sa.String(255)),
+        sa.Column("dispute_status", sa.String(30)),
+        sa.Column("dispute_event_at", sa.DateTime(timezone=True)),
+        sa.Column("created", sa.DateTime(timezone=True)),
+        sa.Column("last_event_at", sa.DateTime(timezone=True)),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        # An account's purchases, newest first (has_purchased, the ops page).
+        sa.Index(f"ix_{short}_account", "user_id", "created"),
+    )
+
+
 def mark_event(events: sa.Table, prefix: str) -> sa.Update:
     """``UPDATE events SET status, user_id, error, processed_at WHERE id``, its bound
     parameters named ``<prefix>id``, ``<prefix>status``, …: how an event's processing ends."""
@@ -153,6 +195,7 @@ ADDED_IN: dict[tuple[str, str | None], str] = {
     (SUBSCRIPTIONS_TABLE, None): SUBSCRIPTION_LOG.added,
     (ENTITLEMENTS_TABLE, None): ENTITLEMENT_LOG.added,
     (USAGE_TABLE, None): USAGE_LOG.added,
+    (PURCHASES_TABLE, None): PURCHASE_LOG.added,
     (USERS, None): FIRST_RELEASE,
     (USERS, "trial_end"): f'{UNRELEASED}, "Upgrading from 0.1"',
     (USERS, "subscription_quantity"): f'{UNRELEASED}, "Upgrading from 0.1"',

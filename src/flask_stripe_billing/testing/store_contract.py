@@ -30,16 +30,19 @@ import pytest
 from ..core.account import BillingAccount, SubscriptionRecord
 from ..core.entitlements import EntitlementRecord
 from ..core.events import StripeEvent, parse_event
+from ..core.purchases import PurchaseRecord, RefundPart
 from ..core.templates import DEFAULT_CUSTOMER, build_event
 from ..core.usage import UsageRecord, UsageStatus
 from ..stores.base import (
     ENTITLEMENT_LOG,
+    PURCHASE_LOG,
     USAGE_LOG,
     AccountListing,
     EntitlementLog,
     EventCursor,
     EventLog,
     EventPaging,
+    PurchaseLog,
     SubscriptionLog,
     UsageLog,
     UserStore,
@@ -725,3 +728,81 @@ class StoreContract:
         assert usage.list_usage(user_id="2", statuses=[UsageStatus.FAILED]) == []
         assert [r.identifier for r in usage.list_usage(user_id="2")] == ["two_b", "two_a"]
         assert usage.list_usage(user_id="3") == []
+
+    def test_stores_keep_purchases_locked_saved_and_listed(self, store: Any) -> None:
+        """PurchaseLog: a blank record is created and locked (and kept as it is when it
+        exists), saved over and read back in UTC with its refunds, listed per account newest
+        first (blank ones, with no account, not listed), and a rolled-back save leaves the
+        record as it was."""
+        if PURCHASE_LOG.lacking(store) == PURCHASE_LOG.methods:
+            pytest.skip("the store keeps no purchases (optional: PurchaseLog)")
+        log: EventLog = store
+        purchases: PurchaseLog = store
+        assert isinstance(store, PurchaseLog)
+        assert purchases.get_purchase("pi_new") is None
+
+        at = datetime(2031, 5, 17, 10, 30, 15, tzinfo=PLUS_TWO)
+        with log.transaction():
+            blank = purchases.lock_purchase("pi_new")
+            assert blank == PurchaseRecord("pi_new")
+            purchases.save_purchase(
+                PurchaseRecord(
+                    id="pi_new",
+                    user_id="1",
+                    customer_id="cus_test",
+                    product="credits_100",
+                    quantity=2,
+                    amount=3000,
+                    currency="eur",
+                    payment_intent_id="pi_new",
+                    checkout_session_id="cs_new",
+                    charge_id="ch_new",
+                    status="partially_refunded",
+                    payment_status="paid",
+                    amount_refunded=1000,
+                    refunds=(RefundPart("re_1", 1000, "succeeded", at, at),),
+                    charge_amount_refunded=1000,
+                    charge_event_at=at,
+                    dispute_id="dp_1",
+                    dispute_status="needs_response",
+                    dispute_event_at=at,
+                    created=at - timedelta(hours=1),
+                    last_event_at=at,
+                )
+            )
+            older = purchases.lock_purchase("pi_old")
+            purchases.save_purchase(
+                replace(older, user_id="1", status="paid", created=at - timedelta(days=1))
+            )
+            purchases.lock_purchase("pi_blank")  # a refund before its session: no account
+
+        stored = purchases.get_purchase("pi_new")
+        assert stored is not None
+        utc = datetime(2031, 5, 17, 8, 30, 15, tzinfo=UTC)
+        assert (stored.product, stored.quantity, stored.amount, stored.currency) == (
+            "credits_100",
+            2,
+            3000,
+            "eur",
+        )
+        assert (stored.status, stored.amount_refunded, stored.dispute_status) == (
+            "partially_refunded",
+            1000,
+            "needs_response",
+        )
+        assert stored.refunds == (RefundPart("re_1", 1000, "succeeded", utc, utc),)
+        assert (stored.charge_event_at, stored.dispute_event_at, stored.last_event_at) == (
+            utc,
+            utc,
+            utc,
+        )
+        assert_utc(stored.created)
+        assert [p.id for p in purchases.purchases_of("1")] == ["pi_new", "pi_old"]
+        assert purchases.purchases_of("2") == []
+        with log.transaction():
+            assert purchases.lock_purchase("pi_new") == stored  # existing: kept as it is
+
+        with pytest.raises(RuntimeError), log.transaction():
+            purchases.save_purchase(replace(stored, status="refunded"))
+            raise RuntimeError("rolled back")
+        assert purchases.get_purchase("pi_new") == stored

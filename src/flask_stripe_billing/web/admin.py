@@ -143,9 +143,49 @@ def usage_section(state: BillingState, account: BillingAccount) -> AccountSectio
     return AccountSection(title, rows)
 
 
+@dataclass(frozen=True)
+class PurchaseRow:
+    """One purchase as the account page shows it (amounts in the currency's smallest unit)."""
+
+    id: str
+    product: str | None
+    quantity: int | None
+    amount: int | None
+    currency: str | None
+    status: str
+    amount_refunded: int
+    dispute_status: str | None
+    checkout_session_id: str | None
+    created: datetime | None
+
+
+def purchases_section(state: BillingState, account: BillingAccount) -> AccountSection | None:
+    """The account's one-time purchases, newest first (None: the store keeps none)."""
+    if state.purchase_log is None:
+        return None
+    rows = [
+        PurchaseRow(
+            p.id,
+            p.product,
+            p.quantity,
+            p.amount,
+            p.currency,
+            p.status,
+            p.amount_refunded,
+            p.dispute_status,
+            p.checkout_session_id,
+            p.created,
+        )
+        for p in state.purchase_log.purchases_of(account.user_id)
+    ]
+    return AccountSection("Purchases", rows)
+
+
+#: The account page's sections beyond subscriptions and entitlements: the hook where
+#: purchases and usage show once their logs are part of the store contract.
 #: The account page's sections beyond subscriptions and entitlements, from the store's
 #: optional logs.
-ACCOUNT_SECTIONS: tuple[SectionSource, ...] = (usage_section,)
+ACCOUNT_SECTIONS: tuple[SectionSource, ...] = (purchases_section, usage_section)
 
 
 def create_admin_blueprint(

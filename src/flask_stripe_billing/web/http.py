@@ -21,6 +21,7 @@ from ..errors import (
     NotFoundError,
     PayloadTooLargeError,
     PlanRequiredError,
+    PurchasesNotKeptError,
     SchemaOutdatedError,
     StripeServiceError,
     UsageNotKeptError,
@@ -89,6 +90,7 @@ HTTP_ANSWERS: dict[type[BillingError], tuple[int, str]] = {
     EventNotRecordedError: (503, "external_service_error"),
     SchemaOutdatedError: (503, "external_service_error"),
     UsageNotKeptError: (503, "external_service_error"),
+    PurchasesNotKeptError: (503, "external_service_error"),
 }
 
 

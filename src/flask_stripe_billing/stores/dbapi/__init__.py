@@ -11,6 +11,7 @@ from ..schema import billing_columns
 from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
+    DEFAULT_PURCHASE_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
     DEFAULT_USAGE_TABLE,
     USERS,
@@ -53,6 +54,7 @@ class DBAPIUserStore(DBAPIBillingLog):
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
         usage_table_name: str = DEFAULT_USAGE_TABLE,
+        purchase_table_name: str = DEFAULT_PURCHASE_TABLE,
     ) -> None:
         super().__init__(
             connect,
@@ -62,6 +64,7 @@ class DBAPIUserStore(DBAPIBillingLog):
             subscription_table_name=subscription_table_name,
             entitlement_table_name=entitlement_table_name,
             usage_table_name=usage_table_name,
+            purchase_table_name=purchase_table_name,
         )
         self.users_table = users_table
         self._users = quote(users_table)

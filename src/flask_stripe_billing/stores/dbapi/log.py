@@ -1,5 +1,5 @@
-"""The event log, the subscription records and the entitlements over a DB-API connection,
-in plain SQL."""
+"""The event log, the subscription records, the entitlements, usage and purchases over a
+DB-API connection, in plain SQL."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ...core.events import StripeEvent
 from ..base import (
     ENTITLEMENTS_TABLE,
     EVENTS_TABLE,
+    PURCHASES_TABLE,
     SUBSCRIPTIONS_TABLE,
     USAGE_TABLE,
     EventCursor,
@@ -33,6 +34,7 @@ from ..schema import library_tables_by_kind
 from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
+    DEFAULT_PURCHASE_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
     DEFAULT_USAGE_TABLE,
     Expected,
@@ -42,6 +44,7 @@ from ..tables import (
     schema_gaps,
     subscription_table,
 )
+from .purchases import DBAPIPurchaseLog
 from .session import Connect, Session
 from .sql import from_db_time, quote, quoted_list
 from .usage import DBAPIUsageLog
@@ -66,9 +69,10 @@ _SUBSCRIPTION_TIMES = frozenset(
 )
 
 
-class DBAPIBillingLog(DBAPIUsageLog):
-    """``EventLog``, ``SubscriptionLog``, ``EntitlementLog`` and ``UsageLog`` in the library's
-    own tables, over a PEP 249 connection (create them with ``flask billing schema``)."""
+class DBAPIBillingLog(DBAPIUsageLog, DBAPIPurchaseLog):
+    """``EventLog``, ``SubscriptionLog``, ``EntitlementLog``, ``UsageLog`` and ``PurchaseLog``
+    in the library's own tables, over a PEP 249 connection (create them with ``flask billing
+    schema``)."""
 
     def __init__(
         self,
@@ -80,10 +84,13 @@ class DBAPIBillingLog(DBAPIUsageLog):
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
         usage_table_name: str = DEFAULT_USAGE_TABLE,
+        purchase_table_name: str = DEFAULT_PURCHASE_TABLE,
     ) -> None:
         self.session = Session(connect, dialect=dialect, close=close)
         quote(usage_table_name)
+        quote(purchase_table_name)
         self.usage_table_name = usage_table_name
+        self.purchase_table_name = purchase_table_name
         self.event_table_name = event_table_name
         self.subscription_table_name = subscription_table_name
         self._events = quote(event_table_name)
@@ -277,6 +284,7 @@ class DBAPIBillingLog(DBAPIUsageLog):
             SUBSCRIPTIONS_TABLE: self.subscription_table_name,
             ENTITLEMENTS_TABLE: self.entitlement_table_name,
             USAGE_TABLE: self.usage_table_name,
+            PURCHASES_TABLE: self.purchase_table_name,
         }
 
     def missing_tables(self) -> frozenset[str]:

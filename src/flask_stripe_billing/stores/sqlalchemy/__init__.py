@@ -21,6 +21,7 @@ from ..rows import event_record, new_event_row, subscription_values
 from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
+    DEFAULT_PURCHASE_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
     DEFAULT_USAGE_TABLE,
     USERS,
@@ -49,6 +50,7 @@ class SQLAlchemyUserStore(SQLBillingLog):
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
         usage_table_name: str = DEFAULT_USAGE_TABLE,
+        purchase_table_name: str = DEFAULT_PURCHASE_TABLE,
     ) -> None:
         super().__init__(
             db,
@@ -56,6 +58,7 @@ class SQLAlchemyUserStore(SQLBillingLog):
             subscription_table_name=subscription_table_name,
             entitlement_table_name=entitlement_table_name,
             usage_table_name=usage_table_name,
+            purchase_table_name=purchase_table_name,
         )
         self.model = model
         resolved = resolve_columns(model, columns or {})

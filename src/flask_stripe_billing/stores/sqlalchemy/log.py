@@ -1,5 +1,5 @@
-"""The event log, the subscription records and the entitlements over Flask-SQLAlchemy's
-session."""
+"""The event log, the subscription records, the entitlements, usage and purchases over
+Flask-SQLAlchemy's session."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from ...errors import StoreUnavailableError
 from ..base import (
     ENTITLEMENTS_TABLE,
     EVENTS_TABLE,
+    PURCHASES_TABLE,
     SUBSCRIPTIONS_TABLE,
     USAGE_TABLE,
     EventCursor,
@@ -38,6 +39,7 @@ from ..rows import (
 from ..tables import (
     DEFAULT_ENTITLEMENT_TABLE,
     DEFAULT_EVENT_TABLE,
+    DEFAULT_PURCHASE_TABLE,
     DEFAULT_SUBSCRIPTION_TABLE,
     DEFAULT_USAGE_TABLE,
     Expected,
@@ -45,16 +47,18 @@ from ..tables import (
     entitlement_table,
     event_table,
     mark_event,
+    purchase_table,
     schema_gaps,
     subscription_table,
     usage_table,
 )
+from .purchases import SQLPurchaseLog
 from .usage import SQLUsageLog
 
 
-class SQLBillingLog(SQLUsageLog):
-    """``EventLog``, ``SubscriptionLog``, ``EntitlementLog`` and ``UsageLog`` in the library's
-    own tables, on ``db.metadata``.
+class SQLBillingLog(SQLUsageLog, SQLPurchaseLog):
+    """``EventLog``, ``SubscriptionLog``, ``EntitlementLog``, ``UsageLog`` and ``PurchaseLog``
+    in the library's own tables, on ``db.metadata``.
 
     Adding the tables to the host's metadata lets ``db.create_all()`` and
     Flask-Migrate/Alembic pick them up like any other table.
@@ -68,12 +72,14 @@ class SQLBillingLog(SQLUsageLog):
         subscription_table_name: str = DEFAULT_SUBSCRIPTION_TABLE,
         entitlement_table_name: str = DEFAULT_ENTITLEMENT_TABLE,
         usage_table_name: str = DEFAULT_USAGE_TABLE,
+        purchase_table_name: str = DEFAULT_PURCHASE_TABLE,
     ) -> None:
         self.db = db
         self.events_table = event_table(db.metadata, event_table_name)
         self.subscriptions_table = subscription_table(db.metadata, subscription_table_name)
         self.entitlements_table = entitlement_table(db.metadata, entitlement_table_name)
         self.usage_table = usage_table(db.metadata, usage_table_name)
+        self.purchases_table = purchase_table(db.metadata, purchase_table_name)
         events = self.events_table
         subscriptions = self.subscriptions_table
         # Statements built once, with bound parameters: one round trip each.
@@ -302,6 +308,7 @@ class SQLBillingLog(SQLUsageLog):
             SUBSCRIPTIONS_TABLE: str(self.subscriptions_table.name),
             ENTITLEMENTS_TABLE: str(self.entitlements_table.name),
             USAGE_TABLE: str(self.usage_table.name),
+            PURCHASES_TABLE: str(self.purchases_table.name),
         }
 
     def missing_tables(self) -> frozenset[str]:
@@ -311,6 +318,7 @@ class SQLBillingLog(SQLUsageLog):
             self.subscriptions_table,
             self.entitlements_table,
             self.usage_table,
+            self.purchases_table,
         )
         return frozenset(
             str(table.name)

@@ -181,8 +181,6 @@ def purchases_section(state: BillingState, account: BillingAccount) -> AccountSe
     return AccountSection("Purchases", rows)
 
 
-#: The account page's sections beyond subscriptions and entitlements: the hook where
-#: purchases and usage show once their logs are part of the store contract.
 #: The account page's sections beyond subscriptions and entitlements, from the store's
 #: optional logs.
 ACCOUNT_SECTIONS: tuple[SectionSource, ...] = (purchases_section, usage_section)

@@ -218,7 +218,7 @@ def test_429s_are_retried_with_back_off_until_the_calls_deadline_and_no_longer(
 def test_a_call_whose_turn_comes_past_its_deadline_is_not_sent_and_kept_received(
     make_host: Callable[..., Host], stripe_api: responses.RequestsMock, monkeypatch: Any
 ) -> None:
-    host = make_host(thin_config())
+    host = make_host(thin_config(STRIPE_BILLING_API_RATE=None))  # the default pace
     host.add_user(1, stripe_customer_id="cus_1")
     clock = fake_clock(host, monkeypatch)
     limited = serve_limited(stripe_api, clock, 1, refusals=0)
@@ -342,7 +342,8 @@ def test_checkout_past_the_deadline_of_429s_is_a_502_naming_the_rate_limit(
 def test_sync_all_paces_its_pages_and_says_so_in_its_progress_line(
     make_host: Callable[..., Host], stripe_api: responses.RequestsMock, monkeypatch: Any
 ) -> None:
-    host = make_host({"STRIPE_API_KEY": CHECKOUT_CONFIG["STRIPE_API_KEY"]})
+    default_pace = {"STRIPE_BILLING_API_RATE": None}
+    host = make_host({"STRIPE_API_KEY": CHECKOUT_CONFIG["STRIPE_API_KEY"], **default_pace})
     clock = fake_clock(host, monkeypatch)
     pages = iter([True, True, False])  # has_more of each page
 

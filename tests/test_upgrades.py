@@ -34,7 +34,7 @@ from flask_stripe_billing import (
     SQLAlchemyUserStore,
     StripeBilling,
 )
-from flask_stripe_billing.stores.schema import schema_statements
+from flask_stripe_billing.stores.schema import billing_columns, library_metadata, schema_statements
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "schema"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "factory_app"
@@ -199,6 +199,19 @@ def test_schema_upgrade_prints_only_what_the_database_lacks_and_brings_it_to_cur
         current = table_columns(fresh)
         current["users"].add("stripe_last_event_at")
         assert table_columns(database) == current
+    # on either database: each table, column and index this release defines
+    defined = {table.name: table for table in library_metadata().tables.values()}
+    defined["users"] = billing_columns("users")
+    found = table_columns(database)
+    engine = catalog_engine(database)
+    try:
+        inspector = sa.inspect(engine)
+        for name, table in defined.items():
+            assert {column.name for column in table.c} <= found[name], name
+            indexes = {index["name"] for index in inspector.get_indexes(name)}
+            assert {index.name for index in table.indexes} <= indexes, name
+    finally:
+        engine.dispose()
     # and it works: the webhook is processed, the new column filled
     upgraded, _ = dbapi_app(database)
     event = subscription_event(customer="cus_test", status="active")
@@ -277,10 +290,15 @@ def test_a_new_database_is_not_reported_at_start_up(
 USAGE_LISTING = ("ix_stripe_billing_usage_reported", ["user_id", "reported_at"])
 
 
-def usage_indexes(connect: Callable[[], Any], dialect: str) -> dict[str, list[str]]:
+def catalog_engine(database: Database) -> sa.Engine:
+    """An engine over ``database``'s own connections, to read its catalog."""
+    url = "sqlite://" if database.dialect == "sqlite" else "postgresql+psycopg://"
+    return sa.create_engine(url, creator=database.connect)
+
+
+def usage_indexes(database: Database) -> dict[str, list[str]]:
     """The usage table's indexes (name → columns), as the database's catalog has them."""
-    url = "sqlite://" if dialect == "sqlite" else "postgresql+psycopg://"
-    engine = sa.create_engine(url, creator=connect)
+    engine = catalog_engine(database)
     try:
         found = sa.inspect(engine).get_indexes("stripe_billing_usage")
     finally:
@@ -296,7 +314,7 @@ def test_schema_upgrade_creates_the_usage_listing_index(database: Database) -> N
     )
 
     name, columns = USAGE_LISTING
-    assert usage_indexes(database.connect, database.dialect)[name] == columns
+    assert usage_indexes(database)[name] == columns
 
 
 def test_the_printed_schema_creates_the_usage_listing_index(tmp_path: Path) -> None:
@@ -304,7 +322,7 @@ def test_the_printed_schema_creates_the_usage_listing_index(tmp_path: Path) -> N
     fresh.create()
     try:
         name, columns = USAGE_LISTING
-        assert usage_indexes(fresh.connect, fresh.dialect)[name] == columns
+        assert usage_indexes(fresh)[name] == columns
         if fresh.dialect == "sqlite":  # and the account's listing uses it
             plan = fresh.run(
                 "EXPLAIN QUERY PLAN SELECT * FROM stripe_billing_usage WHERE user_id = '1' "

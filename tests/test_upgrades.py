@@ -34,7 +34,7 @@ from flask_stripe_billing import (
     SQLAlchemyUserStore,
     StripeBilling,
 )
-from flask_stripe_billing.stores.schema import schema_statements
+from flask_stripe_billing.stores.schema import billing_columns, library_metadata, schema_statements
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "schema"
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "factory_app"
@@ -175,6 +175,8 @@ def test_schema_upgrade_prints_only_what_the_database_lacks_and_brings_it_to_cur
         "stripe_billing_usage (user_id, event_name, timestamp);",
         "CREATE INDEX ix_stripe_billing_usage_due ON "
         "stripe_billing_usage (status, next_attempt_at);",
+        "CREATE INDEX ix_stripe_billing_usage_reported ON "
+        "stripe_billing_usage (user_id, reported_at);",
         "CREATE TABLE stripe_billing_purchases (",
         "CREATE INDEX ix_stripe_billing_purchases_account ON "
         "stripe_billing_purchases (user_id, created);",
@@ -197,6 +199,19 @@ def test_schema_upgrade_prints_only_what_the_database_lacks_and_brings_it_to_cur
         current = table_columns(fresh)
         current["users"].add("stripe_last_event_at")
         assert table_columns(database) == current
+    # on either database: each table, column and index this release defines
+    defined = {table.name: table for table in library_metadata().tables.values()}
+    defined["users"] = billing_columns("users")
+    found = table_columns(database)
+    engine = catalog_engine(database)
+    try:
+        inspector = sa.inspect(engine)
+        for name, table in defined.items():
+            assert {column.name for column in table.c} <= found[name], name
+            indexes = {index["name"] for index in inspector.get_indexes(name)}
+            assert {index.name for index in table.indexes} <= indexes, name
+    finally:
+        engine.dispose()
     # and it works: the webhook is processed, the new column filled
     upgraded, _ = dbapi_app(database)
     event = subscription_event(customer="cus_test", status="active")
@@ -267,6 +282,65 @@ def test_a_new_database_is_not_reported_at_start_up(
     dbapi_app(database)
 
     assert billing_errors(caplog) == []
+
+
+# The usage listing's index: (user_id, reported_at), however the table was made
+
+#: The index behind ``UsageLog.list_usage(user_id=...)``, the operations page's listing.
+USAGE_LISTING = ("ix_stripe_billing_usage_reported", ["user_id", "reported_at"])
+
+
+def catalog_engine(database: Database) -> sa.Engine:
+    """An engine over ``database``'s own connections, to read its catalog."""
+    url = "sqlite://" if database.dialect == "sqlite" else "postgresql+psycopg://"
+    return sa.create_engine(url, creator=database.connect)
+
+
+def usage_indexes(database: Database) -> dict[str, list[str]]:
+    """The usage table's indexes (name → columns), as the database's catalog has them."""
+    engine = catalog_engine(database)
+    try:
+        found = sa.inspect(engine).get_indexes("stripe_billing_usage")
+    finally:
+        engine.dispose()
+    return {str(index["name"]): list(index["column_names"]) for index in found}
+
+
+def test_schema_upgrade_creates_the_usage_listing_index(database: Database) -> None:
+    app, _ = dbapi_app(database)
+
+    run_script(
+        database, app.test_cli_runner().invoke(args=["billing", "schema", "--upgrade"]).output
+    )
+
+    name, columns = USAGE_LISTING
+    assert usage_indexes(database)[name] == columns
+
+
+def test_the_printed_schema_creates_the_usage_listing_index(tmp_path: Path) -> None:
+    fresh = make_database(tmp_path)
+    fresh.create()
+    try:
+        name, columns = USAGE_LISTING
+        assert usage_indexes(fresh)[name] == columns
+        if fresh.dialect == "sqlite":  # and the account's listing uses it
+            plan = fresh.run(
+                "EXPLAIN QUERY PLAN SELECT * FROM stripe_billing_usage WHERE user_id = '1' "
+                "ORDER BY reported_at DESC, identifier DESC LIMIT 51"
+            )
+            assert any(name in str(row) for row in plan), plan
+    finally:
+        fresh.drop("users")
+
+
+def test_create_all_creates_the_usage_listing_index(make_host: Callable[..., Any]) -> None:
+    host = make_host()
+
+    with host.app.app_context():
+        found = sa.inspect(host.db.engine).get_indexes("stripe_billing_usage")
+
+    name, columns = USAGE_LISTING
+    assert {index["name"]: index["column_names"] for index in found}[name] == columns
 
 
 # A Flask-SQLAlchemy app: its pages keep working, gates and templates degrade
@@ -528,6 +602,9 @@ def test_a_flask_migrate_app_upgrades_by_flask_db_upgrade(
         flask_migrate.upgrade()  # docs/migrating.md: flask db upgrade
 
     assert post_event(app.test_client(), event).status_code == 200
+    with app.app_context():
+        found = sa.inspect(db.engine).get_indexes("stripe_billing_usage")
+    assert {i["name"]: i["column_names"] for i in found}[USAGE_LISTING[0]] == USAGE_LISTING[1]
     assert "Signed in as <b>a@b.c</b> (pro)" in browser.get("/").get_data(as_text=True)
     assert browser.get("/pro").status_code == 200
     with app.app_context():

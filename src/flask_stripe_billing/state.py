@@ -15,6 +15,7 @@ from .core.purchases import purchased_features
 from .errors import NotConfiguredError
 from .stores.base import (
     ENTITLEMENTS_TABLE,
+    PURCHASES_TABLE,
     EntitlementLog,
     EventLog,
     PipelineSteps,
@@ -80,14 +81,16 @@ class BillingState:
         grace = self.settings.past_due_keeps_plan
         if account.past_due_keeps_plan != grace:
             account = replace(account, past_due_keeps_plan=grace)
-        if self.purchase_log is not None and self.settings.product_features:
-            mine = self.purchase_log.purchases_of(account.user_id)
+        purchases = self.purchase_log if self.settings.product_features else None
+        # No table before the migration: no purchased features yet, rather than an error.
+        if purchases is not None and self.schema.lacking(PURCHASES_TABLE) is None:
+            mine = purchases.purchases_of(account.user_id)
             bought = purchased_features(mine, self.settings)
             if bought != account.purchased_features:
                 account = replace(account, purchased_features=bought)
         if self.entitlement_log is None or account.stripe_customer_id is None:
             return account
-        if any(gap.kind == ENTITLEMENTS_TABLE for gap in self.schema.gaps()):
+        if self.schema.lacking(ENTITLEMENTS_TABLE) is not None:
             return account  # no table before the migration: the plan's features only
         record = self.entitlement_log.entitlements_of(account.stripe_customer_id)
         if record is None or record.features == account.features:

@@ -104,6 +104,8 @@ CREATE INDEX ix_stripe_billing_usage_account ON stripe_billing_usage (user_id, e
 
 CREATE INDEX ix_stripe_billing_usage_due ON stripe_billing_usage (status, next_attempt_at);
 
+CREATE INDEX ix_stripe_billing_usage_reported ON stripe_billing_usage (user_id, reported_at);
+
 ALTER TABLE user ADD COLUMN "plan" VARCHAR(50) DEFAULT 'free' NOT NULL;
 
 ALTER TABLE user ADD COLUMN stripe_customer_id VARCHAR(255);

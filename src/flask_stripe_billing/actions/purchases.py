@@ -21,7 +21,7 @@ from ..errors import ConflictError, EventParseError, PurchasesNotKeptError, Vali
 from ..pipeline.fetch import check_answer, stripe_time, unusable_answer
 from ..pipeline.run import run
 from ..state import BillingState
-from ..stores.base import PurchaseLog
+from ..stores.base import PURCHASES_TABLE, PurchaseLog
 
 logger = logging.getLogger("flask_stripe_billing")
 
@@ -41,9 +41,10 @@ def purchase_log(state: BillingState) -> PurchaseLog:
 
 
 def purchases_of(state: BillingState, who: BillingAccount | str | int) -> list[PurchaseRecord]:
-    """The account's purchases, newest first (none when the store keeps none)."""
+    """The account's purchases, newest first (none when the store keeps none, or before
+    the migration adding their table: the start-up error says so)."""
     user_id = who.user_id if isinstance(who, BillingAccount) else str(who)
-    if state.purchase_log is None:
+    if state.purchase_log is None or state.schema.lacking(PURCHASES_TABLE) is not None:
         return []
     with state.event_log.transaction():
         return state.purchase_log.purchases_of(user_id)

@@ -109,6 +109,7 @@ def usage_table(metadata: sa.MetaData, name: str = DEFAULT_USAGE_TABLE) -> sa.Ta
     Stripe ``identifier`` (a second report with the same one is a no-op)."""
     if name in metadata.tables:
         return metadata.tables[name]
+    short = name.rsplit(".", 1)[-1]
     return sa.Table(
         name,
         metadata,
@@ -125,9 +126,11 @@ def usage_table(metadata: sa.MetaData, name: str = DEFAULT_USAGE_TABLE) -> sa.Ta
         sa.Column("sent_at", sa.DateTime(timezone=True)),
         sa.Column("error", sa.Text),
         sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
-        # The sender's claim: pending rows by when they are due; quotas: by account and meter.
-        sa.Index(f"ix_{name.rsplit('.', 1)[-1]}_due", "status", "next_attempt_at"),
-        sa.Index(f"ix_{name.rsplit('.', 1)[-1]}_account", "user_id", "event_name", "timestamp"),
+        # The sender's claim: pending rows by when they are due; quotas: by account and
+        # meter; the operations page: an account's rows, newest reported first.
+        sa.Index(f"ix_{short}_due", "status", "next_attempt_at"),
+        sa.Index(f"ix_{short}_account", "user_id", "event_name", "timestamp"),
+        sa.Index(f"ix_{short}_reported", "user_id", "reported_at"),
     )
 
 

@@ -47,6 +47,16 @@ class SchemaWatch:
             self._log(gaps)
         return gaps
 
+    def lacking(self, kind: str) -> str | None:
+        """What the database lacks of the library table ``kind`` (the table, or columns of
+        it), worded as the start-up error words it, with the command that adds it; None
+        when it has all of it. For a page that shows what it can of the rest."""
+        gaps = [gap for gap in self.gaps() if gap.kind == kind]
+        if not gaps or self._inspection is None:
+            return None
+        described = "; ".join(gap.describe() for gap in gaps)
+        return f"The database lacks {described}. Run {self._inspection.upgrade_command()}."
+
     def require(self) -> None:
         """Raise :class:`SchemaOutdatedError` (503) while the database lacks something."""
         gaps = self.gaps()

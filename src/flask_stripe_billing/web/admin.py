@@ -30,14 +30,23 @@ from werkzeug.wrappers import Response
 
 from ..actions.link import link_customer
 from ..actions.sync import sync_customer, sync_features
-from ..core.account import BillingAccount
+from ..core.account import BillingAccount, SubscriptionRecord
 from ..core.outcomes import FINAL_STATUSES, RETRYABLE_STATUSES, EventStatus, Outcome
 from ..core.usage import UsageStatus
 from ..errors import BillingError, NotFoundError, ValidationError
 from ..pipeline import intake
 from ..redact import mask, redact_json
 from ..state import EXTENSION_KEY, BillingState, app_object, get_state
-from ..stores.base import EventCursor, EventPaging, EventRecord
+from ..stores.base import (
+    ENTITLEMENTS_TABLE,
+    PURCHASES_TABLE,
+    SUBSCRIPTIONS_TABLE,
+    USAGE_TABLE,
+    EventCursor,
+    EventPaging,
+    EventRecord,
+)
+from ..stores.tables import USERS
 from .checkout import ensure_own_site
 from .http import DEFAULT_ANSWER, HTTP_ANSWERS
 
@@ -82,10 +91,13 @@ TEMPLATES = "stripe_billing/admin"
 @dataclass(frozen=True)
 class AccountSection:
     """A further table on the account page: a title and records (dataclasses, one row each,
-    their fields the columns)."""
+    their fields the columns), or a note saying why there are none to show."""
 
     title: str
     records: Sequence[Any]
+    #: Shown instead of the records: why they cannot be read (say, the database lacks
+    #: their table, and the command that adds it).
+    note: str | None = None
 
 
 #: What adds a section to an account's page (None: nothing to show for this account).
@@ -118,6 +130,9 @@ def usage_section(state: BillingState, account: BillingAccount) -> AccountSectio
     them (None: the account has none, or the store keeps no usage)."""
     if state.usage_log is None:
         return None
+    missing = state.schema.lacking(USAGE_TABLE)
+    if missing is not None:
+        return AccountSection("Usage", (), missing)
     listed = state.usage_log.list_usage(user_id=account.user_id, limit=USAGE_ROWS + 1)
     if not listed:
         return None
@@ -163,6 +178,9 @@ def purchases_section(state: BillingState, account: BillingAccount) -> AccountSe
     """The account's one-time purchases, newest first (None: the store keeps none)."""
     if state.purchase_log is None:
         return None
+    missing = state.schema.lacking(PURCHASES_TABLE)
+    if missing is not None:
+        return AccountSection("Purchases", (), missing)
     rows = [
         PurchaseRow(
             p.id,
@@ -514,7 +532,9 @@ def find_account() -> Response:
 
 def account_page(user_id: str) -> Response:
     """An account: its billing state, subscription records, entitlements, further sections,
-    and the timeline of its customer's events."""
+    and the timeline of its customer's events. While the database lacks a table (a
+    migration not yet run) the page shows the rest, and says so where that table's
+    section would be."""
     state = get_state()
     log = state.event_log
     with log.transaction():
@@ -522,10 +542,18 @@ def account_page(user_id: str) -> Response:
             account = state.account_of(user_id)
         except LookupError:
             raise NotFoundError(f"No user {user_id}", {"user_id": user_id}) from None
-        records = state.subscription_log.subscriptions_of(account.user_id)
+        missing = {
+            kind: note
+            for kind in (USERS, SUBSCRIPTIONS_TABLE, ENTITLEMENTS_TABLE)
+            if (note := state.schema.lacking(kind)) is not None
+        }
+        records: list[SubscriptionRecord] = []
+        if SUBSCRIPTIONS_TABLE not in missing:
+            records = state.subscription_log.subscriptions_of(account.user_id)
         customer_id = account.stripe_customer_id
         entitlements = None
-        if state.entitlement_log is not None and customer_id:
+        readable = ENTITLEMENTS_TABLE not in missing
+        if state.entitlement_log is not None and readable and customer_id:
             entitlements = state.entitlement_log.entitlements_of(customer_id)
         timeline: list[EventRecord] = []
         if customer_id:
@@ -539,6 +567,9 @@ def account_page(user_id: str) -> Response:
         subscriptions=records,
         entitlements=entitlements,
         keeps_entitlements=state.entitlement_log is not None,
+        missing_columns=missing.get(USERS),
+        missing_subscriptions=missing.get(SUBSCRIPTIONS_TABLE),
+        missing_entitlements=missing.get(ENTITLEMENTS_TABLE),
         sections=extra,
         timeline=timeline[:TIMELINE_SIZE],
         more_events=len(timeline) > TIMELINE_SIZE,

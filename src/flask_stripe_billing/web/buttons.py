@@ -19,7 +19,8 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from ..core import catalogue
-from ..state import get_state
+from ..state import BillingState, get_state
+from ..stores.base import SUBSCRIPTIONS_TABLE
 from .gates import current_account_or_none
 
 #: The blueprint's name, which its endpoints start with.
@@ -136,11 +137,11 @@ def billing_settings(**options: Any) -> Markup:
     state = get_state()
     account = current_account_or_none(state)
     price_ids: tuple[str, ...] = ()
-    if account is not None and account.stripe_subscription_id is not None:
+    subscription = None if account is None else account.stripe_subscription_id
+    # Before the migration adding the records there is no current price to mark.
+    if account is not None and subscription is not None and not _lacks_records(state):
         records = state.subscription_log.subscriptions_of(account.user_id)
-        price_ids = next(
-            (r.price_ids for r in records if r.id == account.stripe_subscription_id), ()
-        )
+        price_ids = next((r.price_ids for r in records if r.id == subscription), ())
     html = render_template(
         SETTINGS_TEMPLATE,
         account=account,
@@ -151,6 +152,11 @@ def billing_settings(**options: Any) -> Markup:
         options=options,
     )
     return Markup(html)
+
+
+def _lacks_records(state: BillingState) -> bool:
+    """Whether the subscription table is missing (a migration not yet run)."""
+    return state.schema.lacking(SUBSCRIPTIONS_TABLE) is not None
 
 
 def _back(next: str | None) -> str:

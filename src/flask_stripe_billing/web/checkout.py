@@ -28,6 +28,7 @@ from ..errors import (
     StripeServiceError,
 )
 from ..state import BillingState, app_object, get_state
+from ..stores.base import SUBSCRIPTIONS_TABLE
 from ..stripe_api import StripeGateway
 from .http import read_json_body
 
@@ -178,8 +179,11 @@ def expire_other_sessions(
 
 
 def trial_allowed(state: BillingState, account: BillingAccount, price_id: str) -> bool:
-    """Whether this account may get the price's trial (its records are read only then)."""
+    """Whether this account may get the price's trial (its records are read only then; none
+    before the migration adding them, which cannot tell whether it had one)."""
     if state.settings.trial_days_for(price_id) is None:
+        return False
+    if state.schema.lacking(SUBSCRIPTIONS_TABLE) is not None:
         return False
     return checkout.trial_allowed(account, state.subscription_log.subscriptions_of(account.user_id))
 

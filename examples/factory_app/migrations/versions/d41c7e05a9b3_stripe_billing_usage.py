@@ -46,9 +46,16 @@ def upgrade():
         ["status", "next_attempt_at"],
         unique=False,
     )
+    op.create_index(
+        "ix_stripe_billing_usage_reported",
+        "stripe_billing_usage",
+        ["user_id", "reported_at"],
+        unique=False,
+    )
 
 
 def downgrade():
+    op.drop_index("ix_stripe_billing_usage_reported", table_name="stripe_billing_usage")
     op.drop_index("ix_stripe_billing_usage_due", table_name="stripe_billing_usage")
     op.drop_index("ix_stripe_billing_usage_account", table_name="stripe_billing_usage")
     op.drop_table("stripe_billing_usage")

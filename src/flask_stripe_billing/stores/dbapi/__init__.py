@@ -71,6 +71,8 @@ class DBAPIUserStore(DBAPIBillingLog):
         self._overrides = _checked_overrides(columns or {})
         self._user_id_type = user_id_type
         self._resolved: dict[str, str] | None = None
+        #: The users table's billing columns the last inspection found missing.
+        self._missing_columns: frozenset[str] | None = None
 
     @property
     def column_overrides(self) -> dict[str, str | None]:
@@ -132,7 +134,8 @@ class DBAPIUserStore(DBAPIBillingLog):
     def schema_gaps(self) -> tuple[SchemaGap, ...]:
         """As :class:`DBAPIBillingLog`, and each billing column of the users table that is
         missing: the default names as ``columns`` maps them (one mapped to None is not
-        looked for)."""
+        looked for). The account is read and written without the missing ones (their
+        fields' defaults) until an inspection finds them: then the table is read again."""
         names = {
             field: name
             for field, default in DEFAULT_COLUMNS.items()
@@ -141,7 +144,12 @@ class DBAPIUserStore(DBAPIBillingLog):
         table = billing_columns(self.users_table, names)
         fields = {name: field for field, name in names.items()}
         wanted = [column for column in table.c if column.name in fields]
-        return self._gaps([(USERS, table, wanted)], fields)
+        gaps = self._gaps([(USERS, table, wanted)], fields)
+        missing = frozenset(gap.name for gap in gaps if gap.kind == USERS)
+        if missing != self._missing_columns:
+            self._missing_columns = missing
+            self._resolved = None  # a migration added some since: read the columns again
+        return gaps
 
     # helpers
 

@@ -4,7 +4,10 @@ Starts examples/simple_app on 127.0.0.1 (a free port, a fresh database in a
 temporary folder), sends it events built from the real Stripe payloads in
 tests/fixtures/ (API versions 2020-08-27, 2025-03-31 "basil" and 2026-03-25
 "dahlia") over HTTP, signed as Stripe signs them, and after each prints what
-the extension did and what alice's and bob's accounts look like.
+the extension did and what alice's and bob's accounts look like. Then usage-based
+billing (a stand-in for Stripe's meter events), and a one-time purchase: bob buys two
+credit packs (a payment-mode Checkout session), is refunded in part, then in full, and
+the example's own receivers grant his credits and take them back.
 Exits non-zero when any step does not end as expected.
 """
 
@@ -31,6 +34,7 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "examples"), str(ROOT / "tests")]
 
+from purchase_support import charge_refunded_event, refund_event, session_event  # noqa: E402
 from simple_app.app import DEMO_WEBHOOK_SECRET, billing, create_app, db  # noqa: E402
 from support import checkout_event, sign, subscription_event  # noqa: E402
 
@@ -48,7 +52,7 @@ MINUTE = 60
 LEGEND = """
 outcome: what the extension reported (signal webhook_received); "-" when it reported none
   processed  the rules ran          duplicate  event id seen before: nothing done
-  stale      older than the last applied event of its subscription: nothing done
+  stale      older than the last applied event of its subscription (or purchase): nothing done
   unmatched  no user has that customer: acknowledged, kept for billing.process_event()
 +feature: an active Stripe entitlement of the user's customer (what feature gates accept)
 """
@@ -136,6 +140,70 @@ def steps() -> list[Step]:
 
 
 @dataclass
+class PurchaseStep:
+    """One delivery of bob's purchase and how it must end: bob's credits and the
+    purchase's status as the example app shows them."""
+
+    title: str
+    event: dict[str, Any]
+    outcome: str
+    credits: int
+    purchase: str  # "status refunded/amount"
+
+
+def purchase_steps() -> list[PurchaseStep]:
+    """Bob buys 2 packs of 100 credits (30.00), is refunded 10.00, then all of it."""
+    payment = "pi_demo_bob_credits"
+    paid = session_event(
+        customer="cus_demo_bob",
+        user_id="2",
+        product="credits_100",
+        quantity=2,
+        amount=3000,
+        payment_intent=payment,
+        session_id="cs_demo_bob_credits",
+        event_id="evt_demo_purchase",
+        created=T0 + 10 * MINUTE,
+    )
+    # A partial refund in the Dashboard: Stripe sends refund.created and charge.refunded.
+    partial = refund_event(
+        "refund.created",
+        amount=1000,
+        payment_intent=payment,
+        event_id="evt_demo_refund_part",
+        created=T0 + 11 * MINUTE,
+    )
+    partial_charge = charge_refunded_event(
+        amount_refunded=1000,
+        payment_intent=payment,
+        customer="cus_demo_bob",
+        event_id="evt_demo_charge_part",
+        created=T0 + 11 * MINUTE,
+    )
+    full = charge_refunded_event(
+        amount_refunded=3000,
+        payment_intent=payment,
+        customer="cus_demo_bob",
+        event_id="evt_demo_charge_full",
+        created=T0 + 12 * MINUTE,
+    )
+    return [
+        PurchaseStep("bob buys 2 packs: checkout.session.completed", paid,
+                     "processed", 200, "paid 0.00/30.00"),
+        PurchaseStep("Stripe delivers that same event again", paid,
+                     "duplicate", 200, "paid 0.00/30.00"),
+        PurchaseStep("a partial refund, 10.00: refund.created", partial,
+                     "processed", 200, "partially_refunded 10.00/30.00"),
+        PurchaseStep("the rest is refunded: charge.refunded, 30.00", full,
+                     "processed", 0, "refunded 30.00/30.00"),
+        PurchaseStep("Stripe delivers that same event again", full,
+                     "duplicate", 0, "refunded 30.00/30.00"),
+        PurchaseStep("the first charge.refunded (10.00) arrives late", partial_charge,
+                     "stale", 0, "refunded 30.00/30.00"),
+    ]  # fmt: skip
+
+
+@dataclass
 class DemoApp:
     """The example app served in a background thread, with what it reported."""
 
@@ -154,6 +222,15 @@ class DemoApp:
         assert self.app is not None
         with self.app.app_context():
             return len(billing.user_store.list_usage())  # type: ignore[union-attr]
+
+    def credits(self, user_id: int) -> tuple[int, str]:
+        """The user's credits and their newest purchase ("status refunded/amount")."""
+        _, user = self.request("GET", f"/users/{user_id}")
+        if not user["purchases"]:
+            return user["credits"], "-"
+        newest = user["purchases"][0]
+        money = f"{newest['amount_refunded'] / 100:.2f}/{(newest['amount'] or 0) / 100:.2f}"
+        return user["credits"], f"{newest['status']} {money}"
 
     def account(self, user_id: int) -> str:
         _, user = self.request("GET", f"/users/{user_id}")
@@ -270,6 +347,32 @@ def run_usage(demo: DemoApp) -> bool:
     return ok
 
 
+def run_purchases(demo: DemoApp, first_number: int) -> bool:
+    """A credit pack bought, delivered twice, refunded in part and then in full; the
+    example's receivers of purchase_completed / purchase_refunded grant and take back."""
+    print("\nOne-time purchases (credits_100: 100 credits a pack, taken back on a full refund):")
+    print(f"{'':4}{'what is sent':<48} {'HTTP':<4} {'outcome':<10} {'credits':<8} bob's purchase")
+    all_ok = True
+    for number, step in enumerate(purchase_steps(), start=first_number):
+        demo.outcomes.clear()
+        demo.log_lines.clear()
+        http, body = demo.post_event(step.event, DEMO_WEBHOOK_SECRET)
+        outcome = demo.outcomes[-1] if demo.outcomes else "-"
+        credits, purchase = demo.credits(2)
+        ok = (http, outcome, credits, purchase) == (200, step.outcome, step.credits, step.purchase)
+        all_ok = all_ok and ok
+        mark = "ok" if ok else f"FAIL: expected 200 {step.outcome} {step.credits} {step.purchase}"
+        print(
+            f"{number:>2}. {step.title:<48} {http:<4} {outcome:<10} {credits:<8} "
+            f"{purchase:<31} {mark}"
+        )
+        for line in demo.log_lines:
+            print(f"{'':8}app log: {line}")
+        if http != 200:
+            print(f"{'':8}answer: {body.get('error')}: {body.get('message')}")
+    return all_ok
+
+
 def run(demo: DemoApp) -> bool:
     """Send every step, print one line each; True when all ended as expected."""
     print(f"{'':4}{'what is sent':<48} {'HTTP':<4} {'outcome':<10} {'alice':<21} bob")
@@ -301,6 +404,7 @@ def main() -> int:
         print(LEGEND)
         ok = run(demo)
         ok = run_usage(demo) and ok
+        ok = run_purchases(demo, first_number=len(steps()) + 1) and ok
     print("\nAll steps ended as expected." if ok else "\nSOME STEPS DID NOT END AS EXPECTED.")
     return 0 if ok else 1
 

@@ -12,13 +12,14 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 from flask import Flask
+from purchase_support import PI, charge_refunded_event, dispute_event, refund_event, session_event
 from support import checkout_event, load, post_event
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 if str(EXAMPLES) not in sys.path:
     sys.path.insert(0, str(EXAMPLES))
 
-from simple_app.app import DEMO_WEBHOOK_SECRET, create_app, db  # noqa: E402
+from simple_app.app import DEMO_WEBHOOK_SECRET, CreditGrant, billing, create_app, db  # noqa: E402
 
 API = "https://api.stripe.com/v1"
 STRIPE_CONFIG = {
@@ -373,3 +374,162 @@ def test_the_metered_route_reports_usage_once_per_request_id_within_the_quota(
     result = app.test_cli_runner().invoke(args=["billing", "usage", "send"])
     assert result.output == "0 rows sent, 0 failed, 0 to retry, 3 waiting for a Stripe customer\n"
     assert not [call for call in stripe_api.calls if "meter_events" in call.request.url]
+
+
+# Credits: the example's own receivers of the purchase signals
+
+
+def deliver(app: Flask, *events: dict[str, Any]) -> None:
+    """POST each event to the example, signed with its demo secret; each is answered 200."""
+    client = app.test_client()
+    for event in events:
+        assert post_event(client, event, secret=DEMO_WEBHOOK_SECRET).status_code == 200
+
+
+def bobs_pack(quantity: int = 2, **changes: Any) -> dict[str, Any]:
+    """bob's paid payment-mode session for ``quantity`` packs of credits_100 (30.00)."""
+    return session_event(customer="cus_bob", user_id=str(BOB), quantity=quantity, **changes)
+
+
+def purchase_row(app: Flask) -> tuple[int, str, int]:
+    """bob's credits, and his one purchase's status and amount refunded, from /users/2."""
+    bob = user(app, BOB)
+    (purchase,) = bob["purchases"]
+    return bob["credits"], purchase["status"], purchase["amount_refunded"]
+
+
+def test_a_paid_credit_pack_grants_its_credits_once_and_the_pages_show_them(
+    make_example: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_example()
+    paid = bobs_pack(quantity=3, amount=4500)
+
+    deliver(app, paid, paid)  # Stripe delivers it twice
+
+    assert purchase_row(app) == (300, "paid", 0)
+    assert user(app, BOB)["purchases"] == [
+        {
+            "id": PI,
+            "product": "credits_100",
+            "quantity": 3,
+            "status": "paid",
+            "amount": 4500,
+            "amount_refunded": 0,
+            "currency": "usd",
+        }
+    ]
+    assert user(app, ALICE)["credits"] == 0
+    client = app.test_client()
+    pricing = client.get("/pricing?as=2").get_data(as_text=True)
+    assert '<p id="credits">You have <b>300</b> credits.</p>' in pricing
+    assert f"<td>{PI}</td>" in pricing
+    assert "<td>paid</td>" in pricing
+    assert "0.00 of 45.00\n      USD</td>" in pricing
+    assert "<td>bob@example.com</td>" in client.get("/").get_data(as_text=True)
+    assert "<td>300</td>" in client.get("/").get_data(as_text=True)
+    bought = [r.getMessage() for r in caplog.records if "bought" in r.getMessage()]
+    assert bought == [f"bob@example.com bought 300 credits ({PI})"]
+
+
+def test_a_partial_refund_leaves_the_credits_and_a_full_one_takes_them_all_back(
+    make_example: Callable[..., Flask],
+) -> None:
+    app = make_example()
+    deliver(app, bobs_pack(created=1_800_000_000))
+
+    deliver(app, refund_event(amount=1000, created=1_800_000_100))
+    assert purchase_row(app) == (200, "partially_refunded", 1000)
+
+    full = charge_refunded_event(amount_refunded=3000, customer="cus_bob", created=1_800_000_200)
+    deliver(app, full, full)
+    assert purchase_row(app) == (0, "refunded", 3000)
+    pricing = app.test_client().get("/pricing?as=2").get_data(as_text=True)
+    assert '<p id="credits">You have <b>0</b> credits.</p>' in pricing
+    assert "<td>refunded</td>" in pricing
+
+
+def test_a_refund_that_came_before_its_session_grants_and_takes_back_at_once(
+    make_example: Callable[..., Flask],
+) -> None:
+    app = make_example()
+    early = charge_refunded_event(amount_refunded=3000, customer="cus_bob", created=1_800_000_200)
+
+    deliver(app, early)
+    assert user(app, BOB)["credits"] == 0  # no account known yet: nothing granted
+    deliver(app, bobs_pack(created=1_800_000_000))
+
+    assert purchase_row(app) == (0, "refunded", 3000)
+    with app.app_context():
+        grant = db.session.get(CreditGrant, PI)
+        assert grant is not None
+        assert (grant.credits, grant.revoked) == (200, True)
+
+
+def test_a_lost_dispute_takes_the_credits_back_an_open_one_does_not(
+    make_example: Callable[..., Flask],
+) -> None:
+    app = make_example()
+    deliver(app, bobs_pack(created=1_800_000_000))
+
+    deliver(app, dispute_event(status="needs_response", created=1_800_000_100))
+    assert user(app, BOB)["credits"] == 200
+    deliver(app, dispute_event("charge.dispute.closed", status="lost", created=1_800_000_200))
+    assert purchase_row(app) == (0, "paid", 0)
+
+
+def test_a_purchase_of_a_product_that_is_no_credit_pack_grants_no_credits(
+    make_example: Callable[..., Flask],
+) -> None:
+    app = make_example()
+
+    deliver(app, bobs_pack(product=None, line_items=[("price_someone_elses", 1)]))
+
+    bob = user(app, BOB)
+    assert bob["credits"] == 0
+    assert [(p["product"], p["status"]) for p in bob["purchases"]] == [(None, "paid")]
+
+
+def test_the_success_page_and_the_webhook_that_follows_grant_the_credits_once(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    client = app.test_client()
+    client.get("/pricing?as=2")
+    paid = bobs_pack(quantity=5, amount=7500)
+    session = paid["data"]["object"]
+    stripe_api.add(responses.GET, f"{API}/checkout/sessions/{session['id']}", json=session)
+
+    back = client.get(f"/billing/success?session_id={session['id']}")
+    assert back.status_code == 303
+    assert user(app, BOB)["credits"] == 500  # at once, before the webhook
+    deliver(app, paid)
+
+    assert purchase_row(app) == (500, "paid", 0)
+
+
+def test_billing_refund_of_the_whole_pack_takes_the_credits_back(
+    make_example: Callable[..., Flask], stripe_api: responses.RequestsMock
+) -> None:
+    app = make_example(**STRIPE_CONFIG)
+    deliver(app, bobs_pack(created=1_800_000_000))
+    refund = {
+        **load("stripe-openapi/refund.json"),
+        "id": "re_example_1",
+        "amount": 3000,
+        "payment_intent": PI,
+        "status": "succeeded",
+        "created": 1_800_000_100,
+    }
+    stripe_api.add(
+        responses.POST,
+        f"{API}/refunds",
+        json=refund,
+        headers={"Date": "Fri, 15 Jan 2027 08:00:00 GMT"},
+    )
+
+    with app.app_context():
+        after = billing.refund(PI, reason="requested_by_customer")
+
+    assert (after.status, after.amount_refunded) == ("refunded", 3000)
+    assert form(stripe_api.calls[-1])["payment_intent"] == PI
+    assert purchase_row(app) == (0, "refunded", 3000)

@@ -1,7 +1,8 @@
 """A small host app: a SQLite user table whose plans Flask-Stripe-Billing keeps right.
 
 Pages: ``/`` (the users), ``/pricing`` (Upgrade and Manage billing buttons, and Buy
-credits: a one-time product, ``credits_100`` in ``STRIPE_BILLING_PRODUCTS``),
+credits: a one-time product, ``credits_100`` in ``STRIPE_BILLING_PRODUCTS``, with the
+user's credits and purchases),
 ``/billing/success`` (the extension's own: where Checkout sends the user back; it
 applies the session and redirects to ``/account`` with a flash message), two gated pages:
 ``/pro`` for users on a paid plan (``billing.plan_required()``) and ``/export``
@@ -15,6 +16,15 @@ extension's ``billing_settings()`` partial and its form buttons; and ``/billing/
 the extension's operations page (the event log, accounts, replay / link / sync), which
 only alice may open. The example has no real login: add ``?as=2`` to any page to act
 as user 2 from then on (remembered in the session), ``?as=`` to act as nobody.
+
+Credits are the app's own: a ``purchase_completed`` receiver grants 100 credits a pack
+times the quantity (a ``credit_grants`` row keyed by the purchase id, so a purchase is
+granted once), and they are taken back, all of them, when the purchase is fully refunded
+(``purchase_refunded`` with ``fully_refunded``) or its dispute is lost
+(``purchase_disputed``). A partial refund takes nothing back: it is a goodwill gesture or
+a price adjustment, and the customer keeps the pack. A user's balance is the sum of their
+grants not taken back (a real app would subtract what was spent, and may let a refund
+take the balance below zero). See docs/purchases.md.
 
 Run it with ``make run`` (or ``flask --app examples/simple_app/app.py run``) and
 point the Stripe CLI at it::
@@ -52,6 +62,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from flask_stripe_billing import (
     BillingAccount,
     BillingMixin,
+    PurchaseRecord,
     SQLAlchemyUserStore,
     StripeBilling,
     StripeEvent,
@@ -81,6 +92,8 @@ DEFAULTS = {
     # Conversions each plan includes per month, for POST /api/convert's quota.
     "STRIPE_BILLING_USAGE_QUOTAS": '{"free": {"conversions": 3}, "pro": {"conversions": 1000}}',
 }
+#: Credits in one pack of each product that sells credits (5 packs: 5 times as many).
+CREDITS_PER_PACK = {"credits_100": 100}
 #: Who may open the operations page (DEMO: alice; a real app asks its own login).
 ADMIN_USER_IDS = frozenset({"1"})
 
@@ -93,6 +106,27 @@ class User(BillingMixin, db.Model):  # type: ignore[name-defined, misc]
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(255), unique=True)
+
+    @property
+    def credits(self) -> int:
+        """The credits of the user's purchases, but those taken back."""
+        total = db.session.scalar(
+            sa.select(sa.func.sum(CreditGrant.credits)).where(
+                CreditGrant.user_id == self.id, CreditGrant.revoked.is_(False)
+            )
+        )
+        return int(total or 0)
+
+
+class CreditGrant(db.Model):  # type: ignore[name-defined, misc]
+    """The credits one purchase gave: keyed by the purchase id, so it is granted once;
+    ``revoked`` once a full refund or a lost dispute took them back."""
+
+    __tablename__ = "credit_grants"
+    purchase_id: Mapped[str] = mapped_column(sa.String(255), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    credits: Mapped[int]
+    revoked: Mapped[bool] = mapped_column(default=False)
 
 
 def acting_user_id() -> str | None:
@@ -141,6 +175,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # and their form routes POST /billing/manage/(cancel|resume|change-plan|seats):
     billing.init_app(app)
     app.register_blueprint(admin)  # after init_app; refused without a permission check
+    # This app's purchases only (sender=app): the receivers write to this app's database.
+    signals.purchase_completed.connect(grant_credits, sender=app)
+    signals.purchase_refunded.connect(take_back_refunded_credits, sender=app)
+    signals.purchase_disputed.connect(take_back_disputed_credits, sender=app)
     with app.app_context():
         db.create_all()  # also creates the extension's stripe_billing_events table
         seed_demo_users()
@@ -230,6 +268,45 @@ def on_plan_changed(
         app.logger.info("Welcome to %s, %s! (was %s)", new_plan, account.email, old_plan)
 
 
+def grant_credits(
+    app: Flask, *, user_id: str, account: BillingAccount, purchase: PurchaseRecord, **extra: Any
+) -> None:
+    """A paid purchase of a credit pack: its credits times the quantity, once per purchase."""
+    per_pack = CREDITS_PER_PACK.get(purchase.product or "")
+    if per_pack is None or db.session.get(CreditGrant, purchase.id) is not None:
+        return  # not a credit pack (a lifetime deal, an unknown price), or granted already
+    credits = per_pack * (purchase.quantity or 1)
+    db.session.add(CreditGrant(purchase_id=purchase.id, user_id=int(user_id), credits=credits))
+    db.session.commit()  # the purchase is committed already: this is the app's own
+    app.logger.info("%s bought %d credits (%s)", account.email, credits, purchase.id)
+
+
+def take_back_refunded_credits(
+    app: Flask, *, purchase: PurchaseRecord, fully_refunded: bool, **extra: Any
+) -> None:
+    """A full refund takes the purchase's credits back; a partial one leaves them."""
+    if fully_refunded:
+        take_back_credits(app, purchase, "refunded")
+
+
+def take_back_disputed_credits(
+    app: Flask, *, purchase: PurchaseRecord, dispute_status: str, **extra: Any
+) -> None:
+    """A lost dispute (the money went back to the card holder) takes the credits back."""
+    if dispute_status == "lost":
+        take_back_credits(app, purchase, "its dispute lost")
+
+
+def take_back_credits(app: Flask, purchase: PurchaseRecord, why: str) -> None:
+    """Mark the purchase's grant taken back, once."""
+    grant = db.session.get(CreditGrant, purchase.id)
+    if grant is None or grant.revoked:
+        return
+    grant.revoked = True
+    db.session.commit()
+    app.logger.info("%d credits taken back: %s %s", grant.credits, purchase.id, why)
+
+
 HEADER = """<!doctype html>
 <title>Flask-Stripe-Billing example</title>
 <p>
@@ -253,7 +330,9 @@ HEADER = """<!doctype html>
 USERS_PAGE = """
 <h1>Users</h1>
 <table border="1" cellpadding="4">
-  <tr><th>id</th><th>email</th><th>plan</th><th>subscription</th><th>customer</th></tr>
+  <tr>
+    <th>id</th><th>email</th><th>plan</th><th>subscription</th><th>customer</th><th>credits</th>
+  </tr>
   {% for user in everyone %}
   <tr>
     <td><a href="{{ url_for('show_user', user_id=user.id) }}">{{ user.id }}</a></td>
@@ -261,6 +340,7 @@ USERS_PAGE = """
     <td>{{ user.plan }}</td>
     <td>{{ user.stripe_subscription_status or "-" }}</td>
     <td>{{ user.stripe_customer_id or "-" }}</td>
+    <td>{{ user.credits }}</td>
   </tr>
   {% endfor %}
 </table>
@@ -281,6 +361,24 @@ PRICING_PAGE = """
 {# The extension's form buttons: a one-time Checkout (mode payment) of the product. #}
 {{ billing_checkout_button("Buy 100 credits", product="credits_100") }}
 {{ billing_checkout_button("Buy 500 credits", product="credits_100", quantity=5) }}
+{% if me %}
+<p id="credits">You have <b>{{ me.credits }}</b> credits.</p>
+{% if purchases %}
+<table border="1" cellpadding="4">
+  <tr><th>purchase</th><th>product</th><th>quantity</th><th>status</th><th>refunded</th></tr>
+  {% for purchase in purchases %}
+  <tr>
+    <td>{{ purchase.id }}</td>
+    <td>{{ purchase.product or "?" }}</td>
+    <td>{{ purchase.quantity or 1 }}</td>
+    <td>{{ purchase.status }}</td>
+    <td>{{ money(purchase.amount_refunded) }} of {{ money(purchase.amount or 0) }}
+      {{ (purchase.currency or "").upper() }}</td>
+  </tr>
+  {% endfor %}
+</table>
+{% endif %}
+{% endif %}
 <script>
   // The extension's routes answer {"url": ...} to go to, or an error with a message.
   async function goToStripe(method, url, body) {
@@ -356,12 +454,29 @@ def show_user(user_id: int) -> dict[str, Any]:
         "updated_at": _iso(user.updated_at),
         # Its customer's active Stripe Entitlements (kept by the extension, not on User).
         "features": sorted(billing.account(user.id).features),
+        # The app's own credits, and the one-time purchases the extension keeps.
+        "credits": user.credits,
+        "purchases": [
+            {
+                "id": purchase.id,
+                "product": purchase.product,
+                "quantity": purchase.quantity,
+                "status": purchase.status,
+                "amount": purchase.amount,
+                "amount_refunded": purchase.amount_refunded,
+                "currency": purchase.currency,
+            }
+            for purchase in billing.purchases(user.id)
+        ],
     }
 
 
 def pricing() -> str:
-    """The Upgrade buttons (to Stripe Checkout) and Manage billing (to the portal)."""
-    return render_template_string(HEADER + PRICING_PAGE)
+    """The Upgrade buttons (to Stripe Checkout), Manage billing (to the portal), and the
+    credit packs with the user's credits and purchases."""
+    user = current_user()
+    purchases = [] if user is None else billing.purchases(user.id)
+    return render_template_string(HEADER + PRICING_PAGE, purchases=purchases, money=_money)
 
 
 @billing.plan_required()
@@ -384,6 +499,11 @@ def account() -> str:
 def export() -> str:
     """A page for plans that include the ``export`` feature; the others go to pricing."""
     return render_template_string(HEADER + EXPORT_PAGE)
+
+
+def _money(amount: int) -> str:
+    """An amount in cents as ``10.00`` (the example sells in USD)."""
+    return f"{amount / 100:.2f}"
 
 
 def _iso(value: datetime | None) -> str | None:

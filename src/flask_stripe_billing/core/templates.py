@@ -138,7 +138,7 @@ def build_event(
     customer alone: ``user_id`` is not used).
 
     One-time purchases: ``mode="payment"`` makes a Checkout event a paid session of
-    ``product`` × ``quantity`` for ``amount`` (as this package's Checkout names them in
+    ``quantity`` of ``product`` for ``amount`` (as this package's Checkout names them in
     the metadata), its payment ``payment_intent``. ``charge.refunded`` is that payment's
     charge with ``refund_amount`` refunded (default: all of ``amount``); ``refund.*`` a
     refund of ``refund_amount`` (default: all), ``status`` ``succeeded`` (``.failed``:

@@ -92,16 +92,28 @@ def charge_refunded_event(
     customer: str | None = "cus_test",
     layout: str = "dahlia",
     invoice: str | None = None,
+    refund_id: str | None = None,
     event_id: str | None = None,
     created: int | None = None,
 ) -> dict[str, Any]:
-    """``charge.refunded``: Stripe's charge object (dahlia: no refunds listed), or
-    stripe-ruby-mock's old one (``old``: its refunds as a plain list)."""
+    """``charge.refunded``: Stripe's charge object (dahlia: no refunds listed), pay-rails'
+    (``2020``: its refunds as a list object, before 2022-11-15), or stripe-ruby-mock's
+    oldest one (``old``: its refunds as a plain list, without ids). ``refund_id`` names
+    the refund the ``2020`` layout lists (default: the fixture's)."""
     if layout == "old":
         obj = load_object("events/stripe-ruby-mock__charge.refunded.json")
         obj["refunds"] = [dict(obj["refunds"][0], amount=amount_refunded)]
         obj["invoice"] = invoice
         api_version = "2013-08-13"
+    elif layout == "2020":
+        obj = load_object("events/pay-rails__charge.refunded.DATA_ONLY.json")
+        obj = {"object": "charge", **obj}  # pay-rails' copy dropped it; Stripe sends it
+        listed = obj["refunds"]["data"][0]
+        listed.update(amount=amount_refunded, charge=CHARGE, payment_intent=payment_intent)
+        listed["id"] = refund_id or listed["id"]
+        obj["refunds"]["url"] = f"/v1/charges/{CHARGE}/refunds"
+        obj["invoice"] = invoice
+        api_version = "2020-08-27"
     else:
         obj = load("stripe-openapi/charge.json")
         obj["invoice"] = invoice
@@ -128,12 +140,19 @@ def refund_event(
     status: str = "succeeded",
     payment_intent: str | None = PI,
     refund_created: int | None = None,
+    layout: str = "dahlia",
     event_id: str | None = None,
     created: int | None = None,
 ) -> dict[str, Any]:
-    """A refund event: Stripe's refund object with the payment and status given, made at
-    ``refund_created`` (default: the event's time)."""
-    obj = load("stripe-openapi/refund.json")
+    """A refund event: Stripe's refund object (``dahlia``), or stripe-ruby-mock's of API
+    2020-08-27 (``2020``: no ``customer``, no ``destination_details``), with the payment and
+    status given, made at ``refund_created`` (default: the event's time)."""
+    if layout == "2020":
+        obj = load_object("events/stripe-ruby-mock__charge.refund.updated.json")
+        api_version = "2020-08-27"
+    else:
+        obj = load("stripe-openapi/refund.json")
+        api_version = "2026-03-25.dahlia"
     obj.update(
         id=refund_id,
         amount=amount,
@@ -142,9 +161,13 @@ def refund_event(
         charge=CHARGE,
         created=refund_created if refund_created is not None else (created or NOW),
     )
-    return envelope(
-        event_type, obj, event_id=event_id, created=created, api_version="2026-03-25.dahlia"
-    )
+    return envelope(event_type, obj, event_id=event_id, created=created, api_version=api_version)
+
+
+#: The layouts each builder above has, oldest first.
+CHARGE_LAYOUTS = ("old", "2020", "dahlia")
+REFUND_LAYOUTS = ("2020", "dahlia")
+DISPUTE_LAYOUTS = ("old", "dahlia")
 
 
 def dispute_event(

@@ -1,9 +1,11 @@
 """A duplicate subscription's triggering event delivered twice at the same moment on two
 workers (threads, each its own connection, PostgreSQL): one ``duplicate_subscription``
-signal and exactly one cancel request to Stripe."""
+signal and exactly one cancel request to Stripe, in the two-tabs case and in the
+retry-after-``incomplete`` case."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +13,17 @@ import pytest
 import responses
 from conftest import Host
 from manage_support import CUSTOMER
-from support import NOW, post_event
-from test_duplicates import OPT_IN, START, mock_cancel, two_tabs
+from support import NOW, envelope, post_event
+from test_duplicates import (
+    INCOMPLETE,
+    OPT_IN,
+    PRICE,
+    START,
+    event,
+    mock_cancel,
+    subscription,
+    two_tabs,
+)
 from test_thin_concurrency import together
 
 from flask_stripe_billing.testing import record_signals
@@ -71,3 +82,47 @@ def test_both_tabs_events_delivered_at_once_cancel_one_subscription_once(
     cancels = [call.request.url for call in stripe_api.calls if call.request.method == "DELETE"]
     assert len(cancels) == 1
     assert "/subscriptions/sub_tab_two" in cancels[0]
+
+
+@pytest.mark.parametrize("workers", [2, 8])
+def test_the_late_payment_of_an_incomplete_try_delivered_at_once_cancels_the_retry_once(
+    make_host: Callable[..., Host], stripe_api: responses.RequestsMock, workers: int
+) -> None:
+    """Retry after ``incomplete``: the first try, the retry that paid, then the first try
+    paid after all, its ``.updated`` delivered on several workers at once."""
+    host = make_host(OPT_IN)
+    host.add_user(1, stripe_customer_id=CUSTOMER)
+    mock_cancel(stripe_api, "sub_retry", START + 1000)
+    first = copy.deepcopy(INCOMPLETE)
+    first.update(id="sub_first_try", customer=CUSTOMER, created=NOW - 300)
+    for item in first["items"]["data"]:
+        item["price"]["id"] = PRICE
+    paid_late = copy.deepcopy(first)
+    paid_late["status"] = "active"
+    retry = subscription("sub_retry", created=NOW - 200)
+    for delivery in (
+        envelope("customer.subscription.created", first, created=NOW - 300),
+        event(retry, "customer.subscription.created", NOW - 200),
+    ):
+        assert post_event(host.client, delivery).status_code == 200
+    trigger = envelope("customer.subscription.updated", paid_late, created=NOW - 10)
+
+    def deliver() -> Any:
+        return post_event(host.app.test_client(), trigger)
+
+    with record_signals() as sent:
+        codes = together([deliver] * workers)
+
+    assert codes == [200] * workers
+    [notice] = sent["duplicate_subscription"]
+    assert (notice["kept_subscription_id"], notice["duplicate_subscription_id"]) == (
+        "sub_first_try",
+        "sub_retry",
+    )
+    cancels = [call.request.url for call in stripe_api.calls if call.request.method == "DELETE"]
+    assert len(cancels) == 1
+    assert "/subscriptions/sub_retry" in cancels[0]
+    refunds = [call for call in stripe_api.calls if call.request.url.endswith("/refunds")]
+    assert len(refunds) == 1
+    assert host.subscription("sub_retry")["status"] == "canceled"
+    assert host.user(1).stripe_subscription_id == "sub_first_try"

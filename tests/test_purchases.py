@@ -13,9 +13,11 @@ import responses
 from conftest import Host, build_host
 from flask import Flask, jsonify
 from purchase_support import (
+    CHARGE_LAYOUTS,
     CONFIG,
     NOW,
     PI,
+    REFUND_LAYOUTS,
     SESSION_LAYOUTS,
     charge_refunded_event,
     dispute_event,
@@ -219,7 +221,7 @@ def test_a_subscription_checkout_makes_no_purchase(host: Host) -> None:
 # refunds
 
 
-@pytest.mark.parametrize("layout", ["dahlia", "old"])
+@pytest.mark.parametrize("layout", CHARGE_LAYOUTS)
 def test_charge_refunded_marks_a_partial_then_a_full_refund(
     host: Host, received: list[tuple[str, dict[str, Any]]], layout: str
 ) -> None:
@@ -261,19 +263,25 @@ def test_a_refund_without_a_payment_intent_is_ignored(host: Host) -> None:
     )
 
 
+@pytest.mark.parametrize("layout", REFUND_LAYOUTS)
 def test_refund_events_follow_each_refund_and_a_failed_one_gives_nothing_back(
-    host: Host, received: list[tuple[str, dict[str, Any]]]
+    host: Host, received: list[tuple[str, dict[str, Any]]], layout: str
 ) -> None:
     deliver(
         host,
         session_event(created=NOW - 100),
-        refund_event("refund.created", status="pending", amount=1000, created=NOW - 50),
+        refund_event(
+            "refund.created", status="pending", amount=1000, layout=layout, created=NOW - 50
+        ),
     )
     assert (the_purchase(host).status, the_purchase(host).amount_refunded) == (
         "partially_refunded",
         1000,
     )
-    deliver(host, refund_event("refund.failed", status="failed", amount=1000, created=NOW))
+    deliver(
+        host,
+        refund_event("refund.failed", status="failed", amount=1000, layout=layout, created=NOW),
+    )
 
     purchase = the_purchase(host)
     assert (purchase.status, purchase.amount_refunded) == ("paid", 0)

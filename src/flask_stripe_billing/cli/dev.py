@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from urllib.parse import urlsplit
 
 import click
@@ -11,12 +12,17 @@ from flask.cli import with_appcontext
 from ..config import Settings
 from ..core.account import BillingAccount
 from ..core.entitlements import SUMMARY_EVENT, read_summary
+from ..core.payments import CHARGE_REFUNDED, DISPUTE_EVENTS, REFUND_EVENTS
+from ..core.purchases import PurchaseRecord
 from ..core.rules import HANDLED_EVENT_TYPES
 from ..core.templates import (
+    CHECKOUT_MODES,
     DEFAULT_CUSTOMER,
+    DEFAULT_PAYMENT_INTENT,
     DEFAULT_PRICE,
     DEFAULT_SUBSCRIPTION,
     TEMPLATE_EVENT_TYPES,
+    CheckoutMode,
     build_event,
 )
 from ..state import BillingState, get_state
@@ -70,6 +76,44 @@ RESPONSE_WIDTH = 200
     help="The user the event is for.",
 )
 @click.option(
+    "--mode",
+    type=click.Choice(CHECKOUT_MODES),
+    default="subscription",
+    show_default=True,
+    help="A Checkout session's mode: payment is a one-time purchase.",
+)
+@click.option(
+    "--product",
+    type=StripeId("product"),
+    metavar="PRODUCT",
+    help="--mode payment: the product key (default: the first of STRIPE_BILLING_PRODUCTS).",
+)
+@click.option(
+    "--quantity",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="--mode payment: how many of the product.",
+)
+@click.option(
+    "--amount",
+    type=click.IntRange(min=1),
+    metavar="CENTS",
+    help="The payment's amount, in the currency's smallest unit.",
+)
+@click.option(
+    "--refund-amount",
+    type=click.IntRange(min=1),
+    metavar="CENTS",
+    help="charge.refunded / refund.*: how much is refunded (default: all of it).",
+)
+@click.option(
+    "--payment-intent",
+    type=StripeId("payment_intent"),
+    metavar="PAYMENT_INTENT",
+    help="The payment (default: a new one for a session; else the user's newest purchase).",
+)
+@click.option(
     "--legacy-layout",
     is_flag=True,
     help="The payload of API versions before 2025-03-31 (periods on the subscription).",
@@ -107,6 +151,12 @@ def trigger_command(
     payment_status: str | None,
     price: str | None,
     user_id: str | None,
+    mode: CheckoutMode,
+    product: str | None,
+    quantity: int,
+    amount: int | None,
+    refund_amount: int | None,
+    payment_intent: str | None,
     legacy_layout: bool,
     url: str | None,
     thin: bool,
@@ -120,9 +170,12 @@ def trigger_command(
     --url). With --user, the customer and subscription default to the
     user's own; a user not linked yet is linked by the event. Prints the
     answer and the account before and after. Exit code 1 if the webhook
-    did not answer 2xx. With --thin, a thin notification of EVENT_TYPE about
-    --object (default: the subscription) is signed with STRIPE_THIN_WEBHOOK_SECRET
-    and the app fetches that object from Stripe's API.
+    did not answer 2xx. A one-time purchase: checkout.session.completed
+    --mode payment --product P, then charge.refunded, refund.* or
+    charge.dispute.* about the user's newest purchase. With --thin, a thin
+    notification of EVENT_TYPE about --object (default: the subscription) is
+    signed with STRIPE_THIN_WEBHOOK_SECRET and the app fetches that object
+    from Stripe's API.
     """
     if thin:
         return trigger_thin(event_type, object_id or subscription, user_id, url)
@@ -147,7 +200,35 @@ def trigger_command(
                 raise NotFound(f"No user {user_id}; nothing was sent.")
         customer = customer or _default(user, "stripe_customer_id", DEFAULT_CUSTOMER)
         before = _with_features(state, user or store.get_by_customer_id(customer))
+        bought = _newest_purchase(state, user)
     subscription = subscription or _default(user, "stripe_subscription_id", DEFAULT_SUBSCRIPTION)
+    about_purchase = event_type in (CHARGE_REFUNDED, *REFUND_EVENTS, *DISPUTE_EVENTS)
+    purchase_options: dict[str, object] = {}
+    if mode == "payment" and event_type.startswith("checkout.session."):
+        purchase_options = {
+            "mode": mode,
+            "product": product or next(iter(state.settings.products.values()), None),
+            "quantity": quantity,
+            "amount": amount,
+            "payment_intent": payment_intent or f"pi_test_{secrets.token_hex(12)}",
+        }
+    elif about_purchase:
+        purchase_options = {
+            "amount": amount or (bought.amount if bought else None),
+            "refund_amount": refund_amount,
+            "payment_intent": payment_intent
+            or (bought.payment_intent_id or bought.id if bought else DEFAULT_PAYMENT_INTENT),
+        }
+    else:
+        for name, value in (
+            ("--mode payment", mode == "payment"),
+            ("--product", product),
+            ("--amount", amount),
+            ("--refund-amount", refund_amount),
+            ("--payment-intent", payment_intent),
+        ):
+            if value:
+                raise click.UsageError(f"{name} is a one-time purchase's; not for {event_type}")
     try:
         event = build_event(
             event_type,
@@ -159,6 +240,7 @@ def trigger_command(
             payment_status=payment_status,
             api_layout="legacy" if legacy_layout else "current",
             features=list(features) or None,
+            **purchase_options,  # type: ignore[arg-type]
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None
@@ -167,6 +249,12 @@ def trigger_command(
         record = state.event_log.get_event(event["id"])
         after = _with_features(
             state, store.get(user_id) if user_id else store.get_by_customer_id(customer)
+        )
+        paid_with = purchase_options.get("payment_intent")
+        purchase = (
+            state.purchase_log.get_purchase(str(paid_with))
+            if state.purchase_log is not None and paid_with
+            else None
         )
     facts = ", ".join(
         f"{name} {value}"
@@ -179,6 +267,8 @@ def trigger_command(
     click.echo(f"  event log: {logged}")
     click.echo(f"  before: {_account_line(before, customer)}")
     click.echo(f"  after:  {_account_line(after, customer)}")
+    if paid_with:
+        click.echo(f"  purchase: {_purchase_line(purchase, str(paid_with))}")
     if not 200 <= code < 300:
         raise click.exceptions.Exit(1)
 
@@ -270,8 +360,51 @@ def _default_price(settings: Settings) -> str:
     return next((price for price in prices if price), DEFAULT_PRICE)
 
 
+def _newest_purchase(state: BillingState, user: BillingAccount | None) -> PurchaseRecord | None:
+    """The user's newest purchase, which a refund or dispute is about by default."""
+    if user is None or state.purchase_log is None:
+        return None
+    return next(iter(state.purchase_log.purchases_of(user.user_id)), None)
+
+
+def _purchase_line(purchase: PurchaseRecord | None, payment_intent: str) -> str:
+    if purchase is None:
+        return f"none of payment {payment_intent} in this app's store"
+    kept = f"refunded {purchase.amount_refunded}, dispute {purchase.dispute_status or 'none'}"
+    if purchase.user_id is None:
+        return f"{purchase.id}: no Checkout session of it yet; kept: {kept}"
+    paid = f"{purchase.amount} {purchase.currency}" if purchase.amount is not None else "amount ?"
+    product = purchase.product or "unknown product"
+    return f"{purchase.id}: {product} x{purchase.quantity or 1}, {purchase.status}, {paid}, {kept}"
+
+
 def _facts(obj: dict[str, object], event_type: str) -> list[tuple[str, object]]:
     """What the event says, for its line: customer, subscription, status, price or user."""
+    if event_type.startswith("checkout.") and obj.get("mode") == "payment":
+        metadata = obj.get("metadata")
+        named = metadata if isinstance(metadata, dict) else {}
+        return [
+            ("customer", obj.get("customer")),
+            ("payment_intent", obj.get("payment_intent")),
+            ("payment_status", obj.get("payment_status")),
+            ("product", named.get("stripe_billing_product")),
+            ("quantity", named.get("stripe_billing_quantity")),
+            ("amount", obj.get("amount_total")),
+            ("user", obj.get("client_reference_id")),
+        ]
+    if event_type == CHARGE_REFUNDED:
+        return [
+            ("customer", obj.get("customer")),
+            ("payment_intent", obj.get("payment_intent")),
+            ("amount", obj.get("amount")),
+            ("amount_refunded", obj.get("amount_refunded")),
+        ]
+    if event_type in (*REFUND_EVENTS, *DISPUTE_EVENTS):
+        return [
+            ("payment_intent", obj.get("payment_intent")),
+            ("amount", obj.get("amount")),
+            ("status", obj.get("status")),
+        ]
     if event_type.startswith("checkout."):
         metadata = obj.get("metadata")
         price = metadata.get("price_id") if isinstance(metadata, dict) else None

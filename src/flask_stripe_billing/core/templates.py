@@ -17,15 +17,18 @@ from importlib import resources
 from typing import Any, Literal
 
 from .account import TERMINAL_STATUSES
+from .checkout import PRODUCT_METADATA, QUANTITY_METADATA
 from .entitlements import SUMMARY_EVENT, SUMMARY_PAGE_SIZE
 from .payments import CHARGE_REFUNDED, DISPUTE_EVENTS, REFUND_EVENTS
 from .rules import HANDLED_EVENT_TYPES
 
-#: The handled types :func:`build_event` has a template of (not yet: a charge's refunds and
-#: disputes; build those from Stripe's objects).
-TEMPLATE_EVENT_TYPES = tuple(
-    t for t in HANDLED_EVENT_TYPES if t not in (CHARGE_REFUNDED, *REFUND_EVENTS, *DISPUTE_EVENTS)
-)
+#: The handled types :func:`build_event` has a template of: every one.
+TEMPLATE_EVENT_TYPES = HANDLED_EVENT_TYPES
+
+#: A Checkout session's mode: ``subscription`` (a plan) or ``payment`` (a one-time purchase).
+CheckoutMode = Literal["subscription", "payment"]
+
+CHECKOUT_MODES: tuple[str, ...] = ("subscription", "payment")
 
 #: ``current``: API versions since 2025-03-31 (periods on the subscription items);
 #: ``legacy``: older ones (``current_period_*`` on the subscription).
@@ -44,6 +47,13 @@ DEFAULT_SUBSCRIPTION = "sub_test"
 DEFAULT_PRICE = "price_test"
 
 
+#: The payment a purchase's events name by default, and its charge, refund and dispute.
+DEFAULT_PAYMENT_INTENT = "pi_test"
+DEFAULT_CHARGE = "ch_test"
+DEFAULT_REFUND = "re_test"
+DEFAULT_DISPUTE = "dp_test"
+
+
 #: Fields of a Stripe object holding a Unix time; moved together to the event's time.
 _TIMESTAMP_KEYS = frozenset(
     {
@@ -53,6 +63,7 @@ _TIMESTAMP_KEYS = frozenset(
         "created",
         "current_period_end",
         "current_period_start",
+        "due_by",
         "effective_at",
         "end",
         "ended_at",
@@ -78,6 +89,12 @@ _DEFAULT_PAYMENT = {"checkout.session.async_payment_failed": "unpaid"}
 _DEFAULT_STATUSES = {
     "customer.subscription.deleted": "canceled",
     "customer.subscription.trial_will_end": "trialing",
+    "refund.created": "succeeded",
+    "refund.updated": "succeeded",
+    "refund.failed": "failed",
+    "charge.dispute.created": "needs_response",
+    "charge.dispute.updated": "under_review",
+    "charge.dispute.closed": "lost",
 }
 
 
@@ -96,6 +113,12 @@ def build_event(
     event_id: str | None = None,
     api_layout: ApiLayout = "current",
     features: Iterable[str] | None = None,
+    mode: CheckoutMode = "subscription",
+    product: str | None = None,
+    quantity: int = 1,
+    amount: int | None = None,
+    refund_amount: int | None = None,
+    payment_intent: str = DEFAULT_PAYMENT_INTENT,
 ) -> dict[str, Any]:
     """A Stripe event of a handled type, as Stripe would deliver it, as a plain dict.
 
@@ -114,6 +137,15 @@ def build_event(
     lists the first 10 and sets ``has_more``, as Stripe does (matched by the
     customer alone: ``user_id`` is not used).
 
+    One-time purchases: ``mode="payment"`` makes a Checkout event a paid session of
+    ``quantity`` of ``product`` for ``amount`` (as this package's Checkout names them in
+    the metadata), its payment ``payment_intent``. ``charge.refunded`` is that payment's
+    charge with ``refund_amount`` refunded (default: all of ``amount``); ``refund.*`` a
+    refund of ``refund_amount`` (default: all), ``status`` ``succeeded`` (``.failed``:
+    ``failed``); ``charge.dispute.*`` a dispute of the payment, ``status``
+    ``needs_response`` (``.updated``: ``under_review``, ``.closed``: ``lost``). They are
+    matched by the payment intent alone (``user_id`` is not used).
+
     ``created`` (default now) is the event's time; the object's own times move
     with it. ``event_id`` defaults to a new unique id. ``api_layout="legacy"``
     gives the payload of API versions before 2025-03-31 (``current_period_*``
@@ -127,7 +159,25 @@ def build_event(
         )
     if api_layout not in API_LAYOUTS:
         raise ValueError(f"api_layout must be one of {', '.join(API_LAYOUTS)}")
-    event: dict[str, Any] = json.loads(_template(api_layout, event_type))
+    if mode not in CHECKOUT_MODES:
+        raise ValueError(f"mode must be one of {', '.join(CHECKOUT_MODES)}")
+    checkout = event_type.startswith("checkout.session.")
+    payment_mode = checkout and mode == "payment"
+    purchase = event_type in (CHARGE_REFUNDED, *REFUND_EVENTS, *DISPUTE_EVENTS)
+    if mode == "payment" and not checkout:
+        raise ValueError(f"mode is a Checkout session's; not for {event_type}")
+    if not (payment_mode or purchase):
+        for name, value in (
+            ("product", product),
+            ("amount", amount),
+            ("refund_amount", refund_amount),
+        ):
+            if value is not None:
+                raise ValueError(f"{name} is a one-time purchase's; not for {event_type}")
+    if quantity < 1:
+        raise ValueError("quantity must be at least 1")
+    name = f"{event_type}.payment_mode" if payment_mode else event_type
+    event: dict[str, Any] = json.loads(_template(api_layout, name))
     when = _unix_time(created)
     obj: dict[str, Any] = event["data"]["object"]
     _shift_times(obj, when - int(event["created"]))
@@ -143,6 +193,42 @@ def build_event(
             if value is not None:
                 raise ValueError(f"{name} is not an entitlement summary's; not for {event_type}")
         _fill_summary(obj, customer=customer, features=features or ())
+    elif purchase:
+        for name, value in (
+            ("payment_status", payment_status),
+            ("client_reference_id", client_reference_id),
+        ):
+            if value is not None:
+                raise ValueError(f"{name} is a Checkout session's; not for {event_type}")
+        if status is not None and event_type == CHARGE_REFUNDED:
+            raise ValueError(f"status is a refund's or a dispute's; not for {event_type}")
+        _fill_payment_object(
+            obj,
+            event_type,
+            customer=customer,
+            payment_intent=payment_intent,
+            status=status or _DEFAULT_STATUSES.get(event_type),
+            amount=amount,
+            refund_amount=refund_amount,
+        )
+    elif payment_mode:
+        if status is not None:
+            raise ValueError(
+                f"status is a subscription's; for {event_type} give payment_status instead"
+            )
+        reference = client_reference_id if client_reference_id is not None else user_id
+        metadata = {"user_id": str(user_id)} if user_id is not None else {}
+        if product is not None:
+            metadata |= {PRODUCT_METADATA: product, QUANTITY_METADATA: str(quantity)}
+        obj.update(
+            customer=customer,
+            payment_intent=payment_intent,
+            payment_status=payment_status or _DEFAULT_PAYMENT.get(event_type, "paid"),
+            client_reference_id=None if reference is None else str(reference),
+            metadata=metadata,
+        )
+        if amount is not None:
+            obj.update(amount_total=amount, amount_subtotal=amount)
     elif event_type.startswith("invoice."):
         for name, value in (
             ("status", status),
@@ -239,6 +325,52 @@ def _fill_invoice(
         pricing = (line.get("pricing") or {}).get("price_details")
         if isinstance(pricing, dict):
             pricing["price"] = price
+
+
+def _fill_payment_object(
+    obj: dict[str, Any],
+    event_type: str,
+    *,
+    customer: str | None,
+    payment_intent: str,
+    status: str | None,
+    amount: int | None,
+    refund_amount: int | None,
+) -> None:
+    """Make a charge, refund or dispute object the payment's: its ids, amounts and status
+    (the legacy charge's listed refund too)."""
+    if amount is not None and amount < 1:
+        raise ValueError("amount must be at least 1")
+    paid = amount if amount is not None else int(obj["amount"])
+    refunded = refund_amount if refund_amount is not None else paid
+    if not 0 < refunded <= paid:
+        raise ValueError(f"refund_amount must be between 1 and the amount, {paid}")
+    obj["payment_intent"] = payment_intent
+    if event_type == CHARGE_REFUNDED:
+        obj.update(
+            id=DEFAULT_CHARGE,
+            customer=customer,
+            amount=paid,
+            amount_captured=paid,
+            amount_refunded=refunded,
+            refunded=refunded >= paid,
+        )
+        refunds = obj.get("refunds")
+        if isinstance(refunds, dict):
+            refunds["url"] = f"/v1/charges/{DEFAULT_CHARGE}/refunds"
+            for listed in refunds["data"]:
+                listed.update(
+                    id=DEFAULT_REFUND,
+                    amount=refunded,
+                    charge=DEFAULT_CHARGE,
+                    payment_intent=payment_intent,
+                )
+    elif event_type in REFUND_EVENTS:
+        obj.update(id=DEFAULT_REFUND, amount=refunded, charge=DEFAULT_CHARGE, status=status)
+        if "customer" in obj:
+            obj["customer"] = customer
+    else:
+        obj.update(id=DEFAULT_DISPUTE, amount=paid, charge=DEFAULT_CHARGE, status=status)
 
 
 def _fill_summary(obj: dict[str, Any], *, customer: str | None, features: Iterable[str]) -> None:

@@ -12,6 +12,7 @@ import pytest
 import responses
 from conftest import Host
 from support import post_event, subscription_event
+from test_gates import header_user_id
 from thin_support import event_destination
 
 from flask_stripe_billing.cli.check import settings as version_checks
@@ -335,7 +336,10 @@ def test_check_shows_the_gate_settings(make_host: Callable[..., Host]) -> None:
 
     assert "set STRIPE_BILLING_FEATURES pro: export, api; free: -" in lines(result)
     assert "set STRIPE_BILLING_PRICING_URL pricing" in lines(result)
-    assert "default STRIPE_BILLING_LOGIN_URL none: gates use the pricing URL" in lines(result)
+    assert (
+        "default STRIPE_BILLING_LOGIN_URL none: gates use Flask-Login's login_view, else the "
+        "pricing URL" in lines(result)
+    )
 
 
 def test_check_says_what_the_gates_do_without_their_settings(host: Host) -> None:
@@ -345,7 +349,43 @@ def test_check_says_what_the_gates_do_without_their_settings(host: Host) -> None
         "default STRIPE_BILLING_FEATURES none: feature gates follow Stripe Entitlements alone"
         in lines(result)
     )
-    assert "default STRIPE_BILLING_PRICING_URL none: gates answer browsers in JSON" in lines(result)
+    assert (
+        "default STRIPE_BILLING_PRICING_URL none: gates answer browsers with a plain HTML "
+        "402/403 page" in lines(result)
+    )
+
+
+def test_what_check_says_of_the_pricing_url_is_what_a_gate_does_without_it(
+    make_host: Callable[..., Host],
+) -> None:
+    """Without STRIPE_BILLING_PRICING_URL a browser without the feature gets an HTML 403,
+    not JSON (check used to say JSON)."""
+    host = make_host(current_user_id=header_user_id)
+    host.add_user(1)
+
+    @host.app.route("/export")
+    @host.billing.feature_required("export")
+    def export() -> str:
+        return "exported"
+
+    response = host.client.get("/export", headers={"Accept": "text/html", "X-User": "1"})
+
+    assert response.status_code == 403
+    assert response.mimetype == "text/html"
+
+
+def test_check_shows_what_each_product_grants(make_host: Callable[..., Host], host: Host) -> None:
+    granting = make_host(
+        {
+            "STRIPE_BILLING_PRODUCTS": "price_life=lifetime",
+            "STRIPE_BILLING_PRODUCT_FEATURES": '{"lifetime": ["export", "api"]}',
+        }
+    )
+
+    assert "set STRIPE_BILLING_PRODUCT_FEATURES lifetime: export, api" in lines(check(granting))
+    assert "default STRIPE_BILLING_PRODUCT_FEATURES none: a purchase grants no feature" in lines(
+        check(host)
+    )
 
 
 def test_check_shows_the_subscription_management_settings(

@@ -66,3 +66,32 @@ def test_make_test_says_how_long_the_suite_runs_before_running_it() -> None:
 
     assert "a few minutes" in hint
     assert dry_run.index(hint) < dry_run.index("pytest\n")  # printed first
+
+
+def test_the_tables_the_docs_say_the_store_adds_are_the_stores_tables(host: Host) -> None:
+    """README and integrating.md name every table SQLAlchemyUserStore adds to db.metadata
+    (they named three after usage and purchases made five)."""
+    tables = {name for name in host.db.metadata.tables if name.startswith("stripe_billing_")}
+    for page in (ROOT / "README.md", DOCS / "integrating.md", DOCS / "stores.md"):
+        text = page.read_text()
+        assert "three tables" not in text, page
+        for name in tables:
+            assert f"`{name}`" in text, (page, name)
+
+
+def test_the_endpoint_event_lists_name_every_handled_type() -> None:
+    """README's "On the Stripe endpoint, enable ..." and operations.md's checklist name each
+    type in HANDLED_EVENT_TYPES (the purchases' and README's invoice types were missing)."""
+    from flask_stripe_billing import HANDLED_EVENT_TYPES
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    readme = readme.split("On the Stripe endpoint, enable", 1)[1].split("other types", 1)[0]
+    checklist = " ".join((DOCS / "operations.md").read_text().split())
+    checklist = checklist.split("**Endpoint events.**", 1)[1].split("Other types", 1)[0]
+    for text in (readme, checklist):
+        types: list[str] = []
+        for name in re.findall(r"`([a-z_.]+)`", text):
+            if name.startswith("."):
+                name = types[-1].rsplit(".", 1)[0] + name
+            types.append(name)
+        assert not set(HANDLED_EVENT_TYPES) - set(types), set(HANDLED_EVENT_TYPES) - set(types)

@@ -92,6 +92,17 @@ def check_settings(settings: Settings) -> list[Finding]:
             "default", "STRIPE_BILLING_PRODUCTS", "none: Checkout sells no one-time product"
         )
     )
+    granted = "; ".join(
+        f"{key}: {', '.join(features) or '-'}"
+        for key, features in settings.product_features.items()
+    )
+    found.append(
+        Finding("set", "STRIPE_BILLING_PRODUCT_FEATURES", granted)
+        if granted
+        else Finding(
+            "default", "STRIPE_BILLING_PRODUCT_FEATURES", "none: a purchase grants no feature"
+        )
+    )
     with_defaults: tuple[tuple[str, object, object], ...] = (
         ("PRO_PLAN_NAME", settings.pro_plan_name, DEFAULT_PRO_PLAN),
         ("STRIPE_PAST_DUE_KEEPS_PLAN", settings.past_due_keeps_plan, True),
@@ -338,8 +349,16 @@ def _gates(settings: Settings) -> list[Finding]:
             features,
             "none: feature gates follow Stripe Entitlements alone",
         ),
-        ("STRIPE_BILLING_PRICING_URL", settings.pricing_url, "none: gates answer browsers in JSON"),
-        ("STRIPE_BILLING_LOGIN_URL", settings.login_url, "none: gates use the pricing URL"),
+        (
+            "STRIPE_BILLING_PRICING_URL",
+            settings.pricing_url,
+            "none: gates answer browsers with a plain HTML 402/403 page",
+        ),
+        (
+            "STRIPE_BILLING_LOGIN_URL",
+            settings.login_url,
+            "none: gates use Flask-Login's login_view, else the pricing URL",
+        ),
     )
     return [
         Finding("set", name, value) if value else Finding("default", name, default)

@@ -78,6 +78,24 @@ class Host:
             self.db.session.add(self.User(id=user_id, **fields))
             self.db.session.commit()
 
+    def start_over(self, *tables: str) -> None:
+        """No events, no rows in the library's ``tables``, and user 1 (customer
+        ``cus_test``) alone: for a host shared by a module's examples."""
+        with self.app.app_context():
+            session = self.db.session
+            for table in ("stripe_billing_events", *tables):
+                session.execute(sa.delete(self.db.metadata.tables[table]))
+            session.execute(sa.delete(self.User))
+            session.commit()
+        self.add_user(1, stripe_customer_id="cus_test")
+
+    def drop(self) -> None:
+        """Drop the host's tables and close its connections: the end of its test."""
+        with self.app.app_context():
+            self.db.session.remove()
+            self.db.drop_all()
+            self.db.engine.dispose()
+
     def user(self, user_id: int) -> Any:
         """The user's row as stored now (detached, fresh from the database), with
         BillingMixin's deferred columns loaded (a detached row cannot load them later)."""
@@ -107,6 +125,10 @@ class Host:
         rows = [row for row in self.subscriptions() if row["id"] == subscription_id]
         assert len(rows) == 1, f"no record of {subscription_id}: {self.subscriptions()}"
         return rows[0]
+
+
+#: The pace of calls to the mocked Stripe API (STRIPE_BILLING_API_RATE's highest).
+MOCKED_API_RATE = "1000"
 
 
 def build_host(
@@ -151,10 +173,6 @@ def build_host(
     return Host(app=app, db=db, User=User, billing=billing)
 
 
-#: The pace of calls to the mocked Stripe API (STRIPE_BILLING_API_RATE's highest).
-MOCKED_API_RATE = "1000"
-
-
 @pytest.fixture
 def make_host() -> Iterator[Callable[..., Host]]:
     """Build hosts with extra config; their tables are dropped afterwards."""
@@ -167,10 +185,7 @@ def make_host() -> Iterator[Callable[..., Host]]:
 
     yield make
     for host in hosts:
-        with host.app.app_context():
-            host.db.session.remove()
-            host.db.drop_all()
-            host.db.engine.dispose()
+        host.drop()
 
 
 @pytest.fixture

@@ -149,21 +149,12 @@ def order_host() -> Iterator[Host]:
     """One host for every example (its tables emptied between deliveries)."""
     host = build_host({"STRIPE_BILLING_PLANS": PLANS})
     yield host
-    with host.app.app_context():
-        host.db.session.remove()
-        host.db.drop_all()
-        host.db.engine.dispose()
+    host.drop()
 
 
 def reset(host: Host) -> None:
     """No events, no subscriptions, and user 1 (customer ``cus_test``) on the free plan."""
-    with host.app.app_context():
-        session = host.db.session
-        for table in ("stripe_billing_events", "stripe_billing_subscriptions"):
-            session.execute(sa.delete(host.db.metadata.tables[table]))
-        session.execute(sa.delete(host.User))
-        session.add(host.User(id=1, email="user1@example.com", stripe_customer_id="cus_test"))
-        session.commit()
+    host.start_over("stripe_billing_subscriptions")
 
 
 def deliver(host: Host, bodies: list[bytes]) -> tuple[Any, ...]:

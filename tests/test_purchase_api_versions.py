@@ -7,11 +7,11 @@ ends the same purchase."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Host, build_host
+from conftest import Host
 from purchase_support import (
     CHARGE_LAYOUTS,
     CONFIG,
@@ -33,13 +33,10 @@ LAYOUTS = list(itertools.product(SESSION_LAYOUTS, CHARGE_LAYOUTS, REFUND_LAYOUTS
 
 
 @pytest.fixture
-def host() -> Iterator[Host]:
-    host = build_host(CONFIG)
-    host.add_user(1, stripe_customer_id="cus_test")
-    yield host
-    with host.app.app_context():
-        host.db.session.remove()
-        host.db.drop_all()
+def host(make_host: Callable[..., Host]) -> Host:
+    made = make_host(CONFIG)
+    made.add_user(1, stripe_customer_id="cus_test")
+    return made
 
 
 def history(session: str, charge: str, refund: str, dispute: str) -> list[dict[str, Any]]:

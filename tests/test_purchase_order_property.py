@@ -134,21 +134,12 @@ def deliveries(draw: Any, count: int) -> list[int]:
 def order_host() -> Iterator[Host]:
     host = build_host(CONFIG)
     yield host
-    with host.app.app_context():
-        host.db.session.remove()
-        host.db.drop_all()
-        host.db.engine.dispose()
+    host.drop()
 
 
 def reset(host: Host) -> None:
     """No events, no purchases, and user 1 (customer ``cus_test``)."""
-    with host.app.app_context():
-        session = host.db.session
-        for table in ("stripe_billing_events", "stripe_billing_purchases"):
-            session.execute(sa.delete(host.db.metadata.tables[table]))
-        session.execute(sa.delete(host.User))
-        session.add(host.User(id=1, email="user1@example.com", stripe_customer_id="cus_test"))
-        session.commit()
+    host.start_over("stripe_billing_purchases")
 
 
 def deliver(host: Host, bodies: list[bytes]) -> tuple[Any, ...]:

@@ -3,11 +3,11 @@ its dispute, in both layouts, applied by the webhook as Stripe's own events are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Host, build_host
+from conftest import Host
 from purchase_support import CONFIG
 from support import NOW
 
@@ -17,13 +17,10 @@ LAYOUTS = ("current", "legacy")
 
 
 @pytest.fixture
-def host() -> Iterator[Host]:
-    host = build_host(CONFIG)
-    host.add_user(1, stripe_customer_id="cus_test")
-    yield host
-    with host.app.app_context():
-        host.db.session.remove()
-        host.db.drop_all()
+def host(make_host: Callable[..., Host]) -> Host:
+    made = make_host(CONFIG)
+    made.add_user(1, stripe_customer_id="cus_test")
+    return made
 
 
 def post(host: Host, event: dict[str, Any]) -> str:
